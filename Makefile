@@ -1,0 +1,66 @@
+# Two commands do all setup on a fresh machine:  `make demo`  and  `make test`.
+# Both bootstrap uv (into .tools/ with pip), create the environments and install the workspace.
+
+PYTHON       ?= python3
+UV_VERSION   := 0.13.9
+TOOLS        := .tools
+UV           := $(TOOLS)/bin/uv
+VENV         := .venv
+VENV_PREFECT := .venv-prefect
+BIN          := $(VENV)/bin
+export PATH  := $(abspath $(BIN)):$(PATH)
+export UV_LINK_MODE := copy
+
+.PHONY: demo test test-main test-prefect-alone lint fmt bench env env-prefect constraints clean
+
+demo: env  ## run the marketing-ROI example on the embedded runner (DuckDB, SQLite; no servers)
+	$(BIN)/python -m dags.demo
+
+test: env env-prefect  ## the whole suite: lint, types, unit, conformance, real Airflow/Prefect/Postgres
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-main
+	$(MAKE) --no-print-directory test-prefect-alone
+
+test-main: env
+	$(BIN)/python -m pytest
+
+test-prefect-alone: env-prefect  ## meta-prefect with the newest Prefect, in an environment without Airflow
+	$(VENV_PREFECT)/bin/python -m pytest -p no:cacheprovider adapters/prefect/tests
+
+lint: env
+	$(BIN)/ruff check meta adapters plugins dags tests bench
+	$(BIN)/ruff format --check meta adapters plugins dags tests bench
+	$(BIN)/mypy
+
+fmt: env
+	$(BIN)/ruff format meta adapters plugins dags tests bench
+	$(BIN)/ruff check --fix meta adapters plugins dags tests bench
+
+bench: env  ## every benchmark; results go to docs/benchmarks.md by hand
+	$(BIN)/python -m bench
+
+env: $(VENV)/.installed
+env-prefect: $(VENV_PREFECT)/.installed
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) constraints/dev.txt pyproject.toml adapters/airflow/pyproject.toml adapters/prefect/pyproject.toml
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python -r constraints/dev.txt -c constraints/dev.txt \
+		-e . -e adapters/airflow -e adapters/prefect
+	@touch $@
+
+$(VENV_PREFECT)/.installed: $(UV) constraints/prefect-alone.txt pyproject.toml adapters/prefect/pyproject.toml
+	@test -x $(VENV_PREFECT)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV_PREFECT)
+	$(UV) pip install --quiet --python $(VENV_PREFECT)/bin/python -r constraints/prefect-alone.txt \
+		-c constraints/prefect-alone.txt -e . -e adapters/prefect
+	@touch $@
+
+constraints:  ## re-pin constraints/*.txt from constraints/*.in (name==version only, no URLs)
+	$(UV) pip compile --quiet --no-annotate --no-header --python-version 3.11 constraints/dev.in -o constraints/dev.txt
+	$(UV) pip compile --quiet --no-annotate --no-header --python-version 3.11 constraints/prefect-alone.in -o constraints/prefect-alone.txt
+
+clean:
+	rm -rf $(VENV) $(VENV_PREFECT) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""meta adapter for Apache Airflow 3."""

@@ -1,0 +1,1 @@
+"""meta adapter for Prefect 3."""

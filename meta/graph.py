@@ -1,0 +1,181 @@
+"""Graph helpers and Airflow's trigger-rule and run-state semantics, shared by every backend.
+
+``evaluate_trigger_rule`` mirrors Airflow's ``TriggerRuleDep`` (airflow/ti_deps/deps/trigger_rule_dep.py) with
+``flag_upstream_failed=True``: given the states of the upstream tasks seen *so far*, it says whether the task may
+run now, must wait, or is already decided as skipped / upstream_failed. Deciding early on partial information is
+what Airflow's scheduler does, so backends that call this on every upstream completion end in Airflow's states.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
+
+from meta.model import RunState, TaskState, TriggerRule
+
+DONE = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED})
+
+
+class Decision(StrEnum):
+    RUN = "run"
+    WAIT = "wait"
+    SKIP = "skipped"
+    UPSTREAM_FAILED = "upstream_failed"
+
+
+def find_cycle(upstream: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """Return one cycle as a path that starts and ends on the same task (a -> b -> a), or None."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = dict.fromkeys(upstream, WHITE)
+    downstream: dict[str, list[str]] = {k: [] for k in upstream}
+    for node, ups in upstream.items():
+        for up in ups:
+            if up in downstream:
+                downstream[up].append(node)
+    for start in upstream:
+        if colour[start] != WHITE:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = [start]
+        colour[start] = GREY
+        while stack:
+            node, i = stack[-1]
+            children = downstream[node]
+            if i < len(children):
+                stack[-1] = (node, i + 1)
+                child = children[i]
+                if colour[child] == GREY:
+                    return path[path.index(child):] + [child]
+                if colour[child] == WHITE:
+                    colour[child] = GREY
+                    stack.append((child, 0))
+                    path.append(child)
+            else:
+                colour[node] = BLACK
+                stack.pop()
+                path.pop()
+    return None
+
+
+def topological_order(upstream: Mapping[str, Sequence[str]]) -> list[str]:
+    """Kahn's algorithm, stable: among ready tasks the one defined first comes first."""
+    order_index = {k: i for i, k in enumerate(upstream)}
+    remaining = {k: len(set(v)) for k, v in upstream.items()}
+    downstream: dict[str, list[str]] = {k: [] for k in upstream}
+    for node, ups in upstream.items():
+        for up in set(ups):
+            downstream[up].append(node)
+    ready = sorted((k for k, n in remaining.items() if n == 0), key=order_index.__getitem__)
+    out: list[str] = []
+    while ready:
+        node = ready.pop(0)
+        out.append(node)
+        newly = []
+        for child in downstream[node]:
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                newly.append(child)
+        ready = sorted(ready + newly, key=order_index.__getitem__)
+    if len(out) != len(upstream):
+        raise ValueError(f"dependency cycle: {' -> '.join(find_cycle(upstream) or [])}")
+    return out
+
+
+def evaluate_trigger_rule(rule: TriggerRule, upstream_states: Iterable[TaskState | None], upstream_count: int | None = None) -> Decision:
+    """Airflow's decision for a task whose upstream tasks are in ``upstream_states`` (None = not finished yet).
+
+    ``upstream_count`` defaults to the number of states given; pass it when only finished states are known.
+    """
+    states = list(upstream_states)
+    total = len(states) if upstream_count is None else upstream_count
+    counts = Counter(s for s in states if s is not None)
+    success = counts[TaskState.SUCCESS]
+    skipped = counts[TaskState.SKIPPED]
+    failed = counts[TaskState.FAILED]
+    upstream_failed = counts[TaskState.UPSTREAM_FAILED]
+    done = success + skipped + failed + upstream_failed
+    all_done = done >= total
+
+    if total == 0 or rule == TriggerRule.ALWAYS:
+        return Decision.RUN
+
+    # 1. Early decisions (Airflow sets these states as soon as they are certain).
+    if rule == TriggerRule.ALL_SUCCESS:
+        if failed or upstream_failed:
+            return Decision.UPSTREAM_FAILED
+        if skipped:
+            return Decision.SKIP
+    elif rule == TriggerRule.ALL_FAILED:
+        if success or skipped:
+            return Decision.SKIP
+    elif rule == TriggerRule.ONE_SUCCESS:
+        if all_done and done == skipped:
+            return Decision.SKIP
+        if all_done and success <= 0:
+            return Decision.UPSTREAM_FAILED
+    elif rule == TriggerRule.ONE_FAILED:
+        if all_done and not (failed or upstream_failed):
+            return Decision.SKIP
+    elif rule == TriggerRule.ONE_DONE:
+        if all_done and not (failed or success):
+            return Decision.SKIP
+    elif rule == TriggerRule.NONE_FAILED:
+        if failed or upstream_failed:
+            return Decision.UPSTREAM_FAILED
+    elif rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS:
+        if failed or upstream_failed:
+            return Decision.UPSTREAM_FAILED
+        if skipped == total:
+            return Decision.SKIP
+        if all_done and success == 0:
+            return Decision.UPSTREAM_FAILED
+    elif rule == TriggerRule.NONE_SKIPPED:
+        if skipped:
+            return Decision.SKIP
+    elif rule == TriggerRule.ALL_SKIPPED:
+        if success or failed or upstream_failed:
+            return Decision.SKIP
+    elif rule == TriggerRule.ALL_DONE_MIN_ONE_SUCCESS:
+        # Skipped upstreams do not count as "done" for this rule.
+        if skipped:
+            return Decision.SKIP
+        if (success + failed + upstream_failed) >= total and success == 0:
+            return Decision.UPSTREAM_FAILED
+
+    # 2. Is the rule met, so the task may run now?
+    if rule == TriggerRule.ONE_SUCCESS:
+        met = success > 0
+    elif rule == TriggerRule.ONE_FAILED:
+        met = bool(failed or upstream_failed)
+    elif rule == TriggerRule.ONE_DONE:
+        met = (success + failed) > 0
+    elif rule == TriggerRule.ALL_SUCCESS:
+        met = success >= total
+    elif rule == TriggerRule.ALL_FAILED:
+        met = (failed + upstream_failed) >= total
+    elif rule == TriggerRule.ALL_DONE:
+        met = all_done
+    elif rule == TriggerRule.ALL_SKIPPED:
+        met = skipped >= total
+    elif rule == TriggerRule.NONE_FAILED:
+        met = (success + skipped) >= total
+    elif rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS:
+        met = (success + skipped) >= total and success > 0
+    elif rule == TriggerRule.ALL_DONE_MIN_ONE_SUCCESS:
+        met = not skipped and (success + failed + upstream_failed) >= total and success > 0
+    elif rule == TriggerRule.NONE_SKIPPED:
+        met = all_done and not skipped
+    else:  # pragma: no cover - every rule is handled above
+        raise ValueError(f"unknown trigger rule {rule!r}")
+    return Decision.RUN if met else Decision.WAIT
+
+
+def run_state(leaf_states: Iterable[TaskState | None]) -> RunState:
+    """Airflow's rule: once every leaf is finished, the run failed if any leaf failed or is upstream_failed."""
+    states = list(leaf_states)
+    if any(s is None or s not in DONE for s in states):
+        return RunState.RUNNING
+    if any(s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED) for s in states):
+        return RunState.FAILED
+    return RunState.SUCCESS

@@ -1,0 +1,99 @@
+"""Structural checks on a whole pipeline: ids, references, cycles, literal credentials.
+
+The pydantic model calls ``structural_problems`` so both YAML and the Python DSL get the same checks;
+the YAML loader adds file positions to the problems it returns.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from meta.errors import Problem
+from meta.graph import find_cycle
+
+if TYPE_CHECKING:
+    from meta.model import Pipeline
+
+SECRET_REF = re.compile(r"^\$\{secret:[A-Za-z_][A-Za-z0-9_.\-/]*\}$")
+# Keys whose values are credentials: password, passwd, secret, token, api_key, apikey, private_key, auth, webhook_url ...
+SECRET_KEY = re.compile(
+    r"(^|[_\-.])(password|passwd|pwd|secret|token|api[_\-]?key|apikey|private[_\-]?key|access[_\-]?key|"
+    r"client[_\-]?secret|credentials?|auth|webhook([_\-]?url)?)($|[_\-.])",
+    re.IGNORECASE,
+)
+
+
+def did_you_mean(name: str, options: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def literal_secrets(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Yield (path, value) for every credential-looking key that holds a literal instead of ``${secret:NAME}``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = (*path, str(key))
+            if SECRET_KEY.search(str(key)) and _is_literal(item):
+                yield here, item
+            else:
+                yield from literal_secrets(item, here)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from literal_secrets(item, (*path, str(i)))
+
+
+def _is_literal(value: Any) -> bool:
+    if value is None or value == "" or isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return not SECRET_REF.match(value.strip()) and not value.strip().startswith("{{")
+    return not isinstance(value, dict | list | tuple)
+
+
+def secret_message(path: tuple[str, ...]) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", path[-1]).upper()
+    return (
+        f"{'.'.join(path)} holds a literal credential; reference a secret instead, "
+        f"e.g. '${{secret:{name}}}' (the value is not shown)"
+    )
+
+
+def structural_problems(pipeline: Pipeline) -> list[Problem]:
+    problems: list[Problem] = []
+    pid = pipeline.id
+    ids = [t.id for t in pipeline.tasks]
+    seen: set[str] = set()
+    for task_id in ids:
+        if task_id in seen:
+            problems.append(Problem(f"duplicate task id {task_id!r}; task ids must be unique", pipeline=pid, task=task_id))
+        seen.add(task_id)
+    for task in pipeline.tasks:
+        for up in task.upstream:
+            if up == task.id:
+                problems.append(Problem(f"task depends on itself (cycle: {up} -> {up})", pipeline=pid, task=task.id))
+            elif up not in seen:
+                problems.append(
+                    Problem(f"upstream {up!r} is not a task of this pipeline{did_you_mean(up, ids)}", pipeline=pid, task=task.id)
+                )
+        if len(set(task.upstream)) != len(task.upstream):
+            problems.append(Problem(f"upstream lists a task twice: {list(task.upstream)}", pipeline=pid, task=task.id))
+        for path, _ in literal_secrets(task.action.model_dump(by_alias=True, exclude={"kind"})):
+            problems.append(Problem(secret_message(path), pipeline=pid, task=task.id))
+        for path, _ in literal_secrets(task.params, ("params",)):
+            problems.append(Problem(secret_message(path), pipeline=pid, task=task.id))
+    for name, param in pipeline.params.items():
+        for path, _ in literal_secrets({name: param.default}, ("params",)):
+            problems.append(Problem(secret_message(path), pipeline=pid))
+    references_ok = all(up in seen for t in pipeline.tasks for up in t.upstream)
+    if references_ok:
+        cycle = find_cycle({t.id: t.upstream for t in pipeline.tasks})
+        if cycle:
+            problems.append(Problem(f"dependency cycle: {' -> '.join(cycle)}", pipeline=pid, task=cycle[0]))
+    if pipeline.start_date and pipeline.end_date and pipeline.end_date < pipeline.start_date:
+        problems.append(
+            Problem(f"end_date {pipeline.end_date} is before start_date {pipeline.start_date}", pipeline=pid)
+        )
+    return problems
