@@ -1,0 +1,231 @@
+"""One case list, run on every backend (local, Airflow, Prefect): final task states and the run state must match.
+
+Expected states follow Airflow 3.3's TriggerRuleDep and DagRun.update_state. Airflow decides some states early, on
+partial information (e.g. all_success is set upstream_failed as soon as one upstream fails, but skipped as soon as
+one is skipped): where two upstreams could finish in either order, the cases chain them (``upstream`` + all_done) so
+the order, and so the expected state, is the same on every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meta.model import Pipeline, TriggerRule
+
+RULES = [r.value for r in TriggerRule]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    pipeline: Pipeline
+    expected: dict[str, str]
+    run_state: str
+    attempts: dict[str, int] = field(default_factory=dict)  # only where the count matters (retries)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.pipeline.id
+
+
+def sh(task_id: str, command: str, upstream: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+    return {"id": task_id, "action": {"kind": "shell", "command": command}, "upstream": upstream, **fields}
+
+
+def pipeline(name: str, tasks: list[dict[str, Any]], **fields: Any) -> Pipeline:
+    return Pipeline.model_validate({"id": f"conf_{name}", "tags": ["conformance"], "tasks": tasks, **fields})
+
+
+def rule_fanin(name: str, upstream_tasks: list[dict[str, Any]], outcome: dict[str, str], run_state: str) -> Case:
+    """Every trigger rule as a leaf task downstream of the same upstream tasks."""
+    ups = tuple(t["id"] for t in upstream_tasks)
+    rule_tasks = [sh(f"t_{r}", "true", ups, trigger_rule=r) for r in RULES]
+    expected = {t["id"]: state for t, state in zip(upstream_tasks, outcome["_upstream"].split(), strict=True)}
+    expected |= {f"t_{r}": outcome[r] for r in RULES}
+    return Case(name, pipeline(name, upstream_tasks + rule_tasks), expected, run_state)
+
+
+CASES: list[Case] = [
+    Case(
+        "linear_success",
+        pipeline("linear_success", [sh("a", "true"), sh("b", "true", ("a",)), sh("c", "exit 0", ("b",))]),
+        {"a": "success", "b": "success", "c": "success"},
+        "success",
+    ),
+    Case(
+        "failure_propagates",
+        pipeline("failure_propagates", [sh("a", "exit 3"), sh("b", "true", ("a",)), sh("c", "true", ("b",))]),
+        {"a": "failed", "b": "upstream_failed", "c": "upstream_failed"},
+        "failed",
+    ),
+    Case(
+        "skip_exit_99",
+        pipeline("skip_exit_99", [sh("a", "exit 99"), sh("b", "true", ("a",)), sh("c", "true", ("b",), trigger_rule="none_failed")]),
+        {"a": "skipped", "b": "skipped", "c": "success"},
+        "success",
+    ),
+    # Upstream states success, failed, skipped; `skip` runs after `bad` (all_done) so bad's failure is seen first.
+    rule_fanin(
+        "rules_mixed",
+        [sh("ok", "true"), sh("bad", "exit 1"), sh("skip", "exit 99", ("bad",), trigger_rule="all_done")],
+        {
+            "_upstream": "success failed skipped",
+            "all_success": "upstream_failed",
+            "all_failed": "skipped",
+            "all_done": "success",
+            "all_done_min_one_success": "skipped",
+            "all_skipped": "skipped",
+            "one_success": "success",
+            "one_failed": "success",
+            "one_done": "success",
+            "none_failed": "upstream_failed",
+            "none_failed_min_one_success": "upstream_failed",
+            "none_skipped": "skipped",
+            "always": "success",
+        },
+        "failed",
+    ),
+    rule_fanin(
+        "rules_success_skipped",
+        [sh("ok", "true"), sh("skip", "exit 99")],
+        {
+            "_upstream": "success skipped",
+            "all_success": "skipped",
+            "all_failed": "skipped",
+            "all_done": "success",
+            "all_done_min_one_success": "skipped",
+            "all_skipped": "skipped",
+            "one_success": "success",
+            "one_failed": "skipped",
+            "one_done": "success",
+            "none_failed": "success",
+            "none_failed_min_one_success": "success",
+            "none_skipped": "skipped",
+            "always": "success",
+        },
+        "success",
+    ),
+    rule_fanin(
+        "rules_all_failed",
+        [sh("f1", "exit 1"), sh("f2", "exit 2")],
+        {
+            "_upstream": "failed failed",
+            "all_success": "upstream_failed",
+            "all_failed": "success",
+            "all_done": "success",
+            "all_done_min_one_success": "upstream_failed",
+            "all_skipped": "skipped",
+            "one_success": "upstream_failed",
+            "one_failed": "success",
+            "one_done": "success",
+            "none_failed": "upstream_failed",
+            "none_failed_min_one_success": "upstream_failed",
+            "none_skipped": "success",
+            "always": "success",
+        },
+        "failed",
+    ),
+    rule_fanin(
+        "rules_all_skipped",
+        [sh("s1", "exit 99"), sh("s2", "exit 99")],
+        {
+            "_upstream": "skipped skipped",
+            "all_success": "skipped",
+            "all_failed": "skipped",
+            "all_done": "success",
+            "all_done_min_one_success": "skipped",
+            "all_skipped": "success",
+            "one_success": "skipped",
+            "one_failed": "skipped",
+            "one_done": "skipped",
+            "none_failed": "success",
+            "none_failed_min_one_success": "skipped",
+            "none_skipped": "skipped",
+            "always": "success",
+        },
+        "success",
+    ),
+    # upstream_failed counts as a failure for one_failed / all_failed; the run state looks at leaves only.
+    Case(
+        "upstream_failed_as_input",
+        pipeline(
+            "upstream_failed_as_input",
+            [
+                sh("a", "exit 1"),
+                sh("b", "true", ("a",)),
+                sh("c", "true", ("b",), trigger_rule="all_done"),
+                sh("d", "true", ("b",), trigger_rule="one_failed"),
+                sh("e", "true", ("b",), trigger_rule="all_failed"),
+            ],
+        ),
+        {"a": "failed", "b": "upstream_failed", "c": "success", "d": "success", "e": "success"},
+        "success",
+    ),
+    Case(
+        "branch",
+        pipeline(
+            "branch",
+            [
+                {"id": "pick", "action": {"kind": "branch", "callable": "tests.conformance.callables:choose_left"}},
+                sh("left", "true", ("pick",)),
+                sh("right", "true", ("pick",)),
+                sh("after_right", "true", ("right",)),
+                sh("join", "true", ("left", "right"), trigger_rule="none_failed_min_one_success"),
+            ],
+        ),
+        {"pick": "success", "left": "success", "right": "skipped", "after_right": "skipped", "join": "success"},
+        "success",
+    ),
+    Case(
+        "retries_recover",
+        pipeline(
+            "retries_recover",
+            [sh("flaky", 'test "$META_TRY_NUMBER" -ge 2', retries=2, retry_delay="1s"), sh("after", "true", ("flaky",))],
+        ),
+        {"flaky": "success", "after": "success"},
+        "success",
+        attempts={"flaky": 2, "after": 1},
+    ),
+    Case(
+        "retries_exhaust",
+        pipeline(
+            "retries_exhaust",
+            [
+                sh("doomed", "exit 1", retries=2, retry_delay="1s", retry_backoff=2.0, max_retry_delay="3s"),
+                sh("after", "true", ("doomed",)),
+            ],
+        ),
+        {"doomed": "failed", "after": "upstream_failed"},
+        "failed",
+        attempts={"doomed": 3, "after": 0},
+    ),
+    Case(
+        "timeout",
+        pipeline("timeout", [sh("slow", "sleep 120", timeout="3s"), sh("after", "true", ("slow",))]),
+        {"slow": "failed", "after": "upstream_failed"},
+        "failed",
+        attempts={"slow": 1},
+    ),
+    Case(
+        "params_and_context",
+        pipeline(
+            "params_and_context",
+            [
+                sh("env", 'test "$META_PARAM_COUNTRY" = CH && test -n "$META_RUN_ID" && test -n "$META_DS"'),
+                sh("template", 'test "{{ params.country }}" = CH'),
+                {
+                    "id": "python",
+                    "action": {"kind": "python", "callable": "tests.conformance.callables:check_context"},
+                },
+            ],
+            params={"country": {"type": "string", "default": "DE"}},
+        ),
+        {"env": "success", "template": "success", "python": "success"},
+        "success",
+        params={"country": "CH"},
+    ),
+]
+
+CASES_BY_ID = {c.id: c for c in CASES}
