@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +36,7 @@ class RunContext:
 
     def template_vars(self, task_id: str, try_number: int = 1) -> dict[str, Any]:
         """Names available to templates and to python callables that ask for them (Airflow's context names)."""
-        ld = self.logical_date.astimezone(timezone.utc)
+        ld = self.logical_date.astimezone(UTC)
         return {
             "pipeline_id": self.pipeline_id,
             "dag_id": self.pipeline_id,
@@ -77,7 +77,7 @@ class RunContext:
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     # Airflow renders with a plain (non-strict) Undefined; keep_trailing_newline matches its behaviour for scripts.
-    return jinja2.Environment(keep_trailing_newline=True, autoescape=False)  # noqa: S701 - shell/SQL, not HTML
+    return jinja2.Environment(keep_trailing_newline=True, autoescape=False)
 
 
 def render(template: str, variables: dict[str, Any]) -> str:

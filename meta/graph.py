@@ -46,7 +46,7 @@ def find_cycle(upstream: Mapping[str, Sequence[str]]) -> list[str] | None:
                 stack[-1] = (node, i + 1)
                 child = children[i]
                 if colour[child] == GREY:
-                    return path[path.index(child):] + [child]
+                    return [*path[path.index(child) :], child]
                 if colour[child] == WHITE:
                     colour[child] = GREY
                     stack.append((child, 0))
@@ -82,7 +82,9 @@ def topological_order(upstream: Mapping[str, Sequence[str]]) -> list[str]:
     return out
 
 
-def evaluate_trigger_rule(rule: TriggerRule, upstream_states: Iterable[TaskState | None], upstream_count: int | None = None) -> Decision:
+def evaluate_trigger_rule(
+    rule: TriggerRule, upstream_states: Iterable[TaskState | None], upstream_count: int | None = None
+) -> Decision:
     """Airflow's decision for a task whose upstream tasks are in ``upstream_states`` (None = not finished yet).
 
     ``upstream_count`` defaults to the number of states given; pass it when only finished states are known.

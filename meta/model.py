@@ -6,10 +6,11 @@ either express every field or refuse it at compile time (see each target's capab
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -84,12 +85,17 @@ Duration = Annotated[
 # Airflow's dag_id / task_id alphabet (KEY_REGEX): letters, digits, dash, dot, underscore; at most 250 chars.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=250)]
-CALLABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+CALLABLE_PATTERN = (
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+)
 CallableRef = Annotated[str, Field(pattern=CALLABLE_PATTERN, description="'package.module:function'")]
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_]*:[A-Za-z0-9_.@+\-]+$"
 ChannelRef = Annotated[str, Field(pattern=CHANNEL_PATTERN, description="'<kind>:<name>', e.g. 'slack:data-team'")]
 DATASET_PATTERN = r"^[a-zA-Z][a-zA-Z0-9+.\-]*://\S*$|^[^\s:]+$"
-DatasetUri = Annotated[str, Field(pattern=DATASET_PATTERN, min_length=1, description="a dataset URI, e.g. 'postgres://warehouse/public.sales'")]
+DatasetUri = Annotated[
+    str,
+    Field(pattern=DATASET_PATTERN, min_length=1, description="a dataset URI, e.g. 'postgres://warehouse/public.sales'"),
+]
 
 
 class Model(BaseModel):
@@ -157,7 +163,7 @@ class AirflowOperatorAction(Model):
 
 
 Action = Annotated[
-    Union[ShellAction, PythonAction, SqlAction, BranchAction, NoopAction, OpAction, AirflowOperatorAction],
+    ShellAction | PythonAction | SqlAction | BranchAction | NoopAction | OpAction | AirflowOperatorAction,
     Field(discriminator="kind"),
 ]
 ACTION_KINDS = ("shell", "python", "sql", "branch", "noop", "op", "airflow_operator")
@@ -172,7 +178,8 @@ class RetrySettings(Model):
     retries: Annotated[int, Field(ge=0)] | None = None
     retry_delay: Duration | None = None
     retry_backoff: Annotated[float, Field(ge=1.0)] | None = Field(
-        default=None, description="multiplier applied to the delay after each retry (2.0 doubles); 1.0 or unset: constant"
+        default=None,
+        description="multiplier applied to the delay after each retry (2.0 doubles); 1.0 or unset: constant",
     )
     max_retry_delay: Duration | None = None
     timeout: Duration | None = None
@@ -219,16 +226,20 @@ class TaskSettings(Model):
     trigger_rule: TriggerRule
 
     def delay_before_retry(self, retry_number: int) -> timedelta:
-        """Delay before retry ``retry_number`` (1 for the first retry). Backoff multiplies, capped by max_retry_delay."""
+        """Delay before retry ``retry_number`` (1 = first retry), as Airflow 3.3 computes its lower bound.
+
+        With backoff, Airflow waits ``ceil(retry_delay * backoff ** (retry_number - 1))`` seconds (at least 1),
+        then adds a deterministic per-task jitter of up to the same amount; meta's other backends use the lower
+        bound. ``max_retry_delay`` caps both.
+        """
         delay = self.retry_delay
         if self.retry_backoff and self.retry_backoff != 1.0:
-            delay = timedelta(seconds=delay.total_seconds() * self.retry_backoff ** (retry_number - 1))
+            seconds = math.ceil(delay.total_seconds() * self.retry_backoff ** (retry_number - 1))
+            delay = timedelta(seconds=max(seconds, 1))
         if self.max_retry_delay is not None and delay > self.max_retry_delay:
             delay = self.max_retry_delay
         return delay
 
-
-# ---------------------------------------------------------------------------------------------- schedule
 
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -286,7 +297,7 @@ class DatasetSchedule(Model):
     mode: Literal["all", "any"] = "all"
 
 
-Schedule = Annotated[Union[CronSchedule, IntervalSchedule, DatasetSchedule], Field(discriminator="kind")]
+Schedule = Annotated[CronSchedule | IntervalSchedule | DatasetSchedule, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------------------------------------- params, SLA, alerts
@@ -428,7 +439,9 @@ class Pipeline(Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; expected an IANA name like 'Europe/Zurich' or 'UTC'") from None
+            raise ValueError(
+                f"unknown timezone {value!r}; expected an IANA name like 'Europe/Zurich' or 'UTC'"
+            ) from None
         return value
 
     @model_validator(mode="after")

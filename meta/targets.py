@@ -27,8 +27,10 @@ class Target:
     def ensure_supported(self, pipeline: Pipeline) -> None:
         errors = self.check(pipeline)
         if errors:
-            raise errors[0] if len(errors) == 1 else CompileError(
-                self.name, pipeline.id, "several features", "; ".join(str(e) for e in errors)
+            raise (
+                errors[0]
+                if len(errors) == 1
+                else CompileError(self.name, pipeline.id, "several features", "; ".join(str(e) for e in errors))
             )
 
     def run(

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from meta.model import Pipeline
 
 SECRET_REF = re.compile(r"^\$\{secret:[A-Za-z_][A-Za-z0-9_.\-/]*\}$")
-# Keys whose values are credentials: password, passwd, secret, token, api_key, apikey, private_key, auth, webhook_url ...
+# Keys whose values are credentials (password, token, api_key, private_key, webhook_url, ...).
 SECRET_KEY = re.compile(
     r"(^|[_\-.])(password|passwd|pwd|secret|token|api[_\-]?key|apikey|private[_\-]?key|access[_\-]?key|"
     r"client[_\-]?secret|credentials?|auth|webhook([_\-]?url)?)($|[_\-.])",
@@ -68,7 +68,9 @@ def structural_problems(pipeline: Pipeline) -> list[Problem]:
     seen: set[str] = set()
     for task_id in ids:
         if task_id in seen:
-            problems.append(Problem(f"duplicate task id {task_id!r}; task ids must be unique", pipeline=pid, task=task_id))
+            problems.append(
+                Problem(f"duplicate task id {task_id!r}; task ids must be unique", pipeline=pid, task=task_id)
+            )
         seen.add(task_id)
     for task in pipeline.tasks:
         for up in task.upstream:
@@ -76,7 +78,11 @@ def structural_problems(pipeline: Pipeline) -> list[Problem]:
                 problems.append(Problem(f"task depends on itself (cycle: {up} -> {up})", pipeline=pid, task=task.id))
             elif up not in seen:
                 problems.append(
-                    Problem(f"upstream {up!r} is not a task of this pipeline{did_you_mean(up, ids)}", pipeline=pid, task=task.id)
+                    Problem(
+                        f"upstream {up!r} is not a task of this pipeline{did_you_mean(up, ids)}",
+                        pipeline=pid,
+                        task=task.id,
+                    )
                 )
         if len(set(task.upstream)) != len(task.upstream):
             problems.append(Problem(f"upstream lists a task twice: {list(task.upstream)}", pipeline=pid, task=task.id))
