@@ -62,7 +62,10 @@ CASES: list[Case] = [
     ),
     Case(
         "skip_exit_99",
-        pipeline("skip_exit_99", [sh("a", "exit 99"), sh("b", "true", ("a",)), sh("c", "true", ("b",), trigger_rule="none_failed")]),
+        pipeline(
+            "skip_exit_99",
+            [sh("a", "exit 99"), sh("b", "true", ("a",)), sh("c", "true", ("b",), trigger_rule="none_failed")],
+        ),
         {"a": "skipped", "b": "skipped", "c": "success"},
         "success",
     ),
@@ -182,7 +185,10 @@ CASES: list[Case] = [
         "retries_recover",
         pipeline(
             "retries_recover",
-            [sh("flaky", 'test "$META_TRY_NUMBER" -ge 2', retries=2, retry_delay="1s"), sh("after", "true", ("flaky",))],
+            [
+                sh("flaky", 'test "$META_TRY_NUMBER" -ge 2', retries=2, retry_delay="1s"),
+                sh("after", "true", ("flaky",)),
+            ],
         ),
         {"flaky": "success", "after": "success"},
         "success",
