@@ -1,0 +1,80 @@
+"""``LocalRunner``: resolve params and run context, run the loop, record history."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from meta.context import RunContext
+from meta.errors import MetaError
+from meta.model import Pipeline
+from meta.runner.engine import Progress, RunLoop, RunOutcome
+from meta.runner.params import resolve_params
+from meta.runner.paths import state_dir
+from meta.runner.state import History
+
+# Airflow's default allowed_run_id_pattern; run ids also name log directories, so "." and ".." are refused too.
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+\-]+$")
+
+
+class InvalidRunRequest(MetaError, ValueError):
+    pass
+
+
+def default_run_id(logical_date: datetime) -> str:
+    """Airflow's manual run id: ``manual__<logical date ISO-8601>``."""
+    return f"manual__{logical_date.isoformat()}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.match(run_id) or run_id in (".", ".."):
+        raise InvalidRunRequest(
+            f"invalid run id {run_id!r}; expected letters, digits and _ . ~ : + - (Airflow's run id alphabet)"
+        )
+    return run_id
+
+
+class LocalRunner:
+    """The embedded backend. ``home`` (default: ``$META_HOME`` or ``./.meta``) holds logs and ``meta.db``."""
+
+    def __init__(self, parallelism: int | None = None, home: Path | None = None, record_history: bool = True):
+        if parallelism is not None and parallelism < 1:
+            raise InvalidRunRequest(f"parallelism must be at least 1, got {parallelism}")
+        self.parallelism = parallelism
+        self.home = home
+        self.record_history = record_history
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        *,
+        params: Mapping[str, Any] | None = None,
+        logical_date: datetime | None = None,
+        run_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> RunOutcome:
+        values = resolve_params(pipeline, params)
+        if logical_date is None:
+            logical_date = datetime.now(UTC)
+        elif logical_date.tzinfo is None:  # a naive date means UTC, as in Airflow's API
+            logical_date = logical_date.replace(tzinfo=UTC)
+        run_id = check_run_id(run_id) if run_id is not None else default_run_id(logical_date)
+        ctx = RunContext(pipeline.id, run_id, logical_date, values, backend="local")
+        home = (self.home or state_dir()).resolve()
+        history = History(home / "meta.db") if self.record_history else None
+        started = datetime.now(UTC)
+        if history is not None:
+            history.start_run(pipeline.id, run_id, "local", logical_date.isoformat(), started.isoformat(), values)
+        loop = RunLoop(pipeline, ctx, parallelism=self.parallelism, home=home, progress=progress)
+        try:
+            outcome = loop.execute()
+        except BaseException:
+            if history is not None:
+                history.mark_failed(pipeline.id, run_id, datetime.now(UTC).isoformat())
+            raise
+        if history is not None:
+            history.finish_run(outcome)
+        return outcome
