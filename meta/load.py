@@ -8,41 +8,28 @@ collected and raised together as one ``ValidationFailed``; a pipeline with any p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
-from meta import authoring, yamlpos
+from meta import yamlpos
+from meta.build import YamlUnit, build, record_source, source_of
 from meta.errors import Problem, ValidationFailed
-from meta.graph import find_cycle
-from meta.model import CALLABLE_PATTERN, CHANNEL_PATTERN, DATASET_PATTERN, IDENTIFIER_PATTERN, Pipeline
-from meta.validate import SECRET_KEY, did_you_mean, literal_secrets, secret_message
+from meta.model import Pipeline
 
 YAML_SUFFIXES = (".yaml", ".yml")
-# Where each loaded pipeline was defined, for `meta list`, error messages of later stages and the dashboard.
-_SOURCES: dict[str, tuple[str, int]] = {}
-
-_PATTERN_HELP = {
-    IDENTIFIER_PATTERN: "an id of letters, digits, '_', '.' and '-' (Airflow's rule)",
-    CALLABLE_PATTERN: "a callable written 'package.module:function'",
-    CHANNEL_PATTERN: "a channel written '<kind>:<name>', e.g. 'slack:data-team'",
-    DATASET_PATTERN: "a dataset URI, e.g. 'postgres://warehouse/public.sales'",
-}
-
-
-@dataclass
-class Unit:
-    """One pipeline's authoring mapping, the node it came from (for positions) and, if generated, from what."""
-
-    node: Node
-    value: Any
-    file: str
-    origin: str = ""  # e.g. " (generated for entry 1: {'country': 'DE'})"
+__all__ = [
+    "discover",
+    "json_schema",
+    "load_file",
+    "load_paths",
+    "loads",
+    "pipeline_to_yaml",
+    "record_source",
+    "source_of",
+]
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -73,7 +60,7 @@ def load_paths(paths: Iterable[str | Path]) -> list[Pipeline]:
         pipelines, file_problems = _load_one(path)
         problems.extend(file_problems)
         for p in pipelines:
-            where = _SOURCES.get(p.id, (str(path), 0))
+            where = source_of(p.id) or (str(path), 0)
             if p.id in first_seen:
                 file, line = first_seen[p.id]
                 problems.append(
@@ -112,15 +99,6 @@ def discover(paths: Iterable[str | Path], problems: list[Problem] | None = None)
         else:
             raise ValidationFailed([Problem("no such file or directory", file=str(path))])
     return out
-
-
-def source_of(pipeline_id: str) -> tuple[str, int] | None:
-    """(file, line) where a pipeline loaded in this process was defined."""
-    return _SOURCES.get(pipeline_id)
-
-
-def record_source(pipeline_id: str, file: str, line: int) -> None:
-    _SOURCES[pipeline_id] = (file, line)
 
 
 def pipeline_to_yaml(pipeline: Pipeline) -> str:
@@ -179,7 +157,7 @@ def _load_yaml(text: str, file: str) -> tuple[list[Pipeline], list[Problem]]:
     return pipelines, problems
 
 
-def _units(node: Node, value: Any, file: str, problems: list[Problem]) -> list[Unit]:
+def _units(node: Node, value: Any, file: str, problems: list[Problem]) -> list[YamlUnit]:
     """Split one document into pipelines: a single pipeline, ``pipelines: [...]``, or ``generate:`` + ``template:``."""
     if isinstance(value, dict) and ("generate" in value or "template" in value):
         from meta.generate import expand
@@ -201,195 +179,5 @@ def _units(node: Node, value: Any, file: str, problems: list[Problem]) -> list[U
             line, col = yamlpos.mark_of(seq)
             problems.append(Problem("'pipelines:' must be a list of pipeline mappings", file, line, col))
             return []
-        return [Unit(seq.value[i], item, file) for i, item in enumerate(items)]
-    return [Unit(node, value, file)]
-
-
-# ---------------------------------------------------------------------------------------------- one pipeline
-
-
-def build(unit: Unit) -> tuple[Pipeline | None, list[Problem]]:
-    """Validate one authoring mapping into a Pipeline, or return all of its problems."""
-    model, issues = authoring.normalize(unit.value)
-    pid = model.get("id") if isinstance(model.get("id"), str) else None
-    locate = _Locator(unit, pid)
-    problems = [locate.issue(i) for i in issues]
-    problems.extend(locate.issue(i) for i in _op_issues(model))
-    pipeline: Pipeline | None = None
-    try:
-        pipeline = Pipeline.model_validate(model)
-    except ValidationError as exc:
-        structural_seen = False
-        for err in exc.errors():
-            inner = (err.get("ctx") or {}).get("error")
-            if isinstance(inner, ValidationFailed):
-                structural_seen = True
-                problems.extend(locate.structural(p) for p in inner.problems)
-            else:
-                problems.append(locate.pydantic(err, model))
-        if not structural_seen:  # field errors stopped pydantic before the whole-pipeline checks: run them here
-            problems.extend(locate.structural(p) for p in _raw_structure(model))
-    if problems:
-        return None, _dedupe(problems)
-    assert pipeline is not None
-    line, _ = yamlpos.mark_of(unit.node)
-    record_source(pipeline.id, unit.file, line or 1)
-    return pipeline, []
-
-
-def _dedupe(problems: list[Problem]) -> list[Problem]:
-    seen: set[Problem] = set()
-    out = []
-    for p in problems:
-        if p not in seen:
-            seen.add(p)
-            out.append(p)
-    return out
-
-
-class _Locator:
-    """Turns authoring paths, pydantic errors and structural problems into Problems with file:line:col."""
-
-    def __init__(self, unit: Unit, pipeline: str | None) -> None:
-        self.unit, self.pipeline = unit, pipeline
-
-    def at(self, path: authoring.Path, message: str, at_key: bool = False) -> Problem:
-        node, key_node, depth = yamlpos.find(self.unit.node, path)
-        # A path that does not fully exist (a missing field) points at the deepest part that does.
-        target = key_node if at_key and depth == len(path) and key_node is not None else node
-        line, col = yamlpos.mark_of(target)
-        task = str(path[1]) if len(path) >= 2 and path[0] == "tasks" else None
-        return Problem(message + self.unit.origin, self.unit.file, line, col, self.pipeline, task)
-
-    def issue(self, issue: authoring.Issue) -> Problem:
-        return self.at(issue.path, issue.message, issue.at_key)
-
-    def pydantic(self, err: Any, model: dict[str, Any]) -> Problem:
-        path = authoring.authoring_path(tuple(err["loc"]), model, self.unit.value)
-        # Name the field relative to its task (or the pipeline) so the message reads "retry_delay: ...".
-        shown = path[2:] if len(path) >= 2 and path[0] == "tasks" else path
-        label = ".".join(str(p) for p in shown)
-        message = describe_error(err, secret=any(SECRET_KEY.search(str(p)) for p in path))
-        return self.at(path, f"{label}: {message}" if label else message, at_key=err["type"] == "extra_forbidden")
-
-    def structural(self, problem: Problem) -> Problem:
-        task = problem.task
-        path: tuple[Any, ...] = ("tasks", task) if task else ()
-        if task and problem.message.startswith("upstream"):
-            path = ("tasks", task, "upstream")
-        elif task and "holds a literal credential" in problem.message:
-            dotted = tuple(problem.message.split(" ", 1)[0].split("."))
-            path = self._deepest([("tasks", task, *dotted), *(("tasks", task, k, *dotted) for k in _ACTIONS)])
-        elif not task and "holds a literal credential" in problem.message:
-            path = tuple(problem.message.split(" ", 1)[0].split("."))
-        elif problem.message.startswith("end_date"):
-            path = ("end_date",)
-        return self.at(path, problem.message, at_key=bool(task) and len(path) == 2)
-
-    def _deepest(self, candidates: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-        return max(candidates, key=lambda p: yamlpos.find(self.unit.node, p)[2])
-
-
-_ACTIONS = ("shell", "python", "sql", "branch", "airflow_operator")
-
-
-def describe_error(err: Any, secret: bool = False) -> str:
-    """One pydantic error as 'what is wrong; expected ...; received ...', never echoing a credential."""
-    kind, msg, ctx = err["type"], err["msg"], err.get("ctx") or {}
-    received = "(a value that is not shown)" if secret else repr(err.get("input"))
-    if kind == "value_error":
-        text = str(ctx.get("error", msg))
-        return text if not secret else "invalid value (not shown)"
-    if kind == "missing":
-        return "missing required field"
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "string_pattern_mismatch":
-        expected = _PATTERN_HELP.get(ctx.get("pattern", ""), f"to match {ctx.get('pattern')!r}")
-        return f"expected {expected}; received {received}"
-    if kind == "enum" or kind == "literal_error":
-        return f"expected one of {ctx.get('expected')}; received {received}"
-    msg = re.sub(r"^Input should be ", "expected ", msg)
-    return f"{msg}; received {received}"
-
-
-# ---------------------------------------------------------------------------------------------- extra checks
-
-
-def _op_issues(model: dict[str, Any]) -> list[authoring.Issue]:
-    """``op:`` names must be registered op types; their ``with:`` must fit the op's options model."""
-    op_tasks = [t for t in model.get("tasks") or () if isinstance(t, dict) and t.get("action", {}).get("kind") == "op"]
-    if not op_tasks:
-        return []
-    from meta.plugins import ops
-
-    registry = ops()
-    issues: list[authoring.Issue] = []
-    for task in op_tasks:
-        action, tid = task["action"], task["id"]
-        name = action.get("op")
-        op = registry.get(name) if isinstance(name, str) else None
-        if op is None:
-            available = ", ".join(sorted(registry)) or "none registered"
-            issues.append(
-                authoring.Issue(
-                    ("tasks", tid, "op"),
-                    f"unknown op type {name!r}{did_you_mean(str(name), list(registry))}; available: {available}",
-                )
-            )
-            continue
-        if op.options is not None and isinstance(action.get("with"), dict):
-            issues.extend(_options_issues(op.options, action["with"], ("tasks", tid, "with")))
-    return issues
-
-
-def _options_issues(options: type[BaseModel], with_: dict[str, Any], base: tuple[Any, ...]) -> list[authoring.Issue]:
-    try:
-        options.model_validate(with_)
-    except ValidationError as exc:
-        out = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            path = (*base, *loc)
-            message = describe_error(err, secret=any(SECRET_KEY.search(str(p)) for p in loc))
-            label = ".".join(str(p) for p in ("with", *loc))
-            out.append(authoring.Issue(path, f"{label}: {message}", at_key=err["type"] == "extra_forbidden"))
-        return out
-    return []
-
-
-def _raw_structure(model: dict[str, Any]) -> list[Problem]:
-    """The whole-pipeline checks of ``meta.validate`` on the raw translated input, for when field errors kept
-    pydantic from reaching them (so a file with a bad cron *and* a cycle reports both)."""
-    pid = model.get("id") if isinstance(model.get("id"), str) else None
-    tasks = [t for t in model.get("tasks") or () if isinstance(t, dict)]
-    ids = [str(t["id"]) for t in tasks]
-    known = set(ids)
-    graph: dict[str, list[str]] = {}
-    problems: list[Problem] = []
-    for task in tasks:
-        tid = str(task["id"])
-        ups = [str(u) for u in task.get("upstream") or () if isinstance(u, str | int)]
-        graph[tid] = [u for u in ups if u in known and u != tid]
-        for up in ups:
-            if up == tid:
-                problems.append(Problem(f"task depends on itself (cycle: {up} -> {up})", pipeline=pid, task=tid))
-            elif up not in known:
-                problems.append(
-                    Problem(
-                        f"upstream {up!r} is not a task of this pipeline{did_you_mean(up, ids)}", pipeline=pid, task=tid
-                    )
-                )
-        action = {k: v for k, v in (task.get("action") or {}).items() if k != "kind"}
-        for path, _ in literal_secrets(action):
-            problems.append(Problem(secret_message(path), pipeline=pid, task=tid))
-        for path, _ in literal_secrets(task.get("params") or {}, ("params",)):
-            problems.append(Problem(secret_message(path), pipeline=pid, task=tid))
-    for name, param in (model.get("params") or {}).items():
-        if isinstance(param, dict) and "default" in param:
-            for path, _ in literal_secrets({name: param["default"]}, ("params",)):
-                problems.append(Problem(secret_message(path), pipeline=pid))
-    cycle = find_cycle(graph)
-    if cycle:
-        problems.append(Problem(f"dependency cycle: {' -> '.join(cycle)}", pipeline=pid, task=cycle[0]))
-    return problems
+        return [YamlUnit(item, seq.value[i], file) for i, item in enumerate(items)]
+    return [YamlUnit(value, node, file)]
