@@ -182,7 +182,7 @@ class History:
                 ).fetchall()
                 item = dict(row)
                 item["params"] = json.loads(item["params"])
-                item["task_states"] = {s: n for s, n in sorted(counts)}
+                item["task_states"] = dict(sorted((r[0], r[1]) for r in counts))
                 out.append(item)
             return out
 

@@ -18,7 +18,13 @@ import pytest
 from meta.graph import Decision, evaluate_trigger_rule, run_state
 from meta.model import RunState, TaskState, TriggerRule
 
-STATE = {"S": TaskState.SUCCESS, "F": TaskState.FAILED, "K": TaskState.SKIPPED, "U": TaskState.UPSTREAM_FAILED, "N": None}
+STATE = {
+    "S": TaskState.SUCCESS,
+    "F": TaskState.FAILED,
+    "K": TaskState.SKIPPED,
+    "U": TaskState.UPSTREAM_FAILED,
+    "N": None,
+}
 DECISION = {"R": Decision.RUN, "W": Decision.WAIT, "K": Decision.SKIP, "U": Decision.UPSTREAM_FAILED}
 
 TABLE = """
