@@ -84,9 +84,7 @@ def json_schema() -> dict[str, Any]:
     json_type = {"$ref": "#/$defs/json_type"}
     param_spec = _obj(
         {
-            "type": {
-                "anyOf": [{"$ref": "#/$defs/json_type"}, {"type": "array", "items": {"$ref": "#/$defs/json_type"}}]
-            },
+            "type": {"anyOf": [json_type, {"type": "array", "items": json_type}]},
             "default": {},
             "required": {"type": "boolean"},
             "description": {"type": "string"},
