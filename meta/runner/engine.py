@@ -56,6 +56,7 @@ class RunOutcome:
     attempts: list[AttemptRecord] = field(default_factory=list)
     log_dir: Path | None = None
     errors: dict[str, str] = field(default_factory=dict)  # task id -> last error message
+    terminal_at: dict[str, datetime] = field(default_factory=dict)  # when each task reached its terminal state
 
     def attempts_of(self, task_id: str) -> list[AttemptRecord]:
         return [a for a in self.attempts if a.task_id == task_id]
@@ -98,6 +99,7 @@ class RunLoop:
                 self.downstream[up].append(t.id)
         self.settings: dict[str, TaskSettings] = {t.id: pipeline.settings_for(t) for t in pipeline.tasks}
         self.final: dict[str, TaskState] = {}  # terminal states only: what trigger rules look at
+        self.terminal_at: dict[str, datetime] = {}
         self.claimed: set[str] = set()  # tasks decided to run (queued, running, up_for_retry or done)
         self.tries: dict[str, int] = dict.fromkeys(self.tasks, 0)
         self.errors: dict[str, str] = {}
@@ -183,6 +185,7 @@ class RunLoop:
         self.attempts.append(AttemptRecord(task_id, try_number, result.state, started, ended, path, result.error))
         newly_final = [task_id]
         self.final[task_id] = result.state
+        self.terminal_at[task_id] = ended
         self._say(task_id, result.state, try_number, duration, result.error)
         action = self.tasks[task_id].action
         if isinstance(action, BranchAction) and result.state == TaskState.SUCCESS:
@@ -232,6 +235,7 @@ class RunLoop:
     def _decide(self, task_id: str, state: TaskState) -> None:
         self.claimed.add(task_id)
         self.final[task_id] = state
+        self.terminal_at[task_id] = _utcnow()
         self._say(task_id, state, 0)
 
     def _promote_due_retries(self) -> None:
@@ -263,4 +267,6 @@ class RunLoop:
             backend=self.ctx.backend,
         )
         log_dir = self.home / "logs" / self.pipeline.id / self.ctx.run_id if self.home is not None else None
-        return RunOutcome(result, self.ctx, started, _utcnow(), self.attempts, log_dir, dict(self.errors))
+        return RunOutcome(
+            result, self.ctx, started, _utcnow(), self.attempts, log_dir, dict(self.errors), dict(self.terminal_at)
+        )
