@@ -1,0 +1,57 @@
+"""Registers the ``prefect`` target with meta (entry point ``meta.plugins``: ``prefect = meta_prefect.plugin``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from meta.errors import CompileError
+from meta.hookspecs import hookimpl
+from meta.model import Pipeline
+from meta.results import RunResult
+from meta.targets import ProgressCallback, Target
+
+
+class PrefectTarget(Target):
+    name = "prefect"
+    description = "Prefect 3: flows built at run time, generated flow files, deployments on a Prefect server"
+
+    def check(self, pipeline: Pipeline) -> list[CompileError]:
+        from meta_prefect.capabilities import problems
+
+        return problems(pipeline)
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        *,
+        params: dict[str, Any] | None = None,
+        logical_date: datetime | None = None,
+        run_id: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> RunResult:
+        from meta_prefect.run import run_pipeline
+
+        self.ensure_supported(pipeline)
+        return run_pipeline(pipeline, params=params, logical_date=logical_date, run_id=run_id, progress=progress)
+
+    def compile(self, pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
+        from meta_prefect.codegen import write_flows
+
+        for pipeline in pipelines:
+            self.ensure_supported(pipeline)
+        return write_flows(pipelines, out_dir, sources)
+
+    def deploy(self, pipelines: Sequence[Pipeline], **options: Any) -> list[str]:
+        from meta_prefect.deploy import deploy
+
+        for pipeline in pipelines:
+            self.ensure_supported(pipeline)
+        return deploy(pipelines, **options)
+
+
+@hookimpl
+def register_targets(register: Callable[[Target], None]) -> None:
+    register(PrefectTarget())
