@@ -263,6 +263,15 @@ def redact_exception(exc: BaseException) -> BaseException:
     first = redact(str(exc))
     causes = [redact(t) for t in texts[1:]]
     message = first + (f" (caused by {'; '.join(causes)})" if causes else "")
+    if isinstance(exc, MetaError) and len(exc.args) == 1:
+        # Keep meta's own error types (callers catch LoadError, AlertDeliveryError...) when they rebuild from a message.
+        try:
+            rebuilt = type(exc)(message)
+        except TypeError:
+            pass
+        else:
+            if str(rebuilt) == message:
+                return rebuilt
     return RedactedError(message, type(exc).__name__)
 
 

@@ -32,7 +32,10 @@ def target_url(url: str | None, conn: str | None) -> str:
         home.mkdir(parents=True, exist_ok=True)
         return f"duckdb:///{home / 'warehouse.duckdb'}"
     resolved = secrets.resolve(url)
-    secrets.mark_sensitive(resolved)
+    try:
+        secrets.mark_sensitive(make_url(resolved).password)  # type: ignore[arg-type]
+    except Exception:  # not a URL at all: create_engine reports it, with the URL hidden
+        secrets.mark_sensitive(resolved)
     return _with_driver(resolved)
 
 

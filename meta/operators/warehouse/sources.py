@@ -147,7 +147,8 @@ def _from_dicts(dicts: list[dict[str, Any]], table: TableInfo, keys: list[str], 
         unknown = [k for k in keys if table.column(k) is None]
         if unknown:
             raise LoadError(f"table {_name(table)}: key column(s) {unknown} are not in the target {table.column_names}")
-        return SourceData(columns=list(keys), rows=[])
+        # No rows: nothing to check; stage the target's own shape.
+        return SourceData(columns=table.column_names, rows=[])
     columns: list[str] = list(dicts[0])
     for number, row in enumerate(dicts, start=1):
         if set(row) != set(columns):
