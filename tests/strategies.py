@@ -131,6 +131,10 @@ def _param(draw: st.DrawFn) -> dict[str, Any]:
     return out
 
 
+_default_rule = st.fixed_dictionaries({}, optional={"trigger_rule": st.sampled_from(list(TriggerRule))})
+ALERT_KEYS = ("on_failure", "on_retry", "on_success", "on_sla_miss")
+
+
 @st.composite
 def pipelines(draw: st.DrawFn, include_ops: bool = False, max_tasks: int = 6) -> Pipeline:
     ids = draw(st.lists(identifiers, min_size=1, max_size=max_tasks, unique=True))
