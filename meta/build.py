@@ -73,8 +73,10 @@ class YamlUnit(Unit):
         return self.file, line, col, depth
 
 
-def build(unit: Unit) -> tuple[Pipeline | None, list[Problem]]:
-    """Validate one authoring mapping into a Pipeline, or return all of its problems."""
+def build(unit: Unit, record: bool = True) -> tuple[Pipeline | None, list[Problem]]:
+    """Validate one authoring mapping into a Pipeline, or return all of its problems.
+
+    ``record``: remember where the pipeline was defined (``source_of``)."""
     model, issues = authoring.normalize(unit.value)
     pid = model.get("id") if isinstance(model.get("id"), str) else None
     locate = _Locator(unit, pid)
@@ -90,24 +92,37 @@ def build(unit: Unit) -> tuple[Pipeline | None, list[Problem]]:
             if isinstance(inner, ValidationFailed):
                 structural_seen = True
                 problems.extend(locate.structural(p) for p in inner.problems)
-            else:
+            elif not _already_reported(err, model):
                 problems.append(locate.pydantic(err, model))
         if not structural_seen:  # field errors stopped pydantic before the whole-pipeline checks: run them here
             problems.extend(locate.structural(p) for p in _raw_structure(model))
     if problems:
         return None, _dedupe(problems)
     assert pipeline is not None
-    record_source(pipeline.id, *unit.source())
+    if record:
+        record_source(pipeline.id, *unit.source())
     return pipeline, []
 
 
+def _already_reported(err: Any, model: dict[str, Any]) -> bool:
+    """Pydantic errors that only echo a problem the authoring step reported more clearly."""
+    loc = tuple(err["loc"])
+    if err["type"] == "missing" and loc in (("id",), ("tasks",)):
+        return True  # "missing 'pipeline:'" / "missing 'tasks:'" were reported with an example
+    # A tuple counts its valid items: one bad task makes pydantic add "tasks: should have at least 1 item".
+    return err["type"] == "too_short" and loc == ("tasks",) and bool(model.get("tasks"))
+
+
 def _dedupe(problems: list[Problem]) -> list[Problem]:
+    """Drop repeats, and a one-task cycle 'a -> a' already reported as 'task depends on itself'."""
+    self_loops = {(p.pipeline, p.task) for p in problems if p.message.startswith("task depends on itself")}
     seen: set[Problem] = set()
     out = []
     for p in problems:
-        if p not in seen:
-            seen.add(p)
-            out.append(p)
+        if p in seen or (p.message == f"dependency cycle: {p.task} -> {p.task}" and (p.pipeline, p.task) in self_loops):
+            continue
+        seen.add(p)
+        out.append(p)
     return out
 
 
@@ -136,8 +151,8 @@ class _Locator:
     def structural(self, problem: Problem) -> Problem:
         task = problem.task
         path: tuple[Any, ...] = ("tasks", task) if task else ()
-        if task and problem.message.startswith("upstream"):
-            path = ("tasks", task, "upstream")
+        if task and problem.message.startswith(("upstream", "task depends on itself")):
+            path = self._upstream_item(task, _UPSTREAM_NAME.match(problem.message))
         elif task and "holds a literal credential" in problem.message:
             dotted = tuple(problem.message.split(" ", 1)[0].split("."))
             path = self._deepest([("tasks", task, *dotted), *(("tasks", task, k, *dotted) for k in _ACTIONS)])
@@ -147,10 +162,22 @@ class _Locator:
             path = ("end_date",)
         return self.at(path, problem.message, at_key=bool(task) and len(path) == 2)
 
+    def _upstream_item(self, task: str, named: re.Match[str] | None) -> tuple[Any, ...]:
+        """Point at the offending entry of ``upstream: [...]`` when it can be found."""
+        wanted = named.group(1) if named else task
+        fields = ((self.unit.value or {}).get("tasks") or {}).get(task) if isinstance(self.unit.value, dict) else None
+        ups = fields.get("upstream") if isinstance(fields, dict) else None
+        if isinstance(ups, list):
+            for i, up in enumerate(ups):
+                if str(up) == wanted:
+                    return ("tasks", task, "upstream", i)
+        return ("tasks", task, "upstream")
+
     def _deepest(self, candidates: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         return max(candidates, key=lambda p: self.unit.where(p)[3])
 
 
+_UPSTREAM_NAME = re.compile(r"^upstream '([^']*)'")
 _ACTIONS = ("shell", "python", "sql", "branch", "airflow_operator")
 
 
@@ -161,6 +188,8 @@ def describe_error(err: Any, secret: bool = False) -> str:
     if kind == "value_error":
         text = str(ctx.get("error", msg))
         return text if not secret else "invalid value (not shown)"
+    if kind == "too_short" and err["loc"] and err["loc"][-1] == "tasks":
+        return "a pipeline needs at least one task"
     if kind == "missing":
         return "missing required field"
     if kind == "extra_forbidden":

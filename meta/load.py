@@ -143,15 +143,33 @@ def _load_one(path: Path) -> tuple[list[Pipeline], list[Problem]]:
 def _load_yaml(text: str, file: str) -> tuple[list[Pipeline], list[Problem]]:
     docs, problems = yamlpos.compose_all(text, file)
     pipelines: list[Pipeline] = []
+    first_line: dict[str, int] = {}
     for doc in docs:
         builder = yamlpos.Builder(file)
         value = builder.value(doc.node)
         problems.extend(builder.problems)
         for unit in _units(doc.node, value, file, problems):
-            pipeline, unit_problems = build(unit)
+            pipeline, unit_problems = build(unit, record=False)
             problems.extend(unit_problems)
-            if pipeline is not None:
-                pipelines.append(pipeline)
+            if pipeline is None:
+                continue
+            _, line = unit.source()
+            if pipeline.id in first_line:
+                problems.append(
+                    Problem(
+                        f"duplicate pipeline id {pipeline.id!r}: first defined at line {first_line[pipeline.id]}; "
+                        "pipeline ids must be unique",
+                        file,
+                        line,
+                        pipeline=pipeline.id,
+                    )
+                )
+                continue
+            first_line[pipeline.id] = line
+            pipelines.append(pipeline)
+    if not problems:
+        for p in pipelines:
+            record_source(p.id, file, first_line[p.id])
     if not docs and not problems:
         problems.append(Problem("the file holds no pipeline (it is empty)", file=file, line=1, col=1))
     return pipelines, problems
