@@ -1,0 +1,1 @@
+"""Example pipelines. ``python -m dags.demo`` (``make demo``) runs marketing_roi.yaml on the local runner."""
