@@ -63,14 +63,14 @@ def expand(node: Node, value: dict[str, Any], file: str) -> tuple[list[YamlUnit]
 
     problems: list[Problem] = []
 
-    def problem(path: list[Any], message: str) -> None:
-        found, _, _ = yamlpos.find(node, path)
-        line, col = yamlpos.mark_of(found)
+    def problem(path: list[Any], message: str, at_key: bool = False) -> None:
+        found, key_node, _ = yamlpos.find(node, path)
+        line, col = yamlpos.mark_of(key_node if at_key and key_node is not None else found)
         problems.append(Problem(message, file, line, col))
 
     for key in value:
         if key not in ("generate", "template"):
-            problem([key], f"unknown key {key!r} next to generate:/template:; expected only those two")
+            problem([key], f"unknown key {key!r} next to generate:/template:; expected only those two", at_key=True)
     template_node, _, depth = yamlpos.find(node, ["template"])
     if depth != 1 or not isinstance(value.get("template"), dict):
         problem(["template"], "generate: needs a 'template:' mapping holding the pipeline to generate")
@@ -100,7 +100,7 @@ def _entries(spec: Any, file: str, problem: Any) -> list[Any] | None:
         return None
     for key in spec:
         if key not in GENERATE_KEYS:
-            problem(["generate", key], f"unknown key {key!r} in generate; expected for_each or from")
+            problem(["generate", key], f"unknown key {key!r} in generate; expected for_each or from", at_key=True)
     if ("for_each" in spec) == ("from" in spec):
         problem(["generate"], "generate: needs exactly one of for_each: [...] or from: <file.csv|file.json>")
         return None
