@@ -1,0 +1,338 @@
+"""The ``meta`` CLI: in-process through click's runner, and through the installed entry point as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from meta import plugins
+from meta.cli import cli
+from meta.hookspecs import hookimpl
+from meta.model import Pipeline
+from meta.targets import Target
+
+ROOT = Path(__file__).resolve().parents[2]
+META = str(Path(sys.executable).with_name("meta"))
+EXAMPLE = ROOT / "dags" / "marketing_roi.yaml"
+
+SIMPLE = """
+pipeline: simple
+owner: data
+schedule: "@daily"
+params: {word: {type: string, default: hello}, times: {type: integer, default: 1, minimum: 1}}
+tasks:
+  first: {shell: "echo {{ params.word }} $META_PARAM_TIMES"}
+  second: {shell: "exit 99", upstream: [first]}
+  third: {shell: "true", upstream: [second], trigger_rule: none_failed}
+"""
+
+FAILING = """
+pipeline: failing
+tasks:
+  boom: {shell: "echo broken >&2; exit 3"}
+  after: {shell: "true", upstream: [boom]}
+"""
+
+BROKEN = """
+pipeline: broken
+schedule: "every tuesday"
+tasks:
+  a: {shell: "true", upstream: [b]}
+  b: {shell: "true", upstream: [a]}
+  c: {shell: "true", upstream: [aa], trigger_rule: sometimes}
+"""
+
+TWO = """
+pipeline: one
+tasks: {a: {noop: true}}
+---
+pipeline: two
+tasks: {a: {noop: true}, b: {noop: true, upstream: [a]}}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def meta(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a user runs it."""
+    env = {**os.environ, "META_HOME": str(home)}
+    return subprocess.run([META, *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=300)
+
+
+# -- validate, list, schema, graph ----------------------------------------------------------------------------
+
+
+def test_validate_ok(tmp_path: Path) -> None:
+    result = invoke("validate", str(EXAMPLE), str(write(tmp_path, "s.yaml", SIMPLE)))
+    assert result.exit_code == 0
+    assert result.output == "2 pipelines OK\n"
+
+
+def test_validate_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
+    path = write(tmp_path, "broken.yaml", BROKEN)
+    result = invoke("validate", str(path))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "4 problems found:"
+    assert any(line.startswith(f"  {path}:3:11: ") and "'tuesday'" in line for line in lines)
+    assert f"  {path}:5:3: pipeline 'broken', task 'a': dependency cycle: a -> b -> a" in lines
+    assert any(line.startswith(f"  {path}:7:") and "did you mean 'a'?" in line for line in lines)
+    assert any(line.startswith(f"  {path}:7:") and "received 'sometimes'" in line for line in lines)
+
+
+def test_validate_missing_file(tmp_path: Path) -> None:
+    result = invoke("validate", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 1
+    assert "no such file or directory" in result.stderr
+
+
+def test_list(tmp_path: Path) -> None:
+    write(tmp_path, "s.yaml", SIMPLE)
+    result = invoke("list", str(tmp_path), str(EXAMPLE), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == [
+        {"pipeline": "simple", "schedule": "@daily (UTC)", "tasks": 3, "owner": "data"},
+        {"pipeline": "marketing_roi", "schedule": "0 1 * * * (Europe/Zurich)", "tasks": 9, "owner": "growth"},
+    ]
+    table = invoke("list", str(EXAMPLE)).output.splitlines()
+    assert table[0].split() == ["pipeline", "schedule", "tasks", "owner"]
+    assert table[2].split() == ["marketing_roi", "0", "1", "*", "*", "*", "(Europe/Zurich)", "9", "growth"]
+
+
+def test_schema_is_json_schema() -> None:
+    result = invoke("schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert isinstance(schema, dict) and schema  # the loader helper owns its content; here: valid, non-empty JSON
+
+
+def test_graph_formats(tmp_path: Path) -> None:
+    path = str(write(tmp_path, "s.yaml", SIMPLE))
+    mermaid = invoke("graph", path, "--format", "mermaid").output
+    assert mermaid.splitlines() == [
+        "flowchart LR",
+        '    n0["first"]',
+        '    n1["second"]',
+        '    n2["third<br/><i>none_failed</i>"]',
+        "    n0 --> n1",
+        "    n1 --> n2",
+    ]
+    dot = invoke("graph", path, "--format", "dot").output
+    assert dot.splitlines() == [
+        'digraph "simple" {',
+        "    rankdir=LR;",
+        "    node [shape=box];",
+        '    "first" [label="first"];',
+        '    "second" [label="second"];',
+        '    "third" [label="third (none_failed)"];',
+        '    "first" -> "second";',
+        '    "second" -> "third";',
+        "}",
+    ]
+    ascii_ = invoke("graph", path).output
+    assert ascii_.splitlines() == [
+        "simple",
+        "  first",
+        "    second   <- first",
+        "      third  <- second  [none_failed]",
+    ]
+
+
+def test_graph_picks_a_pipeline_from_a_multi_document_file(tmp_path: Path) -> None:
+    path = str(write(tmp_path, "two.yaml", TWO))
+    ambiguous = CliRunner().invoke(cli, ["graph", path])
+    assert ambiguous.exit_code == 2
+    assert "defines 2 pipelines (one, two); choose one" in ambiguous.output
+    assert invoke("graph", path, "--pipeline", "two").output.splitlines()[-1] == "    b  <- a"
+    unknown = CliRunner().invoke(cli, ["graph", path, "--pipeline", "three"])
+    assert unknown.exit_code == 2 and "no pipeline 'three'" in unknown.output
+
+
+@pytest.mark.parametrize(
+    "command", ["", "validate", "graph", "run", "runs", "schema", "list", "compile", "deploy", "import"]
+)
+def test_help(command: str) -> None:
+    result = invoke(*([command] if command else []), "--help")
+    assert result.exit_code == 0
+    assert "Usage: " in result.output
+
+
+# -- run and runs through the real entry point ----------------------------------------------------------------
+
+
+def test_run_json_through_the_entry_point(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = write(tmp_path, "s.yaml", SIMPLE)
+    proc = meta("run", str(path), "--json", "--param", "word=hi", "--param", "times=3", "--run-id", "r1", home=home)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "pipeline": "simple",
+        "state": "success",
+        "tasks": {
+            "first": {"state": "success", "attempts": 1},
+            "second": {"state": "skipped", "attempts": 1},
+            "third": {"state": "success", "attempts": 1},
+        },
+        "run_id": "r1",
+        "backend": "local",
+    }
+    assert "first" in proc.stderr and "running" in proc.stderr  # progress goes to stderr
+    log = (home / "logs/simple/r1/first/attempt-1.log").read_text()
+    assert "hi 3" in log
+
+    runs = meta("runs", "--json", home=home)
+    (row,) = json.loads(runs.stdout)
+    assert (row["pipeline_id"], row["run_id"], row["state"]) == ("simple", "r1", "success")
+    assert row["params"] == {"word": "hi", "times": 3}
+    assert row["task_states"] == {"skipped": 1, "success": 2}
+
+
+def test_failed_run_exits_1(tmp_path: Path) -> None:
+    proc = meta("run", str(write(tmp_path, "f.yaml", FAILING)), home=tmp_path / "home")
+    assert proc.returncode == 1
+    assert "boom" in proc.stdout and "failed" in proc.stdout and "upstream_failed" in proc.stdout
+    assert "failed" in proc.stdout.splitlines()[-2]  # "run ... of failing on local: failed"
+
+
+def test_bad_param_is_a_clean_error(tmp_path: Path) -> None:
+    proc = meta("run", str(write(tmp_path, "s.yaml", SIMPLE)), "--param", "times=0", home=tmp_path / "home")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        "error: 1 problem found:\n  pipeline 'simple': param 'times': expected at least 1.0, got 0\n"
+    )
+    assert "Traceback" not in proc.stderr
+
+
+def test_example_pipeline_runs_end_to_end(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    data = tmp_path / "data"
+    proc = meta(
+        "run", str(EXAMPLE), "--param", "country=FR", "--param", f"data_dir={data}", "--json", home=home, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["state"] == "success"
+    assert {t: s["state"] for t, s in doc["tasks"].items()} == {
+        "prepare_warehouse": "success",
+        "extract_sales": "success",
+        "extract_ads": "success",
+        "load_sales": "success",
+        "load_ads": "success",
+        "wait_for_loads": "success",
+        "transform_roi": "success",
+        "refresh_dashboard": "success",
+        "notify_failure": "skipped",
+    }
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        channels = conn.execute("SELECT count(*), count(DISTINCT channel) FROM marketing_roi WHERE country = 'FR'")
+        assert channels.fetchone() == (4, 4)
+        assert conn.execute("SELECT count(*) FROM raw_sales").fetchone() == (240,)
+    assert "<h1>Marketing ROI, FR" in (data / "dashboard" / "marketing_roi_FR.html").read_text()
+
+
+def test_runs_table_and_empty_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("META_HOME", str(tmp_path / "empty"))
+    assert invoke("runs").output.startswith("no runs recorded in ")
+    monkeypatch.setenv("META_HOME", str(tmp_path / "home"))
+    path = str(write(tmp_path, "s.yaml", SIMPLE))
+    for run_id in ("a1", "a2"):
+        assert CliRunner().invoke(cli, ["run", path, "--run-id", run_id]).exit_code == 0
+    lines = invoke("runs", "--limit", "1").output.splitlines()
+    assert lines[0].split()[:3] == ["pipeline", "run_id", "state"]
+    assert len(lines) == 3 and lines[2].split()[:3] == ["simple", "a2", "success"]
+
+
+def test_run_with_bad_logical_date_and_run_id(tmp_path: Path) -> None:
+    path = str(write(tmp_path, "s.yaml", SIMPLE))
+    bad_date = CliRunner().invoke(cli, ["run", path, "--logical-date", "yesterday"])
+    assert bad_date.exit_code == 2 and "expected an ISO-8601 date" in bad_date.output
+    bad_id = CliRunner().invoke(cli, ["run", path, "--run-id", "a/b"], env={"META_HOME": str(tmp_path)})
+    assert bad_id.exit_code == 2 and "invalid run id 'a/b'" in bad_id.output
+
+
+def test_unknown_backend(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", str(write(tmp_path, "s.yaml", SIMPLE)), "--backend", "locl"])
+    assert result.exit_code == 2
+    assert "no backend named 'locl'; did you mean 'local'?" in result.output
+
+
+# -- compile / deploy / import reach plugins through the hooks -------------------------------------------------
+
+
+class RecordingTarget(Target):
+    """A real target registered through the plugin hook, writing one file per pipeline."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.deployed: list[tuple[list[str], dict[str, Any]]] = []
+
+    def compile(self, pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for p in pipelines:
+            path = out_dir / f"{p.id}.txt"
+            path.write_text(f"{p.id}: {len(p.tasks)} tasks from {[s.name for s in sources]}\n")
+            paths.append(path)
+        return paths
+
+    def deploy(self, pipelines: Sequence[Pipeline], **options: Any) -> list[str]:
+        self.deployed.append(([p.id for p in pipelines], options))
+        return [f"deployed {p.id}" for p in pipelines]
+
+
+class RecordingPlugin:
+    def __init__(self) -> None:
+        self.target = RecordingTarget()
+
+    @hookimpl
+    def register_targets(self, register: Callable[[Target], None]) -> None:
+        register(self.target)
+
+
+@pytest.fixture
+def recording() -> Any:
+    plugin = RecordingPlugin()
+    plugins.plugin_manager().register(plugin, "recording-test")
+    plugins.targets.cache_clear()
+    yield plugin.target
+    plugins.plugin_manager().unregister(name="recording-test")
+    plugins.targets.cache_clear()
+
+
+def test_compile_and_deploy_go_to_the_named_target(tmp_path: Path, recording: RecordingTarget) -> None:
+    spec = str(write(tmp_path, "s.yaml", SIMPLE))
+    out = tmp_path / "out"
+    result = invoke("compile", "--target", "recording", spec, "-o", str(out))
+    assert result.exit_code == 0
+    assert result.output == f"{out / 'simple.txt'}\n"
+    assert (out / "simple.txt").read_text() == "simple: 3 tasks from ['s.yaml']\n"
+    deployed = invoke("deploy", "--target", "recording", spec, "--pool", "p1")
+    assert deployed.output == "deployed simple\n"
+    assert recording.deployed == [(["simple"], {"pool": "p1"})]  # only the options given are passed
+
+
+def test_import_needs_a_registered_importer(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["import", "nosuchtool", "--dags-folder", str(tmp_path), "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no importer named 'nosuchtool'" in result.output
