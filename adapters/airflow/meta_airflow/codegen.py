@@ -1,0 +1,212 @@
+"""Pipeline -> a plain, readable Airflow 3 DAG file (``meta compile --target airflow``).
+
+The file is printed from the same plan the loader instantiates (plan.py), so both deployments give the same DAG.
+Output is deterministic and already in ruff/black style (double quotes, 120 columns, magic trailing commas), and
+every user value is printed as a Python literal by ``literal()``, never spliced into code: a task id, command or
+param holding quotes, newlines or backslashes stays a string.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from meta.errors import CompileError
+from meta.model import Pipeline
+from meta_airflow.plan import Call, DagPlan, Ref, plan
+
+LINE = 120
+INDENT = "    "
+ALWAYS_QUALIFIED = {"pendulum"}  # `pendulum.datetime(...)` reads better than a bare `datetime`
+
+
+class Raw(str):
+    """Source text printed as is (names and expressions the generator itself builds, never user values)."""
+
+
+def string_literal(s: str) -> str:
+    """A str literal in ruff's preferred quotes: double, unless the text has more double than single quotes."""
+    quote = "'" if s.count('"') > s.count("'") else '"'
+    out = []
+    for ch in s:
+        if ch == quote:
+            out.append("\\" + ch)
+        elif ch in "'\"":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return quote + "".join(out) + quote
+
+
+class Renderer:
+    def __init__(self) -> None:
+        self.imports: dict[str, str] = {}  # 'module:Name' -> name used in code
+        self.taken: set[str] = set()
+
+    # -- names ------------------------------------------------------------------------------------
+
+    def name_for(self, path: str) -> str:
+        """The expression naming ``module:attr.attr``, registering the import it needs."""
+        module, _, attrs = path.partition(":")
+        head, _, rest = attrs.partition(".")
+        if module in ALWAYS_QUALIFIED:
+            self.imports.setdefault(f"{module}:", module)
+            self.taken.add(module)
+            return f"{module}.{attrs}"
+        key = f"{module}:{head}"
+        if key not in self.imports:
+            alias = head
+            if alias in self.taken:
+                alias = f"{module.rpartition('.')[2]}_{head}"
+                n = 2
+                while alias in self.taken:
+                    alias, n = f"{module.rpartition('.')[2]}_{head}_{n}", n + 1
+            self.imports[key] = alias
+            self.taken.add(alias)
+        return self.imports[key] + (f".{rest}" if rest else "")
+
+    def import_lines(self) -> list[str]:
+        plain: set[str] = set()
+        names: dict[str, list[str]] = {}
+        for key, alias in self.imports.items():
+            module, _, name = key.partition(":")
+            if not name:
+                plain.add(f"import {module}")
+            else:
+                names.setdefault(module, []).append(name if alias == name else f"{name} as {alias}")
+        # One sorted block, `import x` first; names sorted case-sensitively like isort's default.
+        froms = [f"from {m} import {', '.join(sorted(set(ns)))}" for m, ns in sorted(names.items())]
+        return sorted(plain) + froms
+
+    # -- values -----------------------------------------------------------------------------------
+
+    def flat(self, value: Any) -> str:
+        if isinstance(value, Raw):
+            return str(value)
+        if isinstance(value, Call):
+            parts = [self.flat(a) for a in value.args] + [f"{k}={self.flat(v)}" for k, v in value.kwargs]
+            return f"{self.name_for(value.path)}({', '.join(parts)})"
+        if isinstance(value, Ref):
+            return self.name_for(value.path)
+        if isinstance(value, str):
+            return string_literal(value)
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{self.flat(k)}: {self.flat(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, list):
+            return "[" + ", ".join(self.flat(v) for v in value) + "]"
+        if isinstance(value, tuple):
+            if len(value) == 1:
+                return f"({self.flat(value[0])},)"
+            return "(" + ", ".join(self.flat(v) for v in value) + ")"
+        if value is None or isinstance(value, bool | int | float):
+            return repr(value)
+        raise TypeError(f"cannot print {type(value).__name__} {value!r} as a Python literal")
+
+    def _items(self, value: Any) -> tuple[str, str, list[tuple[str, Any]]] | None:
+        """(opener, closer, [(prefix, item)]) for values that can be split over lines."""
+        if isinstance(value, Call):
+            items = [("", a) for a in value.args] + [(f"{k}=", v) for k, v in value.kwargs]
+            return f"{self.name_for(value.path)}(", ")", items
+        if isinstance(value, dict) and value:
+            return "{", "}", [(f"{self.flat(k)}: ", v) for k, v in value.items()]
+        if isinstance(value, list) and value:
+            return "[", "]", [("", v) for v in value]
+        if isinstance(value, tuple) and value:
+            return "(", ")", [("", v) for v in value]
+        return None
+
+    def render(self, value: Any, indent: int, used: int, tail: int, force: bool = False) -> str:
+        """``value`` placed after ``used`` columns on a line, followed by ``tail`` more characters."""
+        flat = self.flat(value)
+        split = self._items(value)
+        if split is None or (not force and used + len(flat) + tail <= LINE):
+            return flat
+        opener, closer, items = split
+        inner = INDENT * (indent + 1)
+        lines = [opener]
+        for prefix, item in items:
+            text = self.render(item, indent + 1, len(inner) + len(prefix), 1)
+            lines.append(f"{inner}{prefix}{text},")
+        lines.append(INDENT * indent + closer)
+        return "\n".join(lines)
+
+
+def variable_names(task_ids: Sequence[str], reserved: set[str]) -> dict[str, str]:
+    """A readable, unique Python name per task id (ids may hold '.' and '-')."""
+    out: dict[str, str] = {}
+    used = set(reserved)
+    for tid in task_ids:
+        base = re.sub(r"\W", "_", tid)
+        if not base or base[0].isdigit() or keyword.iskeyword(base) or base in used:
+            base = f"task_{base}"
+        name, n = base, 2
+        while name in used or keyword.iskeyword(name):
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        out[tid] = name
+    return out
+
+
+def render_plan(dag_plan: DagPlan, sources: Sequence[str] = ()) -> str:
+    r = Renderer()
+    r.taken.update({"dag", "annotations"})
+    dag_call = Call("airflow.sdk:DAG", kwargs=dag_plan.kwargs)
+    # Names are registered while printing; print the body first, the imports last.
+    body = [f"with {r.render(dag_call, 0, len('with '), len(' as dag:'), force=True)} as dag:"]
+    for t in dag_plan.tasks:  # register operator imports before naming variables, so names never clash
+        r.name_for(t.operator)
+    names = variable_names([t.task_id for t in dag_plan.tasks], r.taken)
+    for t in dag_plan.tasks:
+        call = Call(t.operator, kwargs=(("task_id", t.task_id), *t.kwargs))
+        lead = f"{INDENT}{names[t.task_id]} = "
+        body.append(lead + r.render(call, 1, len(lead), 0))
+    upstream: dict[str, list[str]] = {}
+    for up, down in dag_plan.edges:
+        upstream.setdefault(down, []).append(up)
+    if upstream:
+        body.append("")
+    for down, ups in upstream.items():
+        left: Any = Raw(names[ups[0]]) if len(ups) == 1 else [Raw(names[u]) for u in ups]
+        tail = f" >> {names[down]}"
+        body.append(INDENT + r.render(left, 1, len(INDENT), len(tail)) + tail)
+    header = [
+        f'"""Airflow DAG for the meta pipeline {dag_plan.dag_id}.',
+        "",
+        "Generated by `meta compile --target airflow`; edit the pipeline spec and regenerate rather than this file.",
+        '"""',
+    ]
+    source_lines = [f"# Source: {string_literal(s)}" for s in sources]
+    imports = ["from __future__ import annotations", "", *r.import_lines()]
+    return "\n".join([*header, *source_lines, "", *imports, "", *body]) + "\n"
+
+
+def render_pipeline(pipeline: Pipeline, sources: Sequence[str] = ()) -> str:
+    """The DAG file text for ``pipeline``; raises CompileError for features Airflow cannot express."""
+    return render_plan(plan(pipeline), sources)
+
+
+def write_dag_files(pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
+    """One ``<pipeline id>.py`` per pipeline; files are rewritten only when their text changed."""
+    rendered = [(p, render_pipeline(p, [Path(s).name for s in sources])) for p in pipelines]  # all or nothing
+    files: dict[str, str] = {}
+    for pipeline, _ in rendered:
+        name = f"{re.sub(r'[.-]', '_', pipeline.id)}.py"
+        if name in files:
+            raise CompileError(
+                "airflow",
+                pipeline.id,
+                "two pipelines in one file name",
+                f"{files[name]!r} and {pipeline.id!r} both become {name}",
+            )
+        files[name] = pipeline.id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for pipeline, text in rendered:
+        path = out_dir / f"{re.sub(r'[.-]', '_', pipeline.id)}.py"
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

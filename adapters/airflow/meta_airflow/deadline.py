@@ -1,0 +1,50 @@
+"""The Deadline Alert callback for meta's run-level SLA (``sla.max_duration``), run by Airflow's triggerer.
+
+DAGs reference it as ``meta_deadline.on_deadline_missed``: the small module ``plugins/meta_deadline.py`` (copy it into
+``$AIRFLOW_HOME/plugins``, which Airflow puts on the triggerer's path) re-exports it from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger("meta.deadline")
+
+
+async def on_deadline_missed(pipeline: str, channels: list[str] | None = None, **context: Any) -> None:
+    """Called by Airflow when a run of ``pipeline`` is still unfinished at its deadline; alerts ``channels``."""
+    dag_run = context.get("dag_run") or (context.get("context") or {}).get("dag_run")
+    run_id = dag_run.get("run_id") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", None)
+    log.warning("meta: pipeline %s run %s missed its SLA (max_duration)", pipeline, run_id)
+    if not channels:
+        return
+    from meta.operators.alerts import send_alert  # lazily: the triggerer imports this module at startup
+
+    for channel in channels:
+        try:
+            # send_alert does blocking I/O (SMTP, HTTP): keep it off the triggerer's event loop.
+            await asyncio.to_thread(
+                send_alert,
+                channel,
+                pipeline=pipeline,
+                run_id=run_id,
+                task=None,
+                event="sla_miss",
+                backend="airflow",
+                error="run exceeded sla.max_duration",
+            )
+        except Exception:
+            log.exception("meta: could not send the SLA alert for %s to %s", pipeline, channel)
+
+
+PLUGIN_SOURCE = '''"""meta's Deadline Alert callback for Airflow's plugins folder.
+
+DAGs compiled by meta name it as meta_deadline.on_deadline_missed; the code lives in meta_airflow.deadline.
+"""
+
+from meta_airflow.deadline import on_deadline_missed
+
+__all__ = ["on_deadline_missed"]
+'''

@@ -1,0 +1,507 @@
+"""Airflow DAGs -> neutral pipelines (``meta import airflow --dags-folder DIR [--dag-id ID]``).
+
+BashOperator -> shell, PythonOperator/@task -> python, BranchPythonOperator/@task.branch -> branch, EmptyOperator ->
+noop, SQLExecuteQueryOperator -> sql, meta's own runtime wrappers -> their original python/branch/op tasks, anything
+else -> an ``airflow_operator`` passthrough (class path + JSON-serializable arguments). What cannot be carried over
+is listed in the import's notes (``ImportedDag.notes``); a DAG whose structure has no neutral form is refused with
+the reason. Importing a DAG that meta compiled gives back the same pipeline (a fixed point; tested).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from meta.errors import MetaError
+from meta.model import CALLABLE_PATTERN, Pipeline
+from meta_airflow.plan import META_ENV_KEYS, RUNTIME
+
+AIRFLOW_DEFAULTS: dict[str, Any] = {
+    "retries": 0,
+    "retry_delay": timedelta(seconds=300),
+    "retry_exponential_backoff": 0,
+    "max_retry_delay": None,
+    "execution_timeout": None,
+    "pool": "default_pool",
+    "trigger_rule": "all_success",
+}
+# BaseOperator arguments mapped to meta fields (or deliberately ignored); never copied into passthrough arguments.
+BASE_ARGS = frozenset(
+    {
+        "task_id",
+        "owner",
+        "retries",
+        "retry_delay",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "execution_timeout",
+        "pool",
+        "trigger_rule",
+        "max_active_tis_per_dag",
+        "inlets",
+        "outlets",
+        "params",
+        "doc",
+        "doc_md",
+        "dag",
+        "default_args",
+        "task_group",
+        "on_failure_callback",
+        "on_retry_callback",
+        "on_success_callback",
+        "on_execute_callback",
+        "on_skipped_callback",
+        "start_date",
+        "end_date",
+        "depends_on_past",
+        "wait_for_downstream",
+        "email",
+        "email_on_failure",
+        "email_on_retry",
+        "queue",
+        "priority_weight",
+        "weight_rule",
+        "pool_slots",
+        "executor_config",
+        "do_xcom_push",
+        "multiple_outputs",
+    }
+)
+NEUTRAL = {
+    "airflow.providers.standard.operators.bash.BashOperator": "shell",
+    "airflow.providers.standard.decorators.bash._BashDecoratedOperator": "unsupported",
+    "airflow.providers.standard.operators.python.PythonOperator": "python",
+    "airflow.providers.standard.decorators.python._PythonDecoratedOperator": "python",
+    "airflow.providers.standard.operators.python.BranchPythonOperator": "branch",
+    "airflow.providers.standard.decorators.branch_python._BranchPythonDecoratedOperator": "branch",
+    "airflow.providers.standard.operators.empty.EmptyOperator": "noop",
+    "airflow.providers.common.sql.operators.sql.SQLExecuteQueryOperator": "sql",
+}
+
+
+class ImportRefused(MetaError, ValueError):
+    """A DAG whose structure has no neutral form."""
+
+
+@dataclass
+class ImportedDag:
+    dag_id: str
+    pipeline: Pipeline | None
+    notes: list[str] = field(default_factory=list)
+    refused: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.pipeline is None:
+            return "refused"
+        return "partial" if self.notes else "full"
+
+
+# -------------------------------------------------------------------------------------------- values
+
+
+def jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def class_path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def callable_ref(func: Any, module_names: dict[str, str]) -> str | None:
+    """``module:qualname`` for an importable function; DAG-file modules map to their file name (Airflow puts the
+    dags folder on sys.path). None when the function is not importable by name (a lambda, a nested function)."""
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname:
+        return None
+    ref = f"{module_names.get(module, module)}:{qualname}"
+    return ref if re.match(CALLABLE_PATTERN, ref) else None
+
+
+def seconds(value: Any) -> timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))
+
+
+# -------------------------------------------------------------------------------------------- tasks
+
+
+def _init_kwargs(op: Any) -> dict[str, Any]:
+    return dict(getattr(op, "_BaseOperator__init_kwargs", {}) or {})
+
+
+def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str]) -> dict[str, Any]:
+    path = class_path(op)
+    kind = NEUTRAL.get(path)
+    tid = op.task_id
+    if kind == "shell" and isinstance(op.bash_command, str) and tuple(op.skip_on_exit_code or ()) == (99,):
+        command = op.bash_command
+        if command.endswith(" ") and command.rstrip().endswith((".sh", ".bash")):
+            command = command[:-1]  # meta adds this space when compiling (BashOperator's template-file rule)
+        action: dict[str, Any] = {"kind": "shell", "command": command}
+        env = {k: v for k, v in (op.env or {}).items() if k not in META_ENV_KEYS and not k.startswith("META_PARAM_")}
+        if env:
+            action["env"] = env
+        if op.env is not None and not op.append_env and not _is_meta_env(op.env):
+            notes.append(f"task {tid}: env without append_env replaces the whole environment; meta appends")
+        if op.cwd:
+            action["cwd"] = op.cwd
+        return action
+    if kind in ("python", "branch"):
+        func = op.python_callable
+        op_kwargs = dict(op.op_kwargs or {})
+        runtime_name = f"{getattr(func, '__module__', '')}:{getattr(func, '__qualname__', '')}"
+        if runtime_name == f"{RUNTIME}:call_python" or runtime_name == f"{RUNTIME}:call_branch":
+            return {"kind": kind, "callable": op_kwargs["target"], "kwargs": op_kwargs.get("kwargs", {})}
+        if runtime_name == f"{RUNTIME}:run_op":
+            return {"kind": "op", "op": op_kwargs["op"], "with": op_kwargs.get("with_args", {})}
+        ref = callable_ref(func, module_names)
+        if ref is None:
+            raise ImportRefused(
+                f"task {tid}: its callable {getattr(func, '__qualname__', func)!r} is not importable "
+                "by name (a lambda or a function nested in another); move it to module level"
+            )
+        if op.op_args:
+            raise ImportRefused(f"task {tid}: positional op_args {list(op.op_args)!r} have no neutral form")
+        if not jsonable(op_kwargs):
+            raise ImportRefused(
+                f"task {tid}: op_kwargs hold values that are not plain data (e.g. XCom results of "
+                "other tasks); meta tasks do not pass data between tasks"
+            )
+        if path.endswith("DecoratedOperator"):
+            notes.append(f"task {tid}: @task return values (XCom) are not passed to downstream tasks by meta")
+        return {"kind": kind, "callable": ref, "kwargs": op_kwargs}
+    if kind == "noop":
+        return {"kind": "noop"}
+    if kind == "sql":
+        sql = op.sql
+        statement = sql if isinstance(sql, str) else ";\n".join(sql)
+        action = {"kind": "sql", "conn": op.conn_id, "statement": statement}
+        if op.parameters:
+            if not isinstance(op.parameters, dict) or not jsonable(op.parameters):
+                raise ImportRefused(f"task {tid}: SQL parameters {op.parameters!r} are not a JSON mapping")
+            action["parameters"] = dict(op.parameters)
+        return action
+    return passthrough(op, notes)
+
+
+def _is_meta_env(env: dict[str, Any]) -> bool:
+    return "META_RUN_ID" in env
+
+
+def passthrough(op: Any, notes: list[str]) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    dropped = []
+    for key, value in sorted(_init_kwargs(op).items()):
+        if key in BASE_ARGS:
+            continue
+        if jsonable(value):
+            arguments[key] = value
+        else:
+            dropped.append(key)
+    path = class_path(op)
+    if dropped:
+        notes.append(f"task {op.task_id}: {path} arguments {dropped} are not plain data and were left out")
+    notes.append(f"task {op.task_id}: {path} has no neutral form; kept as an airflow_operator (Airflow only)")
+    return {"kind": "airflow_operator", "operator": path, "arguments": arguments}
+
+
+def retry_fields(get: Any, baseline: dict[str, Any]) -> dict[str, Any]:
+    """meta retry/timeout/pool/trigger-rule fields whose Airflow value differs from ``baseline``."""
+    out: dict[str, Any] = {}
+    for af, meta_name in (
+        ("retries", "retries"),
+        ("retry_delay", "retry_delay"),
+        ("retry_exponential_backoff", "retry_backoff"),
+        ("max_retry_delay", "max_retry_delay"),
+        ("execution_timeout", "timeout"),
+        ("pool", "pool"),
+        ("trigger_rule", "trigger_rule"),
+    ):
+        value = get(af)
+        if af in ("retry_delay", "max_retry_delay", "execution_timeout"):
+            value = seconds(value)
+        if af == "trigger_rule" and value is not None:
+            value = str(getattr(value, "value", value))
+        if value == baseline.get(af):
+            continue
+        if af == "retry_exponential_backoff":
+            value = 1.0 if not value else float(value)
+            if value == 1.0 and not baseline.get(af):
+                continue
+        out[meta_name] = value
+    return out
+
+
+def task_of(
+    op: Any, dag: Any, baseline: dict[str, Any], module_names: dict[str, str], notes: list[str]
+) -> dict[str, Any]:
+    if getattr(op, "is_mapped", False) or class_path(op).endswith("MappedOperator"):
+        raise ImportRefused(f"task {op.task_id}: dynamic task mapping (expand) has no neutral form")
+    task: dict[str, Any] = {"id": op.task_id, "action": action_of(op, dag, module_names, notes)}
+    upstream = [t for t in dag.task_dict if t in op.upstream_task_ids]
+    if upstream:
+        task["upstream"] = upstream
+    task.update(retry_fields(lambda name: getattr(op, name, None), baseline))
+    if op.max_active_tis_per_dag is not None:
+        task["max_active"] = op.max_active_tis_per_dag
+    for af, meta_name in (("inlets", "inputs"), ("outlets", "outputs")):
+        uris = []
+        for item in getattr(op, af) or ():
+            uri = getattr(item, "uri", None)
+            if uri is None or type(item).__name__ != "Asset":
+                notes.append(f"task {op.task_id}: {af} item {item!r} is not an Asset and was left out")
+            else:
+                uris.append(uri)
+        if uris:
+            task[meta_name] = uris
+    own_params = {k: v for k, v in _init_kwargs(op).get("params", {}).items()} if _init_kwargs(op).get("params") else {}
+    if own_params:
+        values = {k: getattr(v, "value", v) for k, v in own_params.items()}
+        if jsonable(values):
+            task["params"] = values
+        else:
+            notes.append(f"task {op.task_id}: params are not plain data and were left out")
+    doc = getattr(op, "doc", None)
+    if doc:
+        task["description"] = doc
+    for cb in ("on_failure_callback", "on_retry_callback", "on_success_callback", "on_execute_callback"):
+        if getattr(op, cb, None) and cb not in (dag.default_args or {}):
+            notes.append(f"task {op.task_id}: {cb} is not carried over (meta alerts are pipeline-level)")
+    return task
+
+
+# -------------------------------------------------------------------------------------------- DAG
+
+
+def schedule_of(dag: Any, notes: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """(meta schedule, timezone name) for the DAG's timetable."""
+    tt = dag.timetable
+    name = type(tt).__name__
+    if name == "NullTimetable":
+        return None, None
+    if name in ("CronTriggerTimetable", "CronDataIntervalTimetable"):
+        if name == "CronDataIntervalTimetable":
+            notes.append("schedule: a cron *data interval* timetable becomes a trigger schedule (runs at the tick)")
+        tz = getattr(tt.timezone, "name", None) or str(tt.timezone)
+        return {"kind": "cron", "cron": tt.expression}, tz
+    if name in ("DeltaTriggerTimetable", "DeltaDataIntervalTimetable"):
+        if not isinstance(tt.delta, timedelta):
+            notes.append(f"schedule: relativedelta {tt.delta!r} has no neutral form; left unscheduled")
+            return None, None
+        return {"kind": "interval", "every": tt.delta.total_seconds()}, None
+    if name == "AssetTriggeredTimetable":
+        cond = tt.asset_condition
+        kind = type(cond).__name__
+        if kind == "Asset":
+            return {"kind": "datasets", "datasets": [cond.uri]}, None
+        if kind in ("AssetAll", "AssetAny") and all(type(a).__name__ == "Asset" for a in cond.objects):
+            mode = "all" if kind == "AssetAll" else "any"
+            return {"kind": "datasets", "datasets": [a.uri for a in cond.objects], "mode": mode}, None
+        notes.append(f"schedule: asset condition {cond!r} (nested, aliases or asset refs) has no neutral form")
+        return None, None
+    notes.append(f"schedule: {name} has no neutral form; the pipeline is left unscheduled")
+    return None, None
+
+
+def param_of(p: Any) -> dict[str, Any] | None:
+    from airflow.sdk.definitions._internal.types import NOTSET
+
+    schema = dict(getattr(p, "schema", {}) or {})
+    out: dict[str, Any] = {}
+    if p.value is not NOTSET and not (p.value is None and "default" not in schema and _required_by_schema(schema)):
+        out["default"] = p.value
+    if p.description:
+        out["description"] = p.description
+    for key in ("type", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "format"):
+        if key in schema:
+            out[key] = schema.pop(key)
+    schema.pop("description", None)
+    schema.pop("default", None)
+    if schema:
+        return None
+    if "default" not in out:
+        out["required"] = True
+    return out
+
+
+def _required_by_schema(schema: dict[str, Any]) -> bool:
+    return False
+
+
+def local_naive(value: datetime | None, tz: str) -> datetime | None:
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+
+
+def pipeline_of(dag: Any, module_names: dict[str, str]) -> ImportedDag:
+    notes: list[str] = []
+    try:
+        return ImportedDag(dag.dag_id, _pipeline(dag, module_names, notes), notes)
+    except ImportRefused as exc:
+        return ImportedDag(dag.dag_id, None, notes, refused=str(exc))
+
+
+def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipeline:
+    from meta_airflow.runtime import AlertCallback
+
+    default_args = dict(dag.default_args or {})
+    baseline = dict(AIRFLOW_DEFAULTS)
+    data: dict[str, Any] = {"id": dag.dag_id}
+    if dag.description:
+        data["description"] = dag.description
+    schedule, tz = schedule_of(dag, notes)
+    if schedule is not None:
+        data["schedule"] = schedule
+    start_tz = getattr(getattr(dag, "timezone", None), "name", None)
+    tz = tz or start_tz or "UTC"
+    if tz != "UTC":
+        data["timezone"] = tz
+    if dag.start_date is not None:
+        data["start_date"] = local_naive(dag.start_date, tz).isoformat()  # type: ignore[union-attr]
+    if dag.end_date is not None:
+        data["end_date"] = local_naive(dag.end_date, tz).isoformat()  # type: ignore[union-attr]
+    if dag.catchup:
+        data["catchup"] = True
+    if dag.max_active_runs != 16:
+        data["max_active_runs"] = dag.max_active_runs
+    if dag.max_active_tasks != 16:
+        data["max_active_tasks"] = dag.max_active_tasks
+    tags = sorted(dag.tags or ())
+    teams = [t for t in tags if t.startswith("team:")]
+    if teams:
+        data["team"] = teams[0][len("team:") :]
+    if [t for t in tags if not t.startswith("team:")]:
+        data["tags"] = [t for t in tags if not t.startswith("team:")]
+    owner = default_args.get("owner")
+    if owner and owner != "airflow":
+        data["owner"] = owner
+    defaults = retry_fields(lambda name: default_args.get(name, AIRFLOW_DEFAULTS[name]), AIRFLOW_DEFAULTS)
+    if defaults:
+        data["defaults"] = defaults
+        for af, meta_name in (("retries", "retries"), ("pool", "pool"), ("trigger_rule", "trigger_rule")):
+            if meta_name in defaults:
+                baseline[af] = default_args[af] if af != "trigger_rule" else defaults[meta_name]
+        for af in ("retry_delay", "max_retry_delay", "execution_timeout", "retry_exponential_backoff"):
+            if af in default_args:
+                baseline[af] = seconds(default_args[af]) if af != "retry_exponential_backoff" else default_args[af]
+    params = {}
+    for name in dag.params:
+        p = dag.params.get_param(name)
+        converted = param_of(p)
+        if converted is None:
+            notes.append(f"param {name}: schema {p.schema!r} uses keywords meta does not know; kept the default only")
+            converted = {"default": p.value} if jsonable(p.value) else {"required": True}
+        params[name] = converted
+    if params:
+        data["params"] = params
+    alerts: dict[str, list[str]] = {}
+    for attr, event in (("on_failure_callback", "on_failure"), ("on_success_callback", "on_success")):
+        for cb in _callbacks(getattr(dag, attr, None)):
+            if isinstance(cb, AlertCallback):
+                alerts.setdefault(event, []).extend(cb.channels)
+            else:
+                notes.append(f"DAG {attr} {cb!r} is not carried over (only meta alert routes are)")
+    for cb in _callbacks(default_args.get("on_retry_callback")):
+        if isinstance(cb, AlertCallback):
+            alerts.setdefault("on_retry", []).extend(cb.channels)
+        else:
+            notes.append(f"default_args on_retry_callback {cb!r} is not carried over")
+    deadline = getattr(dag, "deadline", None)
+    for alert in deadline if isinstance(deadline, list) else ([deadline] if deadline else []):
+        ref = type(alert.reference).__name__
+        path = getattr(alert.callback, "path", "")
+        if (
+            ref == "DagRunQueuedAtDeadline"
+            and path.endswith("on_deadline_missed")
+            and isinstance(alert.interval, timedelta)
+        ):
+            data["sla"] = {"max_duration": alert.interval.total_seconds()}
+            channels = alert.callback.kwargs.get("channels") or []
+            if channels:
+                alerts["on_sla_miss"] = list(channels)
+        else:
+            notes.append(f"deadline alert ({ref}, callback {path}) is not carried over")
+    if alerts:
+        data["alerts"] = alerts
+    data["tasks"] = [task_of(op, dag, baseline, module_names, notes) for op in dag.task_dict.values()]
+    for cb_name in ("sla_miss_callback",):
+        if getattr(dag, cb_name, None):
+            notes.append(f"{cb_name} is not carried over (Airflow 3 removed SLAs)")
+    try:
+        return Pipeline.model_validate(data)
+    except ValueError as exc:
+        raise ImportRefused(f"the mapped pipeline is not valid: {exc}") from exc
+
+
+def _callbacks(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+# -------------------------------------------------------------------------------------------- files
+
+
+def parse_folder(folder: Path) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """(dags by id, import errors by file, Airflow module name -> importable module name) for a dags folder."""
+    if not folder.exists():
+        raise MetaError(f"dags folder {folder} does not exist")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(folder), include_examples=False, safe_mode=False)
+    # Airflow imports each DAG file under a private module name; callables defined there are importable by the
+    # file's own name, because Airflow puts the dags folder on sys.path.
+    root = folder if folder.is_dir() else folder.parent
+    files = {str(Path(d.fileloc)) for d in bag.dags.values()}
+    module_names: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file in files:
+            try:
+                rel = Path(file).relative_to(root).with_suffix("")
+            except ValueError:
+                continue
+            module_names[name] = ".".join(rel.parts)
+    return dict(bag.dags), dict(bag.import_errors), module_names
+
+
+def import_folder(folder: Path, dag_id: str | None = None) -> list[ImportedDag]:
+    dags, errors, module_names = parse_folder(folder)
+    if dag_id is not None and dag_id not in dags:
+        detail = f"; import errors: {errors}" if errors else ""
+        raise MetaError(f"no DAG {dag_id!r} in {folder}; found: {', '.join(sorted(dags)) or 'none'}{detail}")
+    ids = [dag_id] if dag_id else sorted(dags)
+    return [pipeline_of(dags[i], module_names) for i in ids]
+
+
+def import_dags(folder: Path, dag_id: str | None = None) -> list[Pipeline]:
+    """The importer behind ``meta import airflow``: refused DAGs raise with their reason."""
+    results = import_folder(folder, dag_id)
+    refused = [r for r in results if r.pipeline is None]
+    if refused:
+        raise MetaError("cannot import: " + "; ".join(f"DAG {r.dag_id!r}: {r.refused}" for r in refused))
+    return [r.pipeline for r in results if r.pipeline is not None]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,375 @@
+"""Pipeline -> a neutral description of an Airflow DAG (a "plan"), shared by the loader and by codegen.
+
+Both deployment modes render the *same* plan: ``build.py`` instantiates it into ``airflow.sdk`` objects at parse
+time, ``codegen.py`` prints it as Python source. So the loader and the generated files cannot drift apart.
+Values in a plan are JSON-like literals, ``Call`` (instantiate a class / call a function) or ``Ref`` (an imported
+name). Nothing here imports Airflow, which keeps planning cheap for the loader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from meta.errors import CompileError
+from meta.model import (
+    CronSchedule,
+    DatasetSchedule,
+    IntervalSchedule,
+    Pipeline,
+    Task,
+    TriggerRule,
+)
+
+TARGET = "airflow"
+RUNTIME = "meta_airflow.runtime"
+DEADLINE_CALLBACK = "meta_deadline.on_deadline_missed"  # a module in the Airflow plugins folder (triggerer imports it)
+PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+BASH = "airflow.providers.standard.operators.bash:BashOperator"
+PYTHON = "airflow.providers.standard.operators.python:PythonOperator"
+BRANCH = "airflow.providers.standard.operators.python:BranchPythonOperator"
+EMPTY = "airflow.providers.standard.operators.empty:EmptyOperator"
+SQL = "airflow.providers.common.sql.operators.sql:SQLExecuteQueryOperator"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An importable name, ``'module:attr.attr'``."""
+
+    path: str
+
+    @property
+    def module(self) -> str:
+        return self.path.split(":", 1)[0]
+
+    @property
+    def attr(self) -> str:
+        return self.path.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class Call:
+    """``Ref(path)(*args, **kwargs)``; kwargs keep their order (it is the order in generated code)."""
+
+    path: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task_id: str
+    operator: str  # 'module:Class'
+    kwargs: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class DagPlan:
+    dag_id: str
+    kwargs: tuple[tuple[str, Any], ...]
+    tasks: tuple[TaskPlan, ...]
+    edges: tuple[tuple[str, str], ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+def td(value: timedelta) -> Call:
+    """A timedelta as ``timedelta(seconds=...)`` (or days/whole seconds when exact, for readability)."""
+    seconds = value.total_seconds()
+    if seconds == int(seconds):
+        seconds_int = int(seconds)
+        if seconds_int % 86400 == 0:
+            return Call("datetime:timedelta", kwargs=(("days", seconds_int // 86400),))
+        return Call("datetime:timedelta", kwargs=(("seconds", seconds_int),))
+    return Call("datetime:timedelta", kwargs=(("seconds", seconds),))
+
+
+def dt(value: datetime, tz: str) -> Call:
+    """A datetime as ``pendulum.datetime(...)``; naive values are in the pipeline's timezone."""
+    if value.tzinfo is not None:
+        offset = value.utcoffset()
+        value = (value - offset).replace(tzinfo=None) if offset else value.replace(tzinfo=None)
+        tz = "UTC"
+    parts: list[Any] = [value.year, value.month, value.day]
+    kw: list[tuple[str, Any]] = []
+    for name in ("hour", "minute", "second", "microsecond"):
+        if getattr(value, name):
+            kw.append((name, getattr(value, name)))
+    kw.append(("tz", tz))
+    return Call("pendulum:datetime", args=tuple(parts), kwargs=tuple(kw))
+
+
+def _asset(uri: str) -> Call:
+    return Call("airflow.sdk:Asset", args=(uri,))
+
+
+# -------------------------------------------------------------------------------------------- checks
+
+
+def problems(pipeline: Pipeline) -> list[CompileError]:
+    """Every feature of ``pipeline`` Airflow cannot express (see docs/capabilities-airflow.md)."""
+    out: list[CompileError] = []
+    for name in pipeline.params:
+        if not PARAM_NAME.match(name):
+            out.append(
+                CompileError(
+                    TARGET,
+                    pipeline.id,
+                    f"param name {name!r}",
+                    "shell tasks get params as META_PARAM_<NAME> variables; expected a name like 'country'",
+                )
+            )
+    if pipeline.sla is not None:
+        if pipeline.sla.finish_by is not None:
+            out.append(
+                CompileError(
+                    TARGET,
+                    pipeline.id,
+                    "sla.finish_by",
+                    "Airflow 3.3 Deadline Alerts are relative to a run (queued time / logical date), not a local time "
+                    "of day; use sla.max_duration, or let the control plane watch finish_by",
+                )
+            )
+        if pipeline.sla.start_by is not None:
+            out.append(
+                CompileError(
+                    TARGET,
+                    pipeline.id,
+                    "sla.start_by",
+                    "Airflow 3.3 has no start deadline; let the control plane watch start_by",
+                )
+            )
+    return out
+
+
+def ensure_supported(pipeline: Pipeline) -> None:
+    errors = problems(pipeline)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise CompileError(TARGET, pipeline.id, "several features", "; ".join(str(e) for e in errors))
+
+
+# -------------------------------------------------------------------------------------------- schedule
+
+
+def schedule_value(pipeline: Pipeline) -> Any:
+    s = pipeline.schedule
+    if s is None:
+        return None
+    if isinstance(s, CronSchedule):
+        return Call("airflow.sdk:CronTriggerTimetable", args=(s.cron,), kwargs=(("timezone", pipeline.timezone),))
+    if isinstance(s, IntervalSchedule):
+        return Call("airflow.sdk:DeltaTriggerTimetable", args=(td(s.every),))
+    if isinstance(s, DatasetSchedule):
+        assets = tuple(_asset(u) for u in s.datasets)
+        if len(assets) == 1:
+            return assets[0]
+        if s.mode == "any":
+            return Call("airflow.sdk:AssetAny", args=assets)
+        return list(assets)  # a plain list is Airflow's "all of them"
+    raise CompileError(TARGET, pipeline.id, f"schedule kind {s.kind!r}")
+
+
+# -------------------------------------------------------------------------------------------- tasks
+
+
+def shell_env(pipeline: Pipeline) -> dict[str, str]:
+    """META_* variables as Airflow templates, so a shell task sees the same environment as on the local runner.
+
+    Manual runs may have no logical date in Airflow 3; like the local runner, fall back to the run's ``run_after``.
+    """
+    ld = "(dag_run.logical_date or dag_run.run_after)"
+
+    def tpl(expr: str) -> str:
+        return "{{ " + expr + " }}"
+
+    env = {
+        "META_PIPELINE_ID": pipeline.id,
+        "META_TASK_ID": tpl("task.task_id"),
+        "META_RUN_ID": tpl("run_id"),
+        "META_LOGICAL_DATE": tpl(f"{ld}.isoformat()"),
+        "META_DS": tpl(f"{ld} | ds"),
+        "META_DATA_INTERVAL_START": tpl(f"(dag_run.data_interval_start or {ld}).isoformat()"),
+        "META_DATA_INTERVAL_END": tpl(f"(dag_run.data_interval_end or {ld}).isoformat()"),
+        "META_TRY_NUMBER": tpl("ti.try_number"),
+        "META_BACKEND": "airflow",
+        "META_PARAMS": tpl("params | tojson"),
+    }
+    for name in pipeline.params:
+        if PARAM_NAME.match(name):
+            value = f"params[{name!r}]"
+            env[f"META_PARAM_{name.upper()}"] = tpl(f"{value} if {value} is string else {value} | tojson")
+    return env
+
+
+META_ENV_KEYS = frozenset(
+    {
+        "META_PIPELINE_ID",
+        "META_TASK_ID",
+        "META_RUN_ID",
+        "META_LOGICAL_DATE",
+        "META_DS",
+        "META_DATA_INTERVAL_START",
+        "META_DATA_INTERVAL_END",
+        "META_TRY_NUMBER",
+        "META_BACKEND",
+        "META_PARAMS",
+    }
+)
+
+
+def bash_command(command: str) -> str:
+    # BashOperator loads a command ending in .sh/.bash as a template *file*; a trailing space makes it a command.
+    return command + " " if command.rstrip().endswith((".sh", ".bash")) else command
+
+
+def action_plan(pipeline: Pipeline, task: Task) -> tuple[str, list[tuple[str, Any]]]:
+    a = task.action
+    if a.kind == "shell":
+        kw: list[tuple[str, Any]] = [("bash_command", bash_command(a.command))]
+        if a.env:  # the META_* variables come from default_args; a task's own env replaces them, so repeat them
+            kw.append(("env", {**shell_env(pipeline), **a.env}))
+        if a.cwd is not None:
+            kw.append(("cwd", a.cwd))
+        return BASH, kw
+    if a.kind == "python":
+        op_kwargs = {"target": a.callable, "kwargs": dict(a.kwargs)}
+        return PYTHON, [("python_callable", Ref(f"{RUNTIME}:call_python")), ("op_kwargs", op_kwargs)]
+    if a.kind == "branch":
+        op_kwargs = {"target": a.callable, "kwargs": dict(a.kwargs)}
+        return BRANCH, [("python_callable", Ref(f"{RUNTIME}:call_branch")), ("op_kwargs", op_kwargs)]
+    if a.kind == "noop":
+        return EMPTY, []
+    if a.kind == "sql":
+        kw = [("conn_id", a.conn), ("sql", a.statement)]
+        if a.parameters:
+            kw.append(("parameters", dict(a.parameters)))
+        return SQL, kw
+    if a.kind == "op":
+        op_kwargs = {"op": a.op, "with_args": dict(a.with_)}
+        return PYTHON, [("python_callable", Ref(f"{RUNTIME}:run_op")), ("op_kwargs", op_kwargs)]
+    if a.kind == "airflow_operator":
+        module, _, cls = a.operator.rpartition(".")
+        return f"{module}:{cls}", list(a.arguments.items())
+    raise CompileError(TARGET, pipeline.id, f"task kind {a.kind!r}", task=task.id)
+
+
+def retry_kwargs(source: Any) -> list[tuple[str, Any]]:
+    """Retry/timeout/pool fields a task or the pipeline defaults set explicitly (unset fields inherit)."""
+    kw: list[tuple[str, Any]] = []
+    if source.retries is not None:
+        kw.append(("retries", source.retries))
+    if source.retry_delay is not None:
+        kw.append(("retry_delay", td(source.retry_delay)))
+    if source.retry_backoff is not None:
+        # meta 1.0 = constant delay = Airflow's 0 (off); any other value is Airflow's float multiplier.
+        kw.append(("retry_exponential_backoff", 0.0 if source.retry_backoff == 1.0 else float(source.retry_backoff)))
+    if source.max_retry_delay is not None:
+        kw.append(("max_retry_delay", td(source.max_retry_delay)))
+    if source.timeout is not None:
+        kw.append(("execution_timeout", td(source.timeout)))
+    if source.pool is not None:
+        kw.append(("pool", source.pool))
+    if source.trigger_rule is not None:
+        kw.append(("trigger_rule", _rule(source.trigger_rule)))
+    return kw
+
+
+def _rule(rule: TriggerRule) -> str:
+    return str(rule.value)
+
+
+def task_plan(pipeline: Pipeline, task: Task) -> TaskPlan:
+    operator, kw = action_plan(pipeline, task)
+    kw += retry_kwargs(task)
+    if task.max_active is not None:
+        kw.append(("max_active_tis_per_dag", task.max_active))
+    if task.inputs:
+        kw.append(("inlets", [_asset(u) for u in task.inputs]))
+    if task.outputs:
+        kw.append(("outlets", [_asset(u) for u in task.outputs]))
+    if task.params:
+        kw.append(("params", dict(task.params)))
+    if task.description is not None:
+        kw.append(("doc", task.description))
+    return TaskPlan(task.id, operator, tuple(kw))
+
+
+# -------------------------------------------------------------------------------------------- DAG
+
+
+def _alert(channels: tuple[str, ...], event: str) -> Call:
+    return Call(f"{RUNTIME}:AlertCallback", args=(list(channels), event))
+
+
+def dag_kwargs(pipeline: Pipeline) -> list[tuple[str, Any]]:
+    p = pipeline
+    kw: list[tuple[str, Any]] = [("dag_id", p.id)]
+    if p.description is not None:
+        kw.append(("description", p.description))
+    kw.append(("schedule", schedule_value(p)))
+    if p.start_date is not None:
+        kw.append(("start_date", dt(p.start_date, p.timezone)))
+    if p.end_date is not None:
+        kw.append(("end_date", dt(p.end_date, p.timezone)))
+    kw.append(("catchup", p.catchup))
+    if p.max_active_runs is not None:
+        kw.append(("max_active_runs", p.max_active_runs))
+    if p.max_active_tasks is not None:
+        kw.append(("max_active_tasks", p.max_active_tasks))
+    tags = list(p.tags) + ([f"team:{p.team}"] if p.team else [])
+    if tags:
+        kw.append(("tags", tags))
+    default_args: dict[str, Any] = {}
+    if p.owner is not None:
+        default_args["owner"] = p.owner
+    default_args.update(retry_kwargs(p.defaults))
+    if any(t.action.kind == "shell" for t in p.tasks):
+        # default_args reach only operators whose signature takes them: here BashOperator's env/append_env.
+        default_args["env"] = shell_env(p)
+        default_args["append_env"] = True
+    if p.alerts.on_retry:
+        default_args["on_retry_callback"] = _alert(p.alerts.on_retry, "retry")
+    if default_args:
+        kw.append(("default_args", default_args))
+    if p.params:
+        kw.append(("params", {name: param_value(param) for name, param in p.params.items()}))
+    if p.alerts.on_failure:
+        kw.append(("on_failure_callback", _alert(p.alerts.on_failure, "failure")))
+    if p.alerts.on_success:
+        kw.append(("on_success_callback", _alert(p.alerts.on_success, "success")))
+    if p.sla is not None and p.sla.max_duration is not None:
+        callback = Call(
+            "airflow.sdk:AsyncCallback",
+            args=(DEADLINE_CALLBACK,),
+            kwargs=(("kwargs", {"pipeline": p.id, "channels": list(p.alerts.on_sla_miss)}),),
+        )
+        deadline = Call(
+            "airflow.sdk:DeadlineAlert",
+            kwargs=(
+                ("reference", Ref("airflow.sdk:DeadlineReference.DAGRUN_QUEUED_AT")),
+                ("interval", td(p.sla.max_duration)),
+                ("callback", callback),
+            ),
+        )
+        kw.append(("deadline", deadline))
+    return kw
+
+
+def param_value(param: Any) -> Call:
+    schema = param.json_schema()
+    args: tuple[Any, ...] = () if param.required else (param.default,)
+    return Call("airflow.sdk:Param", args=args, kwargs=tuple(schema.items()))
+
+
+def plan(pipeline: Pipeline) -> DagPlan:
+    ensure_supported(pipeline)
+    tasks = tuple(task_plan(pipeline, t) for t in pipeline.tasks)
+    edges = tuple((up, t.id) for t in pipeline.tasks for up in t.upstream)
+    return DagPlan(pipeline.id, tuple(dag_kwargs(pipeline)), tasks, edges)

@@ -1,0 +1,115 @@
+"""Deploy, trigger and watch pipelines on a running Airflow through REST v2 (used by ``meta run`` and tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from meta.model import Pipeline, RunState, TaskState
+from meta.results import RunResult, TaskResult
+from meta_airflow.client import AirflowClient
+
+FINISHED_RUN_STATES = {"success", "failed"}
+# Airflow task states meta has no name for, mapped to the closest meta state (only seen while a run is unfinished).
+TASK_STATE_ALIASES = {
+    None: TaskState.SCHEDULED,
+    "none": TaskState.SCHEDULED,
+    "removed": TaskState.SKIPPED,
+    "restarting": TaskState.UP_FOR_RETRY,
+    "up_for_reschedule": TaskState.RUNNING,
+    "deferred": TaskState.RUNNING,
+    "awaiting_input": TaskState.RUNNING,
+}
+
+
+def spec_path(specs_dir: Path, pipeline_id: str) -> Path:
+    return specs_dir / f"{pipeline_id}.json"
+
+
+def write_spec(specs_dir: Path, pipeline: Pipeline) -> Path:
+    """Write ``pipeline`` where the loader reads it; only rewritten when it changed (keeps Airflow's parse cheap)."""
+    specs_dir.mkdir(parents=True, exist_ok=True)
+    path = spec_path(specs_dir, pipeline.id)
+    text = json.dumps(pipeline.model_dump(mode="json", by_alias=True), indent=1, sort_keys=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # atomic: the dag processor never reads half a file
+    return path
+
+
+def wait_for_dags(client: AirflowClient, dag_ids: Sequence[str], timeout: float = 120) -> None:
+    """Wait until every DAG is known to the API; fail early, with the message, on an import error."""
+    deadline = time.monotonic() + timeout
+    missing: set[str] = set(dag_ids)
+    while time.monotonic() < deadline:
+        errors = client.import_errors()
+        if errors:
+            detail = "; ".join(f"{e.get('filename')}: {e.get('stack_trace', '')[-500:]}" for e in errors)
+            raise RuntimeError(f"Airflow reports import errors: {detail}")
+        missing = set(dag_ids) - client.dag_ids()
+        if not missing:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"DAGs not visible in Airflow after {timeout}s: {sorted(missing)}")
+
+
+def trigger(
+    client: AirflowClient,
+    pipeline: Pipeline,
+    params: dict[str, Any] | None,
+    run_id: str,
+    logical_date: datetime | None = None,
+) -> None:
+    client.set_paused(pipeline.id, False)
+    ld = (logical_date or datetime.now(UTC)).isoformat()
+    client.trigger(pipeline.id, run_id, conf=dict(params or {}), logical_date=ld)
+
+
+def task_state(value: str | None) -> TaskState:
+    if value in TASK_STATE_ALIASES:
+        return TASK_STATE_ALIASES[value]
+    return TaskState(value)
+
+
+def read_result(client: AirflowClient, pipeline_id: str, run_id: str) -> RunResult:
+    run = client.dag_run(pipeline_id, run_id)
+    tis = client.task_instances(pipeline_id, run_id)
+    tasks = {ti["task_id"]: TaskResult(task_state(ti["state"]), int(ti.get("try_number") or 0)) for ti in tis}
+    state = run["state"]
+    return RunResult(
+        pipeline=pipeline_id,
+        state=RunState(state) if state in {s.value for s in RunState} else RunState.RUNNING,
+        tasks=tasks,
+        run_id=run_id,
+        backend="airflow",
+    )
+
+
+def wait_for_runs(
+    client: AirflowClient,
+    runs: dict[str, str],
+    timeout: float = 600,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, RunResult]:
+    """Poll ``{pipeline_id: run_id}`` until every run has finished; returns their results."""
+    deadline = time.monotonic() + timeout
+    pending = dict(runs)
+    done: dict[str, RunResult] = {}
+    while pending:
+        for pipeline_id, run_id in list(pending.items()):
+            if client.dag_run(pipeline_id, run_id)["state"] in FINISHED_RUN_STATES:
+                done[pipeline_id] = read_result(client, pipeline_id, run_id)
+                del pending[pipeline_id]
+                if progress:
+                    progress(f"{pipeline_id} {done[pipeline_id].state}")
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Airflow runs not finished after {timeout}s: {pending}")
+        time.sleep(1)
+    return done

@@ -1,0 +1,135 @@
+"""Callables that run inside Airflow tasks and callbacks (imported by workers, never at DAG parse time).
+
+They give python/branch/op tasks exactly what the local runner gives them (meta.execute): the callable's kwargs plus
+the run-context names its signature asks for, ``TaskSkipped`` -> skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def run_context(context: dict[str, Any]) -> Any:
+    """meta's RunContext for an Airflow task context (manual runs without a logical date use ``run_after``)."""
+    from meta.context import RunContext
+
+    dag_run = context.get("dag_run")
+    run_after = getattr(dag_run, "run_after", None)
+    logical_date = context.get("logical_date") or run_after
+    params = dict(context.get("params") or {})
+    return RunContext(
+        pipeline_id=context["dag"].dag_id if context.get("dag") is not None else dag_run.dag_id,  # type: ignore[union-attr]
+        run_id=context["run_id"],
+        logical_date=logical_date,
+        params=params,
+        backend="airflow",
+        data_interval_start=context.get("data_interval_start") or logical_date,
+        data_interval_end=context.get("data_interval_end") or logical_date,
+    )
+
+
+def resolve_callable(ref: str) -> Any:
+    """Import ``package.module:function`` (the function part may be dotted), as meta.execute does."""
+    module_name, _, attr_path = ref.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{ref!r} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def call_kwargs(func: Any, kwargs: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The local runner's (and Airflow's) rule: kwargs plus the context names the signature asks for (all with
+    ``**kwargs``). Kept here rather than imported from meta.execute so workers do not import the local runner."""
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    extra = {k: v for k, v in context.items() if k not in kwargs and (takes_all or k in parameters)}
+    return {**kwargs, **extra}
+
+
+def _try_number(context: dict[str, Any]) -> int:
+    ti = context.get("ti")
+    return int(getattr(ti, "try_number", 1) or 1)
+
+
+def _call(target: str, kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
+    from airflow.exceptions import AirflowSkipException
+
+    from meta.errors import TaskSkipped
+
+    func = resolve_callable(target)
+    ctx = run_context(context)
+    task_id = context["ti"].task_id if context.get("ti") is not None else context["task"].task_id
+    variables = ctx.template_vars(task_id, _try_number(context))
+    try:
+        return func(**call_kwargs(func, kwargs, variables))
+    except TaskSkipped as exc:
+        raise AirflowSkipException(str(exc) or f"{target} asked to skip") from exc
+
+
+def call_python(target: str, kwargs: dict[str, Any], **context: Any) -> Any:
+    """A meta ``python`` task: call ``module:function``."""
+    return _call(target, kwargs, context)
+
+
+def call_branch(target: str, kwargs: dict[str, Any], **context: Any) -> Any:
+    """A meta ``branch`` task: the callable returns the task id(s) to follow (BranchPythonOperator skips the rest)."""
+    value = _call(target, kwargs, context)
+    return [] if value is None else value
+
+
+def run_op(op: str, with_args: dict[str, Any], **context: Any) -> None:
+    """A meta ``op`` task: ``meta.plugins.get_op(op).run(OpContext, **with)``."""
+    from meta.ops import OpContext
+    from meta.plugins import get_op
+
+    task_id = context["ti"].task_id
+    op_type = get_op(op)
+    op_type.run(
+        OpContext(run=run_context(context), task_id=task_id, try_number=_try_number(context), log=log), **with_args
+    )
+
+
+class AlertCallback:
+    """An Airflow callback ``(context)`` that sends a meta alert to ``channels`` (e.g. ``['slack:data-team']``)."""
+
+    def __init__(self, channels: list[str], event: str):
+        self.channels = list(channels)
+        self.event = event
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AlertCallback) and (self.channels, self.event) == (other.channels, other.event)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.channels), self.event))
+
+    def __repr__(self) -> str:
+        return f"AlertCallback({self.channels!r}, {self.event!r})"
+
+    def __call__(self, context: dict[str, Any]) -> None:
+        from meta.operators.alerts import send_alert  # lazily: only when an alert fires
+
+        dag_run = context.get("dag_run")
+        ti = context.get("ti") or context.get("task_instance")
+        details = {
+            "pipeline": getattr(dag_run, "dag_id", None),
+            "run_id": getattr(dag_run, "run_id", None),
+            "task": getattr(ti, "task_id", None),
+            "event": self.event,
+            "backend": "airflow",
+            "error": str(context.get("exception") or context.get("reason") or ""),
+        }
+        for channel in self.channels:
+            try:
+                send_alert(channel, **details)
+            except Exception:  # an alert that cannot be sent must not change the task's outcome
+                log.exception("meta: could not send %s alert to %s", self.event, channel)
