@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,17 +70,34 @@ class Renderer:
         return self.imports[key] + (f".{rest}" if rest else "")
 
     def import_lines(self) -> list[str]:
+        """isort/ruff style: standard library, third party, then meta_airflow; `import x` before `from x`."""
         plain: set[str] = set()
-        names: dict[str, list[str]] = {}
+        names: dict[str, set[str]] = {}
         for key, alias in self.imports.items():
             module, _, name = key.partition(":")
             if not name:
-                plain.add(f"import {module}")
+                plain.add(module)
             else:
-                names.setdefault(module, []).append(name if alias == name else f"{name} as {alias}")
-        # One sorted block, `import x` first; names sorted case-sensitively like isort's default.
-        froms = [f"from {m} import {', '.join(sorted(set(ns)))}" for m, ns in sorted(names.items())]
-        return sorted(plain) + froms
+                names.setdefault(module, set()).add(name if alias == name else f"{name} as {alias}")
+
+        def section(module: str) -> int:
+            top = module.split(".")[0]
+            return 0 if top in sys.stdlib_module_names else 2 if top == "meta_airflow" else 1
+
+        def by_type(name: str) -> tuple[int, str]:  # isort's order-by-type: CONSTANTS, Classes, functions
+            n = name.split(" as ")[0]
+            return (0 if n.isupper() and len(n) > 1 else 1 if n[:1].isupper() else 2, n)
+
+        blocks: list[list[str]] = [[], [], []]
+        for module in sorted(plain):
+            blocks[section(module)].append(f"import {module}")
+        for module in sorted(names):
+            blocks[section(module)].append(f"from {module} import {', '.join(sorted(names[module], key=by_type))}")
+        out: list[str] = []
+        for block in blocks:
+            if block:
+                out += [*block, ""]
+        return out[:-1]
 
     # -- values -----------------------------------------------------------------------------------
 

@@ -124,6 +124,16 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                     "shell tasks get params as META_PARAM_<NAME> variables; expected a name like 'country'",
                 )
             )
+    required = [name for name, p in pipeline.params.items() if p.required]
+    if required and pipeline.schedule is not None:
+        out.append(
+            CompileError(
+                TARGET,
+                pipeline.id,
+                "required params on a scheduled pipeline",
+                f"Airflow refuses a schedule when a param has no default ({', '.join(required)}); give them defaults",
+            )
+        )
     if pipeline.sla is not None:
         if pipeline.sla.finish_by is not None:
             out.append(
@@ -195,8 +205,12 @@ def shell_env(pipeline: Pipeline) -> dict[str, str]:
         "META_RUN_ID": tpl("run_id"),
         "META_LOGICAL_DATE": tpl(f"{ld}.isoformat()"),
         "META_DS": tpl(f"{ld} | ds"),
-        "META_DATA_INTERVAL_START": tpl(f"(dag_run.data_interval_start or {ld}).isoformat()"),
-        "META_DATA_INTERVAL_END": tpl(f"(dag_run.data_interval_end or {ld}).isoformat()"),
+        "META_DATA_INTERVAL_START": tpl(
+            "(dag_run.data_interval_start or dag_run.logical_date or dag_run.run_after).isoformat()"
+        ),
+        "META_DATA_INTERVAL_END": tpl(
+            "(dag_run.data_interval_end or dag_run.logical_date or dag_run.run_after).isoformat()"
+        ),
         "META_TRY_NUMBER": tpl("ti.try_number"),
         "META_BACKEND": "airflow",
         "META_PARAMS": tpl("params | tojson"),
