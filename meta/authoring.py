@@ -70,6 +70,12 @@ ACTION_HELP = "exactly one of " + ", ".join(f"{k}:" for k in ACTION_KINDS)
 _PLACEHOLDER = {"kind": "noop"}
 
 
+_ALLOWED_SETS = {
+    keys: frozenset(keys)
+    for keys in (PIPELINE_KEYS, TASK_KEYS, DEFAULTS_KEYS, SLA_KEYS, ALERT_KEYS, PARAM_KEYS, *ACTION_FIELDS.values())
+}
+
+
 @dataclass(frozen=True)
 class Issue:
     """A problem located by its authoring path from the pipeline's own mapping (``("tasks", "load", "op")``)."""
@@ -111,6 +117,8 @@ class _Normalizer:
         self.issues.append(Issue(tuple(path), message, at_key))
 
     def check_keys(self, mapping: dict[Any, Any], allowed: tuple[str, ...], path: Path, what: str) -> None:
+        if mapping.keys() <= _ALLOWED_SETS.get(allowed, frozenset()):  # the common case: nothing to report
+            return
         for key in mapping:
             if key not in allowed:
                 hint = did_you_mean(str(key), allowed)
