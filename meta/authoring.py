@@ -70,6 +70,32 @@ ACTION_HELP = "exactly one of " + ", ".join(f"{k}:" for k in ACTION_KINDS)
 _PLACEHOLDER = {"kind": "noop"}
 
 
+# Names people bring from Airflow, Prefect or habit, and the key meta uses for the same thing.
+FAMILIAR_NAMES = {
+    "id": "pipeline",
+    "name": "pipeline",
+    "dag_id": "pipeline",
+    "schedule_interval": "schedule",
+    "default_args": "defaults",
+    "depends_on": "upstream",
+    "dependencies": "upstream",
+    "deps": "upstream",
+    "needs": "upstream",
+    "execution_timeout": "timeout",
+    "bash": "shell",
+    "bash_command": "shell",
+    "cmd": "shell",
+    "python_callable": "python",
+    "op_kwargs": "kwargs",
+    "arguments": "with",
+    "args": "kwargs",
+    "query": "statement",
+    "sql": "statement",
+    "connection": "conn",
+    "conn_id": "conn",
+    "function": "callable",
+    "fn": "callable",
+}
 _ALLOWED_SETS = {
     keys: frozenset(keys)
     for keys in (PIPELINE_KEYS, TASK_KEYS, DEFAULTS_KEYS, SLA_KEYS, ALERT_KEYS, PARAM_KEYS, *ACTION_FIELDS.values())
@@ -121,7 +147,8 @@ class _Normalizer:
             return
         for key in mapping:
             if key not in allowed:
-                hint = did_you_mean(str(key), allowed)
+                alias = FAMILIAR_NAMES.get(str(key))
+                hint = f"; write {alias!r} instead" if alias in allowed else did_you_mean(str(key), allowed)
                 self.issue(
                     (*path, key),
                     f"unknown key {key!r} in {what}{hint}; expected one of: {', '.join(allowed)}",

@@ -319,6 +319,11 @@ def load_python_file(path: str | Path) -> list[Pipeline]:
             problems.append(
                 Problem(f"'pipelines' must list pipelines; received {type(found).__name__} {found!r}", str(path))
             )
+    first: dict[str, Pipeline] = {}
+    for p in pipelines:
+        if p.id in first and first[p.id] is not p:
+            problems.append(Problem(f"duplicate pipeline id {p.id!r}; pipeline ids must be unique", str(path)))
+        first.setdefault(p.id, p)
     if problems:
         raise ValidationFailed(problems)
     if not pipelines:

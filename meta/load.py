@@ -131,10 +131,12 @@ def _load_one(path: Path) -> tuple[list[Pipeline], list[Problem]]:
             return load_python_file(path), []
         except ValidationFailed as exc:
             return [], exc.problems
+    if path.is_dir():
+        return [], [Problem("is a directory; load_paths (or `meta validate DIR`) searches directories", str(path))]
     if path.suffix not in YAML_SUFFIXES:
         return [], [Problem(f"unsupported file type {path.suffix!r}; expected .yaml, .yml or .py", file=str(path))]
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the YAML
     except (OSError, UnicodeDecodeError) as exc:
         return [], [Problem(f"cannot read file: {exc}", file=str(path))]
     return _load_yaml(text, str(path))

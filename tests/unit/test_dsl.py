@@ -177,3 +177,12 @@ def test_spec_file_is_isolated(tmp_path: Path) -> None:
     load_file(spec)  # loading twice re-runs the file and does not leak modules or sys.path entries
     assert not {m for m in set(sys.modules) - before if m.startswith("meta_spec_")}
     assert str(tmp_path) not in sys.path
+
+
+def test_spec_file_duplicate_pipeline_ids(tmp_path: Path) -> None:
+    spec = tmp_path / "dup.py"
+    spec.write_text(
+        "from meta.dsl import pipeline, noop\nfor _ in range(2):\n    with pipeline('same'):\n        noop('a')\n"
+    )
+    with pytest.raises(ValidationFailed, match=r"dup\.py: duplicate pipeline id 'same'"):
+        load_file(spec)

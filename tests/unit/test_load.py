@@ -215,3 +215,11 @@ def test_load_file_rejects_unknown_suffix(tmp_path: Path) -> None:
         ValidationFailed, match=r"p\.toml: unsupported file type '\.toml'; expected \.yaml, \.yml or \.py"
     ):
         load_file(path)
+
+
+def test_byte_order_mark_and_directory(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes("\ufeffpipeline: bom\ntasks: {a: {noop: true}}\n".encode())
+    assert [p.id for p in load_file(path)] == ["bom"]
+    with pytest.raises(ValidationFailed, match="is a directory"):
+        load_file(tmp_path)

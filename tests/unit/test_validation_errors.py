@@ -159,6 +159,15 @@ CASES = [
         H + "tasks:\n  a: echo hi\n",
         ["f.yaml:3:6: pipeline 'p', task 'a': a task must be a mapping with exactly one of shell:"],
     ),
+    (
+        "names familiar from Airflow get the meta key",
+        "dag_id: p\ntasks:\n  a: {bash_command: x, depends_on: [b]}\n  b: {noop: true}\n",
+        [
+            "f.yaml:1:1: unknown key 'dag_id' in a pipeline; write 'pipeline' instead",
+            "f.yaml:3:7: task 'a': unknown key 'bash_command' in task 'a'; write 'shell' instead",
+            "f.yaml:3:24: task 'a': unknown key 'depends_on' in task 'a'; write 'upstream' instead",
+        ],
+    ),
     ("yaml syntax error", H + "tasks:\n  a: {shell: x\n  b: 1\n", ["f.yaml:4:4: YAML syntax error:"]),
     ("empty file", "", ["f.yaml:1:1: the file holds no pipeline (it is empty)"]),
     (
