@@ -85,7 +85,7 @@ def _pick(pipelines: list[Pipeline], pipeline_id: str | None, source: str) -> Pi
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 def validate(paths: tuple[str, ...]) -> None:
-    """Check pipeline files and folders; print every problem (file:line:col) and exit 1 if there are any."""
+    """Check pipeline files and folders; list every problem (file:line:col), exit 1 if any."""
     try:
         pipelines = _load(paths)
     except ValidationFailed as exc:
@@ -295,7 +295,7 @@ def runs(pipeline_id: str | None, limit: int, as_json: bool) -> None:
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
 def compile_(target_name: str, specs: tuple[str, ...], out_dir: str) -> None:
-    """Generate backend code (e.g. Airflow DAG files) for the pipelines in SPECS."""
+    """Generate backend code, such as Airflow DAG files, for the pipelines in SPECS."""
     from meta.plugins import get_target
 
     target = get_target(target_name)
@@ -326,7 +326,7 @@ def deploy(target_name: str, specs: tuple[str, ...], pool: str | None, api_url: 
 @click.option("--dag-id", help="only this DAG")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for YAML")
 def import_(source: str, dags_folder: str, dag_id: str | None, out_dir: str) -> None:
-    """Turn another tool's definitions (SOURCE, e.g. airflow) into meta YAML files, one per pipeline."""
+    """Convert another tool's definitions (SOURCE: airflow, ...) into meta YAML, one file per pipeline."""
     from meta.load import pipeline_to_yaml
     from meta.plugins import get_importer
 

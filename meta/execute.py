@@ -24,6 +24,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -50,6 +51,35 @@ from meta.runner.capture import capture_stdout
 
 SKIP_EXIT_CODE = 99  # BashOperator's skip_on_exit_code default
 KILL_GRACE_SECONDS = 3.0
+
+# Process groups of the task processes running now, so an interrupted runner can stop them (they run in their own
+# sessions, so Ctrl-C in the terminal does not reach them).
+_active_groups: set[int] = set()
+_active_lock = threading.Lock()
+
+
+def _track(pgid: int, active: bool) -> None:
+    with _active_lock:
+        (_active_groups.add if active else _active_groups.discard)(pgid)
+
+
+def terminate_active_tasks() -> None:
+    """SIGTERM every task process group started by this process that is still running (then SIGKILL)."""
+    with _active_lock:
+        groups = list(_active_groups)
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
+    while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @dataclass(frozen=True)
@@ -314,6 +344,14 @@ def _run_forked(work: Callable[[], AttemptResult], env: dict[str, str], timeout:
             finally:
                 os._exit(status)
     os.close(write_fd)
+    _track(pid, True)
+    try:
+        return _wait_forked(pid, read_fd, timeout)
+    finally:
+        _track(pid, False)
+
+
+def _wait_forked(pid: int, read_fd: int, timeout: float) -> AttemptResult:
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     timed_out = False
@@ -434,6 +472,7 @@ def _run_shell(
         )
     except OSError as exc:
         return AttemptResult(TaskState.FAILED, error=f"cannot start bash: {exc}")
+    _track(proc.pid, True)
     try:
         code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -441,6 +480,8 @@ def _run_shell(
         return AttemptResult(
             TaskState.FAILED, error=f"timed out after {_seconds(timeout or 0)}; killed its process tree"
         )
+    finally:
+        _track(proc.pid, False)
     if code == 0:
         return AttemptResult(TaskState.SUCCESS)
     if code == SKIP_EXIT_CODE:

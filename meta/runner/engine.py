@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from meta.context import RunContext
-from meta.execute import AttemptResult, execute_task
+from meta.execute import AttemptResult, execute_task, terminate_active_tasks
 from meta.graph import Decision, evaluate_trigger_rule, run_state
 from meta.model import BranchAction, Pipeline, RunState, TaskSettings, TaskState
 from meta.results import RunResult, TaskResult
 from meta.runner.paths import log_path
 
 Progress = Callable[[str], None]
+POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -117,34 +118,46 @@ class RunLoop:
             if not ups:
                 self._claim(task_id)
         with ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix=f"meta-{self.pipeline.id}") as pool:
-            while True:
-                self._promote_due_retries()
-                while self.ready and self.running < self.limit:
-                    task_id = self.ready.popleft()
-                    self.tries[task_id] += 1
-                    self.running += 1
-                    self._say(task_id, TaskState.RUNNING, self.tries[task_id])
-                    pool.submit(self._attempt, task_id, self.tries[task_id])
-                if not self.running and not self.ready and not self.retry_heap:
-                    break
-                wait = max(0.0, self.retry_heap[0][0] - time.monotonic()) if self.retry_heap else None
-                if self.running == 0 and wait is not None:
-                    time.sleep(wait)  # only retries are pending; nothing can arrive on the queue
-                    continue
-                try:
-                    item = self.results.get(timeout=wait)
-                except queue.Empty:
-                    continue
-                self._finish(*item)
-                while True:  # drain whatever else finished meanwhile before launching more
-                    try:
-                        self._finish(*self.results.get_nowait())
-                    except queue.Empty:
-                        break
+            try:
+                self._loop(pool)
+            except BaseException:  # Ctrl-C: task processes run in their own sessions and would outlive us
+                terminate_active_tasks()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         undecided = [t for t in self.tasks if t not in self.final]
         if undecided:  # pragma: no cover - every trigger rule decides once all upstreams are terminal
             raise RuntimeError(f"internal error: tasks never reached a terminal state: {undecided}")
         return self._outcome(started)
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        while True:
+            self._promote_due_retries()
+            while self.ready and self.running < self.limit:
+                task_id = self.ready.popleft()
+                self.tries[task_id] += 1
+                self.running += 1
+                self._say(task_id, TaskState.RUNNING, self.tries[task_id])
+                pool.submit(self._attempt, task_id, self.tries[task_id])
+            if not self.running and not self.ready and not self.retry_heap:
+                break
+            # Never block longer than POLL_SECONDS: a signal (Ctrl-C) delivered to a worker thread only reaches
+            # Python code once the main thread wakes up.
+            wait = POLL_SECONDS
+            if self.retry_heap:
+                wait = min(wait, max(0.0, self.retry_heap[0][0] - time.monotonic()))
+            if self.running == 0:
+                time.sleep(wait)  # only retries are pending; nothing can arrive on the queue
+                continue
+            try:
+                item = self.results.get(timeout=wait)
+            except queue.Empty:
+                continue
+            self._finish(*item)
+            while True:  # drain whatever else finished meanwhile before launching more
+                try:
+                    self._finish(*self.results.get_nowait())
+                except queue.Empty:
+                    break
 
     # -- worker side --------------------------------------------------------------------------------------
 

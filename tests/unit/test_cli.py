@@ -336,3 +336,48 @@ def test_import_needs_a_registered_importer(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["import", "nosuchtool", "--dags-folder", str(tmp_path), "-o", str(tmp_path)])
     assert result.exit_code == 2
     assert "no importer named 'nosuchtool'" in result.output
+
+
+def test_ctrl_c_stops_task_processes_and_records_the_run_as_failed(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    pid_file = tmp_path / "sleep.pid"
+    spec = write(
+        tmp_path,
+        "hang.yaml",
+        f"""
+        pipeline: hang
+        tasks:
+          hang: {{shell: "sleep 300 & echo $! > {pid_file}; wait"}}
+        """,
+    )
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [META, "run", str(spec), "--run-id", "r"],
+        env={**os.environ, "META_HOME": str(home)},
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # A shell may start background jobs with SIGINT ignored; a user's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    sleeper = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{sleeper}/stat").read_text()
+        if stat[stat.rindex(")") + 2] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        assert not Path(f"/proc/{sleeper}").exists(), "the task's process outlived the interrupted runner"
+    runs = json.loads(meta("runs", "--json", home=home).stdout)
+    assert [(r["run_id"], r["state"]) for r in runs] == [("r", "failed")]
