@@ -24,7 +24,7 @@ def main(request_path: str) -> int:
     from airflow.utils.session import create_session
 
     dag_id = request["pipeline_id"]
-    bag = DagBag(dag_folder=request["dags_folder"], include_examples=False)
+    bag = DagBag(dag_folder=request["dags_folder"], load_op_links=False)
     if dag_id not in bag.dags:
         print(f"pipeline {dag_id!r} did not load in Airflow: {bag.import_errors}", file=sys.stderr)
         return 2

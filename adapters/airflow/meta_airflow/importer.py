@@ -84,6 +84,10 @@ NEUTRAL = {
 }
 
 
+# Param keywords that only shape Airflow's trigger form; dropping them changes no run (noted in the import).
+UI_ONLY_PARAM_KEYS = ("title", "description_md", "section", "values_display", "examples")
+
+
 class ImportRefused(MetaError, ValueError):
     """A DAG whose structure has no neutral form."""
 
@@ -196,26 +200,34 @@ def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str])
                 raise ImportRefused(f"task {tid}: SQL parameters {op.parameters!r} are not a JSON mapping")
             action["parameters"] = dict(op.parameters)
         return action
-    return passthrough(op, notes)
+    return passthrough(op, notes, module_names, dag)
 
 
 def _is_meta_env(env: dict[str, Any]) -> bool:
     return "META_RUN_ID" in env
 
 
-def passthrough(op: Any, notes: list[str]) -> dict[str, Any]:
+def passthrough(op: Any, notes: list[str], module_names: dict[str, str], dag: Any) -> dict[str, Any]:
+    cls = type(op)
+    path = f"{module_names.get(cls.__module__, cls.__module__)}.{cls.__qualname__}"
+    if "<locals>" in path:
+        raise ImportRefused(f"task {op.task_id}: operator class {path} is defined inside a function")
     arguments: dict[str, Any] = {}
     dropped = []
+    inherited = dict(dag.default_args or {})
     for key, value in sorted(_init_kwargs(op).items()):
-        if key in BASE_ARGS:
+        if key in BASE_ARGS or (key in inherited and inherited[key] == value):  # default_args are not its own
             continue
         if jsonable(value):
             arguments[key] = value
         else:
             dropped.append(key)
-    path = class_path(op)
     if dropped:
-        notes.append(f"task {op.task_id}: {path} arguments {dropped} are not plain data and were left out")
+        # Leaving an argument out would compile to a different (or broken) operator: refuse instead.
+        raise ImportRefused(
+            f"task {op.task_id}: {path} arguments {dropped} are not plain data (callables, timedeltas, objects); "
+            "an airflow_operator passthrough keeps only JSON-like arguments"
+        )
     notes.append(f"task {op.task_id}: {path} has no neutral form; kept as an airflow_operator (Airflow only)")
     return {"kind": "airflow_operator", "operator": path, "arguments": arguments}
 
@@ -247,6 +259,20 @@ def retry_fields(get: Any, baseline: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def task_params(op: Any, dag: Any) -> dict[str, Any]:
+    """Params the task sets itself: Airflow merges the DAG's params into every task's, so subtract those."""
+    from airflow.sdk.definitions._internal.types import NOTSET
+
+    dag_values = {k: dag.params.get_param(k).value for k in dag.params}
+    out = {}
+    for key in op.params or {}:
+        value = op.params.get_param(key).value
+        if value is NOTSET or (key in dag_values and dag_values[key] == value):
+            continue
+        out[key] = value
+    return out
+
+
 def task_of(
     op: Any, dag: Any, baseline: dict[str, Any], module_names: dict[str, str], notes: list[str]
 ) -> dict[str, Any]:
@@ -269,9 +295,8 @@ def task_of(
                 uris.append(uri)
         if uris:
             task[meta_name] = uris
-    own_params = {k: v for k, v in _init_kwargs(op).get("params", {}).items()} if _init_kwargs(op).get("params") else {}
-    if own_params:
-        values = {k: getattr(v, "value", v) for k, v in own_params.items()}
+    values = task_params(op, dag)
+    if values:
         if jsonable(values):
             task["params"] = values
         else:
@@ -323,7 +348,7 @@ def param_of(p: Any) -> dict[str, Any] | None:
 
     schema = dict(getattr(p, "schema", {}) or {})
     out: dict[str, Any] = {}
-    if p.value is not NOTSET and not (p.value is None and "default" not in schema and _required_by_schema(schema)):
+    if p.value is not NOTSET:
         out["default"] = p.value
     if p.description:
         out["description"] = p.description
@@ -332,15 +357,13 @@ def param_of(p: Any) -> dict[str, Any] | None:
             out[key] = schema.pop(key)
     schema.pop("description", None)
     schema.pop("default", None)
+    for key in UI_ONLY_PARAM_KEYS:
+        schema.pop(key, None)
     if schema:
         return None
     if "default" not in out:
         out["required"] = True
     return out
-
-
-def _required_by_schema(schema: dict[str, Any]) -> bool:
-    return False
 
 
 def local_naive(value: datetime | None, tz: str) -> datetime | None:
@@ -407,6 +430,9 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
     params = {}
     for name in dag.params:
         p = dag.params.get_param(name)
+        ui_keys = sorted(k for k in (p.schema or {}) if k in UI_ONLY_PARAM_KEYS)
+        if ui_keys:
+            notes.append(f"param {name}: trigger-form keywords {ui_keys} are Airflow UI only and were left out")
         converted = param_of(p)
         if converted is None:
             notes.append(f"param {name}: schema {p.schema!r} uses keywords meta does not know; kept the default only")
@@ -466,9 +492,10 @@ def parse_folder(folder: Path) -> tuple[dict[str, Any], dict[str, str], dict[str
     """(dags by id, import errors by file, Airflow module name -> importable module name) for a dags folder."""
     if not folder.exists():
         raise MetaError(f"dags folder {folder} does not exist")
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bag = DagBag(dag_folder=str(folder), include_examples=False, safe_mode=False)
+    root = folder if folder.is_dir() else folder.parent
+    bag = BundleDagBag(dag_folder=str(folder), bundle_path=root, safe_mode=False, load_op_links=False)
     # Airflow imports each DAG file under a private module name; callables defined there are importable by the
     # file's own name, because Airflow puts the dags folder on sys.path.
     root = folder if folder.is_dir() else folder.parent

@@ -70,8 +70,8 @@ def rich(**overrides: Any) -> Pipeline:
                 "id": "raw.op-1",
                 "action": {
                     "kind": "airflow_operator",
-                    "operator": "airflow.providers.standard.operators.empty.EmptyOperator",
-                    "arguments": {},
+                    "operator": "airflow.providers.standard.sensors.bash.BashSensor",
+                    "arguments": {"bash_command": "true", "poke_interval": 5},
                 },
                 "upstream": ["done"],
             },

@@ -28,7 +28,7 @@ def test_tasks_operators_and_edges(dag) -> None:
         "right": "SQLExecuteQueryOperator",
         "load": "PythonOperator",
         "done": "EmptyOperator",
-        "raw.op-1": "EmptyOperator",
+        "raw.op-1": "BashSensor",
     }
     assert dag.task_dict["load"].upstream_task_ids == {"left", "right"}
     assert dag.task_dict["choose"].downstream_task_ids == {"left", "right"}

@@ -1,0 +1,168 @@
+"""Airflow DAG -> neutral pipeline: mapping, refusals with reasons, and the import -> compile -> import fixed point."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from meta_airflow.build import build_dag
+from meta_airflow.importer import import_dags, import_folder, pipeline_of
+
+from meta.errors import MetaError
+from meta.model import Pipeline
+from tests.conformance.cases import CASES
+from tests.unit.airflow.pipelines import rich
+
+
+def reimport(pipeline: Pipeline) -> Pipeline:
+    imported = pipeline_of(build_dag(pipeline), {})
+    assert imported.refused is None, imported.refused
+    assert imported.pipeline is not None
+    return imported.pipeline
+
+
+def same_meaning(a: Pipeline, b: Pipeline) -> None:
+    """Equal up to spelling: an explicit Airflow default (e.g. trigger_rule all_success) reads back as unset."""
+    assert a.model_dump(exclude={"tasks", "tags", "defaults"}) == b.model_dump(exclude={"tasks", "tags", "defaults"})
+    assert set(a.tags) == set(b.tags)  # Airflow keeps tags as a set
+    assert [t.id for t in a.tasks] == [t.id for t in b.tasks]
+    for ta, tb in zip(a.tasks, b.tasks, strict=True):
+        assert (ta.action, set(ta.upstream), a.settings_for(ta)) == (tb.action, set(tb.upstream), b.settings_for(tb))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_compiled_conformance_pipelines_import_back(case) -> None:
+    first = reimport(case.pipeline)
+    same_meaning(first, case.pipeline)
+    assert reimport(first) == first
+
+
+def test_rich_pipeline_is_a_fixed_point() -> None:
+    first = reimport(rich())
+    assert reimport(first) == first
+    # everything but Airflow's own normalisations (asset URIs) comes back as written
+    same_meaning(first, rich())
+    assert first.task("left") == rich().task("left")
+
+
+DAG_FILE = """
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+from airflow.providers.standard.sensors.bash import BashSensor
+from airflow.sdk import DAG, Param
+
+
+def pick():
+    return "py"
+
+
+def work(n, params):
+    return n
+
+
+with DAG(
+    dag_id="handwritten",
+    schedule="0 5 * * *",
+    start_date=pendulum.datetime(2024, 3, 1, tz="Europe/Zurich"),
+    catchup=False,
+    tags=["team:ops", "x"],
+    params={"n": Param(3, type="integer", minimum=1, title="How many")},
+    default_args={"owner": "ops", "retries": 3, "retry_delay": timedelta(minutes=2)},
+) as dag:
+    start = BashOperator(task_id="start", bash_command="echo hi", env={"A": "1"}, append_env=True)
+    branch = BranchPythonOperator(task_id="branch", python_callable=pick)
+    py = PythonOperator(task_id="py", python_callable=work, op_kwargs={"n": 2}, retries=0,
+                        execution_timeout=timedelta(seconds=30))
+    sql = SQLExecuteQueryOperator(task_id="sql", conn_id="wh", sql=["select 1", "select 2"])
+    wait = BashSensor(task_id="wait", bash_command="true", poke_interval=5)
+    end = EmptyOperator(task_id="end", trigger_rule="none_failed_min_one_success")
+    start >> branch >> [py, sql] >> end
+    start >> wait
+"""
+
+
+@pytest.fixture(scope="module")
+def dags_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("dags")
+    (folder / "handwritten.py").write_text(DAG_FILE)
+    (folder / "broken.py").write_text("from airflow.sdk import DAG\nraise RuntimeError('boom')\n")
+    (folder / "mapped.py").write_text(
+        textwrap.dedent("""
+        from airflow.sdk import DAG, task
+
+        @task
+        def double(x):
+            return 2 * x
+
+        with DAG(dag_id="mapped", schedule=None):
+            double.expand(x=[1, 2, 3])
+    """)
+    )
+    return folder
+
+
+def test_handwritten_dag_maps_every_operator(dags_folder: Path) -> None:
+    (result,) = import_folder(dags_folder, dag_id="handwritten")
+    p = result.pipeline
+    assert p is not None and result.status == "partial"  # the BashSensor is a passthrough
+    assert p.schedule.cron == "0 5 * * *" and p.timezone == "Europe/Zurich"
+    assert p.start_date.isoformat() == "2024-03-01T00:00:00" and p.owner == "ops" and p.team == "ops"
+    assert p.tags == ("x",)
+    assert p.params["n"].default == 3 and p.params["n"].minimum == 1
+    assert p.defaults.retries == 3 and p.defaults.retry_delay.total_seconds() == 120
+    kinds = {t.id: t.kind for t in p.tasks}
+    assert kinds == {
+        "start": "shell",
+        "branch": "branch",
+        "py": "python",
+        "sql": "sql",
+        "wait": "airflow_operator",
+        "end": "noop",
+    }
+    assert p.task("start").action.env == {"A": "1"}
+    assert p.task("branch").action.callable == "handwritten:pick"  # importable: the dags folder is on sys.path
+    assert p.task("py").action.kwargs == {"n": 2} and p.task("py").retries == 0
+    assert p.task("py").timeout.total_seconds() == 30
+    assert p.task("sql").action.statement == "select 1;\nselect 2" and p.task("sql").action.conn == "wh"
+    assert p.task("wait").action.operator == "airflow.providers.standard.sensors.bash.BashSensor"
+    assert p.task("wait").action.arguments == {"bash_command": "true", "poke_interval": 5}
+    assert p.task("end").trigger_rule == "none_failed_min_one_success"
+    assert set(p.task("end").upstream) == {"py", "sql"}
+    assert any("BashSensor" in n for n in result.notes) and any("title" in n for n in result.notes)
+    again = reimport(p)
+    for a, b in zip(again.tasks, p.tasks, strict=True):
+        assert a == b, (a, b)
+    assert again == p
+
+
+def test_refusals_name_the_reason(dags_folder: Path) -> None:
+    (result,) = import_folder(dags_folder, dag_id="mapped")
+    assert result.status == "refused" and "dynamic task mapping" in result.refused
+    with pytest.raises(MetaError, match="mapped.*dynamic task mapping"):
+        import_dags(dags_folder)
+
+
+def test_unknown_dag_id_lists_what_exists(dags_folder: Path) -> None:
+    with pytest.raises(MetaError, match="no DAG 'nope'.*handwritten.*broken.py"):
+        import_dags(dags_folder, dag_id="nope")
+
+
+def test_every_shipped_example_dag_imports_or_is_refused_and_round_trips() -> None:
+    from meta_airflow.import_report import example_folders, fixed_point
+
+    seen = 0
+    for folder in example_folders():
+        for result in import_folder(folder):  # must not raise
+            seen += 1
+            assert result.status in ("full", "partial", "refused")
+            if result.pipeline is None:
+                assert result.refused
+            else:
+                assert fixed_point(result) == "yes", result.dag_id
+    assert seen > 100
