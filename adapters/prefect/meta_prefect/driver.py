@@ -121,7 +121,7 @@ class Driver:
             for task_id in pending:
                 task = self.pipeline.task(task_id)
                 if task_id in forced:
-                    markers.append(self._marker(task, states.skipped(forced[task_id])).submit())
+                    markers.append(self._marker(task, states.skipped, forced[task_id]).submit())
                     self._record(task_id, TaskState.SKIPPED, attempts=0)
                     changed = True
                     continue
@@ -136,12 +136,12 @@ class Driver:
                 else:
                     rule = self._rules[task_id]
                     if decision == Decision.SKIP:
-                        marker = states.skipped(f"skipped by trigger rule {rule}")
+                        marker = self._marker(task, states.skipped, f"skipped by trigger rule {rule}")
                         final = TaskState.SKIPPED
                     else:
-                        marker = states.upstream_failed(f"an upstream task failed (trigger rule {rule})")
+                        marker = self._marker(task, states.upstream_failed, f"upstream failed (trigger rule {rule})")
                         final = TaskState.UPSTREAM_FAILED
-                    markers.append(self._marker(task, marker).submit())
+                    markers.append(marker.submit())
                     self._record(task_id, final, attempts=0)
                     changed = True
             pending = still
@@ -178,9 +178,10 @@ class Driver:
             on_running=hooks.task_retry_hooks(self.pipeline),
         )
 
-    def _marker(self, task: MetaTask, final: State[Any]) -> Task[[], Any]:
+    def _marker(self, task: MetaTask, final: Callable[[str], State[Any]], message: str) -> Task[[], Any]:
         def decided() -> State[Any]:
-            return final
+            # Built inside the task run: the server orders states by timestamp, so it must be newer than Running.
+            return final(message)
 
         decided.__qualname__ = f"{self.pipeline.id}.{task.id}"
         return Task(
