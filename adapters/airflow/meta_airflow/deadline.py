@@ -21,22 +21,20 @@ async def on_deadline_missed(pipeline: str, channels: list[str] | None = None, *
     if not channels:
         return
     from meta.operators.alerts import send_alert  # lazily: the triggerer imports this module at startup
+    from meta.operators.alerts.event import AlertEvent
 
-    for channel in channels:
-        try:
-            # send_alert does blocking I/O (SMTP, HTTP): keep it off the triggerer's event loop.
-            await asyncio.to_thread(
-                send_alert,
-                channel,
-                pipeline=pipeline,
-                run_id=run_id,
-                task=None,
-                event="sla_miss",
-                backend="airflow",
-                error="run exceeded sla.max_duration",
-            )
-        except Exception:
-            log.exception("meta: could not send the SLA alert for %s to %s", pipeline, channel)
+    event = AlertEvent(
+        pipeline_id=pipeline,
+        run_id=str(run_id or ""),
+        event="sla_miss",
+        backend="airflow",
+        message="the run exceeded its sla.max_duration",
+    )
+    try:
+        # send_alert does blocking I/O (SMTP, HTTP): keep it off the triggerer's event loop.
+        await asyncio.to_thread(send_alert, list(channels), event)
+    except Exception:
+        log.exception("meta: could not send the SLA alert for %s to %s", pipeline, channels)
 
 
 PLUGIN_SOURCE = '''"""meta's Deadline Alert callback for Airflow's plugins folder.

@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     body, rows = report(example_folders())
     counts = Counter(r.status for r, _ in rows)
-    reasons = Counter()
+    reasons: Counter[str] = Counter()
     for r, _ in rows:
         if r.refused:
             text = r.refused.split(": ", 1)[-1]

@@ -71,7 +71,7 @@ def trigger(
 
 
 def task_state(value: str | None) -> TaskState:
-    if value in TASK_STATE_ALIASES:
+    if value is None or value in TASK_STATE_ALIASES:
         return TASK_STATE_ALIASES[value]
     return TaskState(value)
 

@@ -21,6 +21,8 @@ def run_context(context: dict[str, Any]) -> Any:
     dag_run = context.get("dag_run")
     run_after = getattr(dag_run, "run_after", None)
     logical_date = context.get("logical_date") or run_after
+    if logical_date is None:
+        raise ValueError("the Airflow context has neither a logical date nor a dag_run.run_after")
     params = dict(context.get("params") or {})
     return RunContext(
         pipeline_id=context["dag"].dag_id if context.get("dag") is not None else dag_run.dag_id,  # type: ignore[union-attr]
@@ -117,19 +119,23 @@ class AlertCallback:
 
     def __call__(self, context: dict[str, Any]) -> None:
         from meta.operators.alerts import send_alert  # lazily: only when an alert fires
+        from meta.operators.alerts.event import AlertEvent
 
         dag_run = context.get("dag_run")
         ti = context.get("ti") or context.get("task_instance")
-        details = {
-            "pipeline": getattr(dag_run, "dag_id", None),
-            "run_id": getattr(dag_run, "run_id", None),
-            "task": getattr(ti, "task_id", None),
-            "event": self.event,
-            "backend": "airflow",
-            "error": str(context.get("exception") or context.get("reason") or ""),
-        }
-        for channel in self.channels:
-            try:
-                send_alert(channel, **details)
-            except Exception:  # an alert that cannot be sent must not change the task's outcome
-                log.exception("meta: could not send %s alert to %s", self.event, channel)
+        error = context.get("exception") or context.get("reason")
+        event = AlertEvent(
+            pipeline_id=str(getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "")),
+            run_id=str(getattr(dag_run, "run_id", None) or context.get("run_id") or ""),
+            event=self.event,
+            task_id=getattr(ti, "task_id", None) if self.event == "retry" else None,
+            state=str(getattr(dag_run, "state", "") or "") or None,
+            backend="airflow",
+            logical_date=getattr(dag_run, "logical_date", None),
+            try_number=getattr(ti, "try_number", None),
+            message=str(error) if error else None,
+        )
+        try:
+            send_alert(self.channels, event)  # records failures per channel itself; never fails the task
+        except Exception:
+            log.exception("meta: could not send the %s alert to %s", self.event, self.channels)

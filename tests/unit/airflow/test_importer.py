@@ -144,12 +144,12 @@ def test_handwritten_dag_maps_every_operator(dags_folder: Path) -> None:
 def test_refusals_name_the_reason(dags_folder: Path) -> None:
     (result,) = import_folder(dags_folder, dag_id="mapped")
     assert result.status == "refused" and "dynamic task mapping" in result.refused
-    with pytest.raises(MetaError, match="mapped.*dynamic task mapping"):
+    with pytest.raises(MetaError, match=r"mapped.*dynamic task mapping"):
         import_dags(dags_folder)
 
 
 def test_unknown_dag_id_lists_what_exists(dags_folder: Path) -> None:
-    with pytest.raises(MetaError, match="no DAG 'nope'.*handwritten.*broken.py"):
+    with pytest.raises(MetaError, match=r"no DAG 'nope'.*handwritten.*broken\.py"):
         import_dags(dags_folder, dag_id="nope")
 
 
