@@ -91,11 +91,18 @@ def evaluate_trigger_rule(
     """
     states = list(upstream_states)
     total = len(states) if upstream_count is None else upstream_count
-    counts = Counter(s for s in states if s is not None)
-    success = counts[TaskState.SUCCESS]
-    skipped = counts[TaskState.SKIPPED]
-    failed = counts[TaskState.FAILED]
-    upstream_failed = counts[TaskState.UPSTREAM_FAILED]
+    return decide_from_counts(rule, Counter(s for s in states if s is not None), total)
+
+
+def decide_from_counts(rule: TriggerRule, counts: Mapping[TaskState, int], total: int) -> Decision:
+    """``evaluate_trigger_rule`` from the number of finished upstreams in each state (``total`` upstreams in all).
+
+    Constant time: a runner that keeps these counts up to date decides a wide fan-in in O(1) per completion.
+    """
+    success = counts.get(TaskState.SUCCESS, 0)
+    skipped = counts.get(TaskState.SKIPPED, 0)
+    failed = counts.get(TaskState.FAILED, 0)
+    upstream_failed = counts.get(TaskState.UPSTREAM_FAILED, 0)
     done = success + skipped + failed + upstream_failed
     all_done = done >= total
 

@@ -13,7 +13,7 @@ import heapq
 import os
 import queue
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from meta.context import RunContext
 from meta.execute import AttemptResult, execute_task, terminate_active_tasks
-from meta.graph import Decision, evaluate_trigger_rule, run_state
+from meta.graph import Decision, decide_from_counts, run_state
 from meta.model import BranchAction, Pipeline, RunState, TaskSettings, TaskState
 from meta.results import RunResult, TaskResult
 from meta.runner.paths import log_path
@@ -58,9 +58,15 @@ class RunOutcome:
     log_dir: Path | None = None
     errors: dict[str, str] = field(default_factory=dict)  # task id -> last error message
     terminal_at: dict[str, datetime] = field(default_factory=dict)  # when each task reached its terminal state
+    _by_task: dict[str, list[AttemptRecord]] | None = field(default=None, init=False, repr=False, compare=False)
+    _indexed: int = field(default=0, init=False, repr=False, compare=False)
 
     def attempts_of(self, task_id: str) -> list[AttemptRecord]:
-        return [a for a in self.attempts if a.task_id == task_id]
+        if self._by_task is None or self._indexed != len(self.attempts):  # index once (and again if appended to)
+            self._by_task, self._indexed = {}, len(self.attempts)
+            for a in self.attempts:
+                self._by_task.setdefault(a.task_id, []).append(a)
+        return self._by_task.get(task_id, [])
 
     def last_duration(self, task_id: str) -> float | None:
         """Duration of the task's last attempt (Airflow's task-instance duration); None if it never ran."""
@@ -101,6 +107,8 @@ class RunLoop:
         self.settings: dict[str, TaskSettings] = {t.id: pipeline.settings_for(t) for t in pipeline.tasks}
         self.final: dict[str, TaskState] = {}  # terminal states only: what trigger rules look at
         self.terminal_at: dict[str, datetime] = {}
+        # Per task: how many upstreams ended in each state, so a wide fan-in is decided in O(1) per completion.
+        self.upstream_counts: dict[str, Counter[TaskState]] = {t: Counter() for t in self.tasks}
         self.claimed: set[str] = set()  # tasks decided to run (queued, running, up_for_retry or done)
         self.tries: dict[str, int] = dict.fromkeys(self.tasks, 0)
         self.errors: dict[str, str] = {}
@@ -197,8 +205,7 @@ class RunLoop:
             return
         self.attempts.append(AttemptRecord(task_id, try_number, result.state, started, ended, path, result.error))
         newly_final = [task_id]
-        self.final[task_id] = result.state
-        self.terminal_at[task_id] = ended
+        self._set_final(task_id, result.state, ended)
         self._say(task_id, result.state, try_number, duration, result.error)
         action = self.tasks[task_id].action
         if isinstance(action, BranchAction) and result.state == TaskState.SUCCESS:
@@ -230,8 +237,9 @@ class RunLoop:
             for child in self.downstream[work.pop()]:
                 if child in self.claimed:
                     continue
-                ups = self.upstream[child]
-                decision = evaluate_trigger_rule(self.settings[child].trigger_rule, [self.final.get(u) for u in ups])
+                decision = decide_from_counts(
+                    self.settings[child].trigger_rule, self.upstream_counts[child], len(self.upstream[child])
+                )
                 if decision == Decision.RUN:
                     self._claim(child)
                 elif decision == Decision.SKIP:
@@ -247,9 +255,14 @@ class RunLoop:
 
     def _decide(self, task_id: str, state: TaskState) -> None:
         self.claimed.add(task_id)
-        self.final[task_id] = state
-        self.terminal_at[task_id] = _utcnow()
+        self._set_final(task_id, state, _utcnow())
         self._say(task_id, state, 0)
+
+    def _set_final(self, task_id: str, state: TaskState, at: datetime) -> None:
+        self.final[task_id] = state
+        self.terminal_at[task_id] = at
+        for child in self.downstream[task_id]:
+            self.upstream_counts[child][state] += 1
 
     def _promote_due_retries(self) -> None:
         now = time.monotonic()

@@ -551,3 +551,13 @@ def test_state_dir_defaults_to_meta_home(meta_home: Path) -> None:
     assert (meta_home / "meta.db").exists()
     assert (meta_home / "logs/homed/r/a/attempt-1.log").exists()
     assert os.environ["META_HOME"] == str(meta_home)
+
+
+@pytest.mark.parametrize("module", ["meta.execute", "meta.runner", "meta.runner.engine", "meta.cli"])
+def test_modules_import_first_in_a_fresh_interpreter(module: str) -> None:
+    """Other backends import meta.execute on its own; no import order may be required."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

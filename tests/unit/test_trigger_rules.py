@@ -12,10 +12,11 @@ Decisions: R run now, W wait, K skipped, U upstream_failed.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import pytest
 
-from meta.graph import Decision, evaluate_trigger_rule, run_state
+from meta.graph import Decision, decide_from_counts, evaluate_trigger_rule, run_state
 from meta.model import RunState, TaskState, TriggerRule
 
 STATE = {
@@ -70,6 +71,8 @@ def test_two_upstreams(rule: TriggerRule, combo: str, expected: str) -> None:
     # Passing only the finished states plus the upstream count is the same question.
     finished = [s for s in states if s is not None]
     assert evaluate_trigger_rule(rule, finished, upstream_count=2) == DECISION[expected]
+    # The runner's constant-time form, from per-state counts.
+    assert decide_from_counts(rule, Counter(finished), 2) == DECISION[expected]
 
 
 @pytest.mark.parametrize("rule", list(TriggerRule))
