@@ -14,7 +14,7 @@ import os
 import queue
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,8 +89,11 @@ class RunLoop:
         parallelism: int | None = None,
         home: Path | None = None,
         progress: Progress | None = None,
+        pool_slots: Mapping[str, int] | None = None,
     ):
         self.pipeline = pipeline
+        self.pool_slots = dict(pool_slots or {})  # pool name -> slots; pools not listed are unlimited
+        self.pool_running: Counter[str] = Counter()
         self.ctx = ctx
         limit = parallelism or os.cpu_count() or 1
         if pipeline.max_active_tasks:
@@ -140,12 +143,19 @@ class RunLoop:
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while True:
             self._promote_due_retries()
+            waiting_for_slot: list[str] = []
             while self.ready and self.running < self.limit:
                 task_id = self.ready.popleft()
+                task_pool = self.settings[task_id].pool
+                if task_pool in self.pool_slots and self.pool_running[task_pool] >= self.pool_slots[task_pool]:
+                    waiting_for_slot.append(task_id)  # keeps its place; others may still start
+                    continue
+                self.pool_running[task_pool or ""] += 1
                 self.tries[task_id] += 1
                 self.running += 1
                 self._say(task_id, TaskState.RUNNING, self.tries[task_id])
                 pool.submit(self._attempt, task_id, self.tries[task_id])
+            self.ready.extendleft(reversed(waiting_for_slot))
             if not self.running and not self.ready and not self.retry_heap:
                 break
             # Never block longer than POLL_SECONDS: a signal (Ctrl-C) delivered to a worker thread only reaches
@@ -186,6 +196,7 @@ class RunLoop:
 
     def _finish(self, task_id: str, try_number: int, result: AttemptResult, started: datetime, ended: datetime) -> None:
         self.running -= 1
+        self.pool_running[self.settings[task_id].pool or ""] -= 1
         if result.error:
             self.errors[task_id] = result.error
         path = (

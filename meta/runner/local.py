@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -37,13 +38,38 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+def pool_slots(pipeline: Pipeline, given: Mapping[str, int]) -> dict[str, int]:
+    """Slots of each pool the pipeline uses: ``given``, else ``META_POOL_<NAME>`` (an integer), else unlimited."""
+    out: dict[str, int] = {}
+    for name in sorted({s.pool for s in map(pipeline.settings_for, pipeline.tasks) if s.pool}):
+        var = "META_POOL_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        raw = given.get(name, os.environ.get(var))
+        if raw is None:
+            continue
+        try:
+            slots = int(raw)
+        except (TypeError, ValueError):
+            slots = 0
+        if slots < 1:
+            raise InvalidRunRequest(f"pool {name!r} needs a whole number of slots >= 1 (from {var}), got {raw!r}")
+        out[name] = slots
+    return out
+
+
 class LocalRunner:
     """The embedded backend. ``home`` (default: ``$META_HOME`` or ``./.meta``) holds logs and ``meta.db``."""
 
-    def __init__(self, parallelism: int | None = None, home: Path | None = None, record_history: bool = True):
+    def __init__(
+        self,
+        parallelism: int | None = None,
+        home: Path | None = None,
+        record_history: bool = True,
+        pools: Mapping[str, int] | None = None,
+    ):
         if parallelism is not None and parallelism < 1:
             raise InvalidRunRequest(f"parallelism must be at least 1, got {parallelism}")
         self.parallelism = parallelism
+        self.pools = dict(pools or {})
         self.home = home
         self.record_history = record_history
 
@@ -68,7 +94,8 @@ class LocalRunner:
         started = datetime.now(UTC)
         if history is not None:
             history.start_run(pipeline.id, run_id, "local", logical_date.isoformat(), started.isoformat(), values)
-        loop = RunLoop(pipeline, ctx, parallelism=self.parallelism, home=home, progress=progress)
+        slots = pool_slots(pipeline, self.pools)
+        loop = RunLoop(pipeline, ctx, parallelism=self.parallelism, home=home, progress=progress, pool_slots=slots)
         try:
             outcome = loop.execute()
         except BaseException:

@@ -561,3 +561,33 @@ def test_modules_import_first_in_a_fresh_interpreter(module: str) -> None:
 
     proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _peak(attempts: list) -> int:
+    events = sorted([(a.started_at, 1) for a in attempts] + [(a.ended_at, -1) for a in attempts])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_pool_slots_from_the_environment(meta_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("META_POOL_DB_WRITERS", "1")
+    tasks = [sh(f"db{i}", "sleep 0.2", pool="db-writers") for i in range(3)]
+    tasks += [sh(f"free{i}", "sleep 0.2") for i in range(3)]
+    outcome = run(make(tasks), meta_home, parallelism=4)
+    assert outcome.result.state == "success"
+    db = [a for a in outcome.attempts if a.task_id.startswith("db")]
+    assert _peak(db) == 1  # the pool's single slot serialises its tasks
+    assert _peak(outcome.attempts) >= 3  # while tasks outside the pool still run alongside
+
+
+def test_pool_without_slots_is_unlimited_and_bad_slots_are_refused(
+    meta_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = [sh(f"db{i}", "sleep 0.2", pool="db") for i in range(3)]
+    assert _peak(run(make(tasks), meta_home, parallelism=3).attempts) == 3
+    monkeypatch.setenv("META_POOL_DB", "zero")
+    with pytest.raises(ValueError, match=re.escape("pool 'db' needs a whole number of slots >= 1 (from META_POOL_DB)")):
+        run(make(tasks), meta_home)
