@@ -102,7 +102,7 @@ def core_scalar(text: str) -> Any:
     return text
 
 
-def _tagged_scalar(node: ScalarNode) -> Any:
+def _tagged_scalar(node: Node) -> Any:
     tag, text = node.tag, node.value
     if tag == STR:
         return text
@@ -139,67 +139,75 @@ class Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
-        self._active: set[int] = set()
 
     def problem(self, node: Node, message: str) -> None:
-        mark = node.start_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        line, col = mark_of(node)
         self.problems.append(Problem(message, file=self.file, line=line, col=col))
 
     def value(self, node: Node) -> Any:
-        if type(node) is ScalarNode:
-            if node.tag == PLAIN:
-                return core_scalar(node.value)
-            try:
-                return _tagged_scalar(node)
-            except ValueError as exc:
-                self.problem(node, str(exc))
-                return node.value
-        if id(node) in self._active:
-            self.problem(node, "recursive YAML alias; a value cannot contain itself")
-            return None
-        self._active.add(id(node))
+        """The Python value of ``node`` (the entry point: guards against recursive aliases)."""
         try:
-            if type(node) is SequenceNode:
-                if node.tag != SEQ:
-                    self.problem(node, f"unsupported YAML tag {node.tag!r}; use plain lists")
-                return [self.value(item) for item in node.value]
-            if node.tag != MAP:
-                self.problem(node, f"unsupported YAML tag {node.tag!r}; use plain mappings")
-            return self.mapping(node)
-        finally:
-            self._active.discard(id(node))
+            return self._value(node)
+        except RecursionError:
+            self.problem(node, "a recursive YAML alias (a value containing itself) or nesting too deep to load")
+            return None
 
-    def key(self, node: Node) -> Any:
-        if type(node) is not ScalarNode:
-            self.problem(node, "a mapping key must be a plain value (a string or number), not a list or mapping")
-            return f"<invalid key at line {node.start_mark.line + 1}>"
-        return self.value(node)
+    # Hot path: every node of every file passes here, so dispatch on exact types and avoid helper calls.
+    def _value(self, node: Node) -> Any:
+        cls = type(node)
+        if cls is ScalarNode:
+            return core_scalar(node.value) if node.tag == PLAIN else self._tagged(node)
+        if cls is SequenceNode:
+            if node.tag != SEQ:
+                self.problem(node, f"unsupported YAML tag {node.tag!r}; use plain lists")
+            build = self._value
+            return [build(item) for item in node.value]
+        if node.tag != MAP:
+            self.problem(node, f"unsupported YAML tag {node.tag!r}; use plain mappings")
+        return self._mapping(node)
 
-    def mapping(self, node: Node) -> dict[Any, Any]:
+    def _tagged(self, node: Node) -> Any:
+        try:
+            return _tagged_scalar(node)
+        except ValueError as exc:
+            self.problem(node, str(exc))
+            return node.value
+
+    def _mapping(self, node: Node) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        seen: dict[Any, Node] = {}
-        merged: dict[Any, Any] = {}
+        merged: dict[Any, Any] | None = None
+        build = self._value
         for key_node, value_node in node.value:
-            key = self.key(key_node)
-            if key == MERGE_KEY and type(key_node) is ScalarNode and key_node.tag == PLAIN:
-                for source in self._merge_sources(value_node):  # earlier keys win, as in YAML 1.1 merges
-                    for k, v in self.mapping(source).items():
-                        merged.setdefault(k, v)
-                continue
-            first = seen.get(key)
-            if first is not None:
+            if type(key_node) is not ScalarNode:
                 self.problem(
-                    key_node,
-                    f"duplicate key {key!r}: first defined at line {first.start_mark.line + 1}, again at line "
-                    f"{key_node.start_mark.line + 1}; YAML would silently keep only the last one",
+                    key_node, "a mapping key must be a plain value (a string or number), not a list or a mapping"
                 )
                 continue
-            seen[key] = key_node
-            out[key] = self.value(value_node)
+            if key_node.tag == PLAIN:
+                if key_node.value == MERGE_KEY:
+                    merged = merged if merged is not None else {}
+                    for source in self._merge_sources(value_node):  # earlier sources win, as in YAML 1.1 merges
+                        for k, v in self._mapping(source).items():
+                            merged.setdefault(k, v)
+                    continue
+                key = core_scalar(key_node.value)
+            else:
+                key = self._tagged(key_node)
+            if key in out:
+                self._duplicate(node, key, key_node)
+                continue
+            out[key] = build(value_node)
         if merged:
             out = {**{k: v for k, v in merged.items() if k not in out}, **out}
         return out
+
+    def _duplicate(self, node: Node, key: Any, again: Node) -> None:
+        first = next(k for k, _ in node.value if type(k) is ScalarNode and _same_key(self._value(k), key))
+        self.problem(
+            again,
+            f"duplicate key {key!r}: first defined at line {mark_of(first)[0]}, again at line {mark_of(again)[0]}; "
+            "YAML would silently keep only the last one",
+        )
 
     def _merge_sources(self, node: Node) -> Iterator[MappingNode]:
         items = node.value if type(node) is SequenceNode else [node]
@@ -234,6 +242,10 @@ def compose_all(text: str, file: str) -> tuple[list[Document], list[Problem]]:
 
 
 # ---------------------------------------------------------------------------------------------- locating
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
 
 
 def _key_matches(key_node: Node, wanted: Any) -> bool:

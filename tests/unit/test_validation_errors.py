@@ -171,6 +171,21 @@ CASES = [
     ("yaml syntax error", H + "tasks:\n  a: {shell: x\n  b: 1\n", ["f.yaml:4:4: YAML syntax error:"]),
     ("empty file", "", ["f.yaml:1:1: the file holds no pipeline (it is empty)"]),
     (
+        "recursive alias",
+        H + "tasks:\n  a: {noop: true, params: &x {self: *x}}\n",
+        ["f.yaml:1:1: a recursive YAML alias (a value containing itself)"],
+    ),
+    (
+        "collection as a key",
+        H + "tasks:\n  [a, b]: {noop: true}\n",
+        ["f.yaml:3:3: a mapping key must be a plain value (a string or number), not a list or a mapping"],
+    ),
+    (
+        "duplicate keys count only equal types",
+        H + "tasks:\n  a: {noop: true, params: {1: x, '1': y, 1: z}}\n",
+        ["f.yaml:3:42: duplicate key 1: first defined at line 3, again at line 3"],
+    ),
+    (
         "unsafe YAML tag",
         H + "tasks:\n  a: !!python/object {x: 1}\n",
         ["f.yaml:3:6: unsupported YAML tag 'tag:yaml.org,2002:python/object'"],
