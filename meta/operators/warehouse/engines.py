@@ -33,7 +33,7 @@ def target_url(url: str | None, conn: str | None) -> str:
         return f"duckdb:///{home / 'warehouse.duckdb'}"
     resolved = secrets.resolve(url)
     try:
-        secrets.mark_sensitive(make_url(resolved).password)  # type: ignore[arg-type]
+        secrets.mark_sensitive(make_url(resolved).password)
     except Exception:  # not a URL at all: create_engine reports it, with the URL hidden
         secrets.mark_sensitive(resolved)
     return _with_driver(resolved)

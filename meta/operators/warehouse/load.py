@@ -98,9 +98,9 @@ class _Load:
         self._check_rows(data)
         strategy = st.merge_strategy(self.dialect, info.unique_sets, self.keys) if o.mode == "merge" else o.mode
 
-        if o.mode == "merge" and strategy == "on_conflict" and self.dialect == "postgresql" and data.query:
-            # Fast path: PostgreSQL reads the query directly and reports inserted/updated through RETURNING.
-            return self._pg_upsert_from_query(data.query, strategy)
+        if o.mode == "merge" and strategy == "on_conflict" and data.query and self.dialect in ("postgresql", "duckdb"):
+            # Fast path: no staging copy; the upsert reads the query directly (in the load's transaction snapshot).
+            return self._upsert_from_query(data.query, strategy)
 
         staging, total = self._stage(data)
         self.step("staged")
@@ -196,9 +196,14 @@ class _Load:
 
     def _stage(self, data: SourceData) -> tuple[sa.Table, int]:
         name = f"meta_stg_{uuid.uuid4().hex[:12]}"
-        shape = sa.select(*(self.target.c[c] for c in self.columns)).where(sa.false())
-        compiled = shape.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True})
-        self.conn.execute(sa.text(f"CREATE TEMPORARY TABLE {self._quote(name)} AS {compiled}"))
+        # Column types are spelled as the database's own catalog reports them. Not CREATE TABLE ... AS SELECT ...
+        # WHERE false: DuckDB 2.0 keeps that empty result's statistics and then prunes joins against the staged rows.
+        definitions = []
+        for column in self.columns:
+            info = self.info.column(column)
+            assert info is not None
+            definitions.append(f"{self._quote(column)} {info.type_name}".rstrip())
+        self.conn.execute(sa.text(f"CREATE TEMPORARY TABLE {self._quote(name)} ({', '.join(definitions)})"))
         staging = st.table(name, self.columns)
         if data.query is not None:
             self.conn.execute(st.insert_all(staging, st.query_source(data.query, self.columns), self.columns))
@@ -271,25 +276,40 @@ class _Load:
         self.step("applied")
         return LoadResult(self.options.table, mode, inserted, updated, deleted, strategy)
 
-    def _pg_upsert_from_query(self, query: str, strategy: str) -> LoadResult:
-        if any(c.nullable for k in self.keys if (c := self.info.column(k)) is not None):
-            subquery = st.query_source(query, self.keys)
-            if self.conn.execute(st.null_key(subquery, self.keys)).first() is not None:  # type: ignore[arg-type]
-                raise LoadError(f"table {self.options.table}: the source query returns a NULL key ({self.keys})")
+    def _upsert_from_query(self, query: str, strategy: str) -> LoadResult:
         source = st.query_source(query, self.columns)
+        if any(c.nullable for k in self.keys if (c := self.info.column(k)) is not None):
+            if self.conn.execute(st.null_key(source, self.keys)).first() is not None:  # type: ignore[arg-type]
+                raise LoadError(f"table {self.options.table}: the source query returns a NULL key ({self.keys})")
         stmt = st.upsert(self.dialect, strategy, self.target, source, self.columns, self.keys)
         self.step("staged")
-        try:
-            total, inserted = self.conn.execute(st.upsert_counting(stmt)).one()
-        except sa.exc.ProgrammingError as exc:
-            if "a second time" in str(exc.orig):
+        if self.dialect == "postgresql":
+            # PostgreSQL refuses duplicate keys itself and reports inserted vs updated through RETURNING.
+            try:
+                total, inserted = self.conn.execute(st.upsert_counting(stmt)).one()
+            except sa.exc.ProgrammingError as exc:
+                if "a second time" in str(exc.orig):
+                    raise LoadError(
+                        f"table {self.options.table}: the source query returns more than one row for the same key "
+                        f"{self.keys}; keys must be unique in a load; nothing was written"
+                    ) from None
+                raise
+            updated = total - inserted
+        else:
+            # DuckDB silently applies one of several rows sharing a key: refuse duplicates first, count matches.
+            total, most = self.conn.execute(st.key_profile(source, self.keys)).one()
+            if most > 1:
+                dup = self.conn.execute(st.duplicate_key(source, self.keys)).one()  # type: ignore[arg-type]
+                key = dict(zip(self.keys, dup[: len(self.keys)], strict=True))
                 raise LoadError(
-                    f"table {self.options.table}: the source query returns more than one row for the same key "
-                    f"{self.keys}; keys must be unique in a load; nothing was written"
-                ) from None
-            raise
+                    f"table {self.options.table}: the source query returns {dup[-1]} rows for key {key}; keys must "
+                    "be unique in a load"
+                )
+            updated = self.conn.execute(st.count_matched(self.target, source, self.keys)).scalar_one()  # type: ignore[arg-type]
+            self.conn.execute(stmt)
+            inserted = total - updated
         self.step("applied")
-        return LoadResult(self.options.table, "merge", inserted, total - inserted, 0, strategy)
+        return LoadResult(self.options.table, "merge", inserted, updated, 0, strategy)
 
 
 def _arrow_available() -> bool:

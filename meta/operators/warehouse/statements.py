@@ -139,6 +139,13 @@ def duplicate_key(source: sa.Table, keys: Sequence[str]) -> sa.Select[Any]:
     return sa.select(*cols, sa.func.count()).group_by(*cols).having(sa.func.count() > 1).limit(1)
 
 
+def key_profile(source: sa.Table | sa.Subquery, keys: Sequence[str]) -> sa.Select[Any]:
+    """(rows, most rows sharing one key) in one pass: the total to count with, and > 1 means duplicate keys."""
+    cols = [source.c[k] for k in keys]
+    groups = sa.select(sa.func.count().label("n")).select_from(source).group_by(*cols).subquery("key_groups")
+    return sa.select(sa.func.coalesce(sa.func.sum(groups.c.n), 0), sa.func.coalesce(sa.func.max(groups.c.n), 0))
+
+
 def null_key(source: sa.Table, keys: Sequence[str]) -> sa.Select[Any]:
     return sa.select(sa.literal(1)).where(sa.or_(*(source.c[k].is_(None) for k in keys))).limit(1)
 

@@ -266,3 +266,26 @@ def test_any_sequence_with_reruns_ends_in_last_intended_state(url: str, schedule
             load(step_load.options("t", url))
         expected = step_load.apply(expected)
         assert table_state(url, "t") == expected
+
+
+def test_large_duckdb_merge_counts(tmp_path: Path) -> None:
+    """More rows than one DuckDB row group, staged from a query: the counts and the data must both be right."""
+    url = make_url("duckdb", tmp_path)
+    execute(
+        url,
+        "CREATE TABLE big (id BIGINT PRIMARY KEY, v BIGINT)",
+        "INSERT INTO big SELECT range, range FROM range(300000)",
+        "CREATE TABLE src AS SELECT range AS id, -range AS v FROM range(250000, 450000)",
+    )
+    spec = WarehouseLoadOptions(table="big", url=url, keys=["id"], source={"query": "SELECT id, v FROM src"})
+    result = load(spec)
+    assert (result.inserted, result.updated) == (150000, 50000)
+    from tests.unit.operators.loads_model import sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), sum(v) FROM big").one() == (
+            450000,
+            sum(range(250000)) - sum(range(250000, 450000)),
+        )
+    engine.dispose()
