@@ -222,7 +222,8 @@ def _call_python(
         traceback.print_exc(file=sys.stdout)
         return AttemptResult(TaskState.FAILED, error=f"{ref} raised {type(exc).__name__}: {exc}")
     if value is not None:
-        print(f"returned: {value!r}")
+        text = repr(value)
+        print(f"returned: {text if len(text) <= 500 else text[:497] + '...'}")
     if allowed_follow is None:
         return AttemptResult(TaskState.SUCCESS)
     return _branch_result(value, allowed_follow, ref)
@@ -322,7 +323,7 @@ def _in_process_or_child(
 def _run_forked(work: Callable[[], AttemptResult], env: dict[str, str], timeout: float, log: TextIO) -> AttemptResult:
     """Run ``work`` in a forked child in its own session; kill the child's whole process group on timeout."""
     read_fd, write_fd = os.pipe()
-    log_fd = log.fileno() if hasattr(log, "fileno") else None
+    log_fd = _fileno(log)
     pid = os.fork()
     if pid == 0:  # child: never return into the parent's code
         status = 1
@@ -379,6 +380,13 @@ def _wait_forked(pid: int, read_fd: int, timeout: float) -> AttemptResult:
     data = json.loads(b"".join(chunks))
     follow = tuple(data["follow"]) if data["follow"] is not None else None
     return AttemptResult(TaskState(data["state"]), follow=follow, error=data["error"])
+
+
+def _fileno(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        return None
 
 
 def _reap(pid: int) -> bool:
