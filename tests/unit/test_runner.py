@@ -591,3 +591,36 @@ def test_pool_without_slots_is_unlimited_and_bad_slots_are_refused(
     monkeypatch.setenv("META_POOL_DB", "zero")
     with pytest.raises(ValueError, match=re.escape("pool 'db' needs a whole number of slots >= 1 (from META_POOL_DB)")):
         run(make(tasks), meta_home)
+
+
+def test_op_task_runs_the_registered_op_with_rendered_with(meta_home: Path) -> None:
+    """The built-in warehouse_load op, found through the plugin hooks like any third-party op."""
+    create = {"kind": "sql", "conn": "warehouse", "statement": "CREATE TABLE t (day DATE, n INTEGER)"}
+    load = {
+        "kind": "op",
+        "op": "warehouse_load",
+        "with": {
+            "table": "t",
+            "mode": "append_dedup",
+            "keys": ["day"],
+            "source": {"rows": [{"day": "{{ ds }}", "n": 1}]},
+        },
+    }
+    p = make([{"id": "create", "action": create}, {"id": "load", "action": load, "upstream": ["create"]}])
+    outcome = run(p, meta_home)
+    assert states(outcome) == {"create": "success", "load": "success"}, outcome.errors
+    import duckdb
+
+    with duckdb.connect(str(meta_home / "warehouse.duckdb")) as conn:
+        assert conn.execute("SELECT CAST(day AS TEXT), n FROM t").fetchall() == [("2026-03-04", 1)]
+
+
+def test_unknown_op_fails_the_attempt_and_is_refused_by_check(meta_home: Path) -> None:
+    p = make([{"id": "x", "action": {"kind": "op", "op": "no_such_op"}}])
+    (error,) = LocalTarget().check(p)
+    assert "local cannot express op type 'no_such_op' (pipeline 'p', task 'x'): no op type named 'no_such_op'" in str(
+        error
+    )
+    outcome = run(p, meta_home)
+    assert states(outcome) == {"x": "failed"}
+    assert "no op type named 'no_such_op'" in outcome.errors["x"]
