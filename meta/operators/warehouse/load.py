@@ -297,15 +297,14 @@ class _Load:
             updated = total - inserted
         else:
             # DuckDB silently applies one of several rows sharing a key: refuse duplicates first, count matches.
-            total, most = self.conn.execute(st.key_profile(source, self.keys)).one()
-            if most > 1:
+            total, distinct, updated = self.conn.execute(st.match_profile(self.target, source, self.keys)).one()
+            if distinct != total:
                 dup = self.conn.execute(st.duplicate_key(source, self.keys)).one()  # type: ignore[arg-type]
                 key = dict(zip(self.keys, dup[: len(self.keys)], strict=True))
                 raise LoadError(
                     f"table {self.options.table}: the source query returns {dup[-1]} rows for key {key}; keys must "
                     "be unique in a load"
                 )
-            updated = self.conn.execute(st.count_matched(self.target, source, self.keys)).scalar_one()  # type: ignore[arg-type]
             self.conn.execute(stmt)
             inserted = total - updated
         self.step("applied")

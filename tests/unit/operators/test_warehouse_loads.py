@@ -289,3 +289,22 @@ def test_large_duckdb_merge_counts(tmp_path: Path) -> None:
             sum(range(250000)) - sum(range(250000, 450000)),
         )
     engine.dispose()
+
+
+def test_composite_key_merge_from_query(tmp_path: Path) -> None:
+    url = make_url("duckdb", tmp_path)
+    execute(
+        url,
+        "CREATE TABLE sales (day DATE, region VARCHAR, amount INTEGER, PRIMARY KEY (day, region))",
+        "INSERT INTO sales VALUES (DATE '2024-01-01', 'eu', 1)",
+        "CREATE TABLE src (day DATE, region VARCHAR, amount INTEGER)",
+        "INSERT INTO src VALUES (DATE '2024-01-01', 'eu', 5), (DATE '2024-01-01', 'us', 6)",
+    )
+    spec = WarehouseLoadOptions(table="sales", url=url, keys=["day", "region"], source={"query": "SELECT * FROM src"})
+    result = load(spec)
+    assert (result.strategy, result.inserted, result.updated) == ("on_conflict", 1, 1)
+    execute(url, "INSERT INTO src VALUES (DATE '2024-01-01', 'us', 7)")
+    with pytest.raises(
+        LoadError, match=r"returns 2 rows for key \{'day': datetime.date\(2024, 1, 1\), 'region': 'us'\}"
+    ):
+        load(spec)

@@ -1,0 +1,172 @@
+"""Native Airflow operators over meta's shared operators: ``WarehouseLoadOperator``, ``SlackAlertOperator``,
+``EmailAlertOperator``. Thin: they validate at DAG-parse time and call ``meta.operators`` at run time, with Airflow
+connections and variables added to the ``${secret:NAME}`` chain while the task runs:
+
+  ``${secret:conn/<conn_id>}``           the connection as a URI       (``Connection.get(conn_id).get_uri()``)
+  ``${secret:conn/<conn_id>/<field>}``   one field: password, login, host, schema, port, or an extra key
+  ``${secret:<key>}``                    the Airflow variable ``<key>`` (``Variable.get``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from meta import secrets
+from meta.context import RunContext
+from meta.ops import OpContext
+
+log = logging.getLogger("meta.airflow.operators")
+CONNECTION_FIELDS = ("password", "login", "host", "schema", "port", "conn_type")
+
+
+class AirflowSecretProvider:
+    """Secrets from Airflow connections and variables; only meaningful inside a running Airflow task."""
+
+    name = "airflow"
+
+    def get(self, name: str) -> str | None:
+        if name.startswith("conn/"):
+            conn_id, _, field = name[len("conn/") :].partition("/")
+            connection = self._connection(conn_id)
+            if connection is None:
+                return None
+            if not field:
+                return str(connection.get_uri())
+            value = getattr(connection, field) if field in CONNECTION_FIELDS else connection.extra_dejson.get(field)
+            return None if value is None else str(value)
+        try:
+            from airflow.sdk import Variable
+
+            value = Variable.get(name)
+        except Exception:  # not found, or not inside a task: let the next provider try
+            return None
+        return None if value is None else str(value)
+
+    def describe(self, name: str) -> str:
+        return f"Airflow connection {name[5:]!r}" if name.startswith("conn/") else f"Airflow variable {name!r}"
+
+    @staticmethod
+    def _connection(conn_id: str) -> Any:
+        try:
+            from airflow.sdk import Connection
+
+            return Connection.get(conn_id)
+        except Exception:
+            return None
+
+
+@contextlib.contextmanager
+def airflow_secrets() -> Iterator[None]:
+    """Put Airflow's connections and variables first in the secret chain for the duration of a task."""
+    with secrets.runtime_provider(AirflowSecretProvider()):
+        yield
+
+
+def run_context(context: dict[str, Any]) -> RunContext:
+    """meta's RunContext from an Airflow task context (a manual Airflow 3 run may have no logical date)."""
+    dag_run = context.get("dag_run")
+    logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
+    logical = logical or getattr(dag_run, "run_after", None) or datetime.now(UTC)
+    dag = context.get("dag")
+    return RunContext(
+        pipeline_id=str(getattr(dag, "dag_id", None) or getattr(dag_run, "dag_id", "")),
+        run_id=str(context.get("run_id") or getattr(dag_run, "run_id", "")),
+        logical_date=logical if logical.tzinfo else logical.replace(tzinfo=UTC),
+        params=dict(context.get("params") or {}),
+        backend="airflow",
+    )
+
+
+class WarehouseLoadOperator(BaseOperator):
+    """An idempotent load (see docs/operators.md). ``airflow_conn_id`` takes the target URL from an Airflow
+    connection; otherwise ``url`` / ``conn`` as in ``op: warehouse_load``."""
+
+    template_fields: Sequence[str] = ("table", "source", "partition", "url")
+    ui_color = "#d9ead3"
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        source: dict[str, Any],
+        mode: str = "merge",
+        keys: Sequence[str] = (),
+        partition: dict[str, Any] | None = None,
+        url: str | None = None,
+        conn: str | None = None,
+        airflow_conn_id: str | None = None,
+        audit: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table, self.source, self.mode, self.keys = table, source, mode, list(keys)
+        self.partition, self.url, self.conn, self.audit = partition, url, conn, audit
+        self.airflow_conn_id = airflow_conn_id
+        if airflow_conn_id and (url or conn):
+            raise ValueError(f"task {self.task_id!r}: give one of airflow_conn_id, url, conn")
+        self._options()  # refuse a bad configuration when the DAG is parsed, not when it runs
+
+    def _options(self) -> Any:
+        from meta.operators.warehouse import WarehouseLoadOptions
+
+        url = f"${{secret:conn/{self.airflow_conn_id}}}" if self.airflow_conn_id else self.url
+        spec = {"table": self.table, "source": self.source, "mode": self.mode, "keys": self.keys, "url": url}
+        spec.update({k: v for k, v in (("partition", self.partition), ("conn", self.conn)) if v is not None})
+        spec["audit"] = self.audit
+        return WarehouseLoadOptions.model_validate(spec)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from meta.operators.warehouse import load
+
+        run = run_context(context)
+        with airflow_secrets():
+            result = load(self._options(), pipeline_id=run.pipeline_id, run_id=run.run_id, task_id=self.task_id)
+        self.log.info("inserted=%d updated=%d deleted=%d", result.inserted, result.updated, result.deleted)
+        return result.as_dict()
+
+
+class _AlertOperator(BaseOperator):
+    kind = ""
+    template_fields: Sequence[str] = ("message",)
+
+    def __init__(self, *, channel: str, message: str, dedup_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not channel.startswith(f"{self.kind}:"):
+            raise ValueError(
+                f"task {self.task_id!r}: {type(self).__name__} needs a '{self.kind}:<name>' channel, got {channel!r}"
+            )
+        from meta.operators.alerts import AlertOptions
+
+        self.channel, self.message, self.dedup_key = channel, message, dedup_key
+        AlertOptions.model_validate({"channel": channel, "message": message})
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from meta.operators.alerts import run_alert_op
+
+        ti = context.get("ti") or context.get("task_instance")
+        op_context = OpContext(run_context(context), self.task_id, try_number=getattr(ti, "try_number", 1) or 1)
+        arguments: dict[str, Any] = {"channel": self.channel, "message": self.message}
+        if self.dedup_key:
+            arguments["dedup_key"] = self.dedup_key
+        with airflow_secrets():
+            return run_alert_op(op_context, **arguments)
+
+
+class SlackAlertOperator(_AlertOperator):
+    """Send ``message`` to a configured ``slack:<name>`` channel once per DAG run (a retry does not resend)."""
+
+    kind = "slack"
+    ui_color = "#e8d1f0"
+
+
+class EmailAlertOperator(_AlertOperator):
+    """Send ``message`` to a configured ``email:<name>`` channel once per DAG run (a retry does not resend)."""
+
+    kind = "email"
+    ui_color = "#fce5cd"
