@@ -115,10 +115,10 @@ def _entries(spec: Any, file: str, problem: Any) -> list[Any] | None:
     path = base / str(source)
     try:
         if path.suffix == ".csv":
-            with path.open(newline="", encoding="utf-8") as fh:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
                 return list(csv.DictReader(fh))
         if path.suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
             if not isinstance(data, list):
                 problem(["generate", "from"], f"{path} must hold a JSON list; received {type(data).__name__}")
                 return None

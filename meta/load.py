@@ -22,6 +22,9 @@ from meta.errors import Problem, ValidationFailed
 from meta.model import Pipeline
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# JSON is YAML 1.2, so a .json spec loads the same way; directories are not searched for it because generators
+# read their entries from .json files that sit next to the specs.
+EXPLICIT_SUFFIXES = (*YAML_SUFFIXES, ".json")
 __all__ = [
     "discover",
     "json_schema",
@@ -46,7 +49,7 @@ def loads(text: str, filename: str = "<string>") -> list[Pipeline]:
 
 
 def load_file(path: str | Path) -> list[Pipeline]:
-    """Load a .yaml/.yml file or a .py module written with ``meta.dsl``."""
+    """Load a .yaml/.yml/.json file or a .py module written with ``meta.dsl``."""
     pipelines, problems = _load_one(Path(path))
     if problems:
         raise ValidationFailed(problems)
@@ -135,8 +138,9 @@ def _load_one(path: Path) -> tuple[list[Pipeline], list[Problem]]:
             return [], exc.problems
     if path.is_dir():
         return [], [Problem("is a directory; load_paths (or `meta validate DIR`) searches directories", str(path))]
-    if path.suffix not in YAML_SUFFIXES:
-        return [], [Problem(f"unsupported file type {path.suffix!r}; expected .yaml, .yml or .py", file=str(path))]
+    if path.suffix not in EXPLICIT_SUFFIXES:
+        expected = "expected .yaml, .yml, .json or .py"
+        return [], [Problem(f"unsupported file type {path.suffix!r}; {expected}", file=str(path))]
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the YAML
     except (OSError, UnicodeDecodeError) as exc:

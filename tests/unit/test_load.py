@@ -212,7 +212,7 @@ def test_load_file_rejects_unknown_suffix(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text("x = 1\n")
     with pytest.raises(
-        ValidationFailed, match=r"p\.toml: unsupported file type '\.toml'; expected \.yaml, \.yml or \.py"
+        ValidationFailed, match=r"p\.toml: unsupported file type '\.toml'; expected \.yaml, \.yml, \.json or \.py"
     ):
         load_file(path)
 
@@ -223,3 +223,10 @@ def test_byte_order_mark_and_directory(tmp_path: Path) -> None:
     assert [p.id for p in load_file(path)] == ["bom"]
     with pytest.raises(ValidationFailed, match="is a directory"):
         load_file(tmp_path)
+
+
+def test_json_spec_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text('{"pipeline": "js", "schedule": "@daily", "tasks": {"a": {"shell": "echo"}, "b": {"noop": true}}}')
+    [p] = load_file(path)
+    assert (p.id, p.task_ids) == ("js", ("a", "b"))
