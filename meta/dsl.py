@@ -148,7 +148,9 @@ class PipelineBuilder:
             _collector[-1][0].extend([self.pipeline] if self.pipeline and not problems else [])
             _collector[-1][1].extend(problems)
         elif problems:
-            raise ValidationFailed(problems)
+            from meta.load import in_file_order
+
+            raise ValidationFailed(in_file_order(problems))
         return None
 
     def add(self, task_id: str, fields: dict[str, Any]) -> TaskRef:
@@ -325,7 +327,9 @@ def load_python_file(path: str | Path) -> list[Pipeline]:
             problems.append(Problem(f"duplicate pipeline id {p.id!r}; pipeline ids must be unique", str(path)))
         first.setdefault(p.id, p)
     if problems:
-        raise ValidationFailed(problems)
+        from meta.load import in_file_order
+
+        raise ValidationFailed(in_file_order(problems))
     if not pipelines:
         raise ValidationFailed([Problem("this file defines no pipeline (no 'with pipeline(...)' block)", str(path))])
     return pipelines

@@ -168,7 +168,13 @@ def _gc_paused() -> Iterator[None]:
 
 def _load_yaml(text: str, file: str) -> tuple[list[Pipeline], list[Problem]]:
     with _gc_paused():
-        return _load_yaml_text(text, file)
+        pipelines, problems = _load_yaml_text(text, file)
+    return pipelines, in_file_order(problems)
+
+
+def in_file_order(problems: list[Problem]) -> list[Problem]:
+    """Problems by file, then line and column, as an author reads the file (ties keep their order)."""
+    return sorted(problems, key=lambda p: (p.file or "", p.line is None, p.line or 0, p.col or 0))
 
 
 def _load_yaml_text(text: str, file: str) -> tuple[list[Pipeline], list[Problem]]:

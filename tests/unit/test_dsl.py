@@ -93,14 +93,14 @@ def test_problems_point_at_the_call() -> None:
             shell("x", "again")  # MARK-dup
     lines = [str(p) for p in info.value.problems]
     assert lines == [
-        f"{HERE}:{_line_of('# MARK-dup')}: pipeline 'bad', task 'x': duplicate task id 'x': first defined at "
-        f"{HERE}:{_line_of('# MARK-dup') - 3}; task ids must be unique",
         f"{HERE}:{_line_of('# MARK-pipeline')}: pipeline 'bad': schedule: unknown cron preset '@dayly'; expected one"
         " of @hourly, @daily, @midnight, @weekly, @monthly, @quarterly, @yearly, @annually",
         f"{HERE}:{_line_of('# MARK-y')}: pipeline 'bad', task 'y': trigger_rule: expected one of 'all_success', "
         "'all_failed', 'all_done', 'all_done_min_one_success', 'all_skipped', 'one_success', 'one_failed', "
         "'one_done', 'none_failed', 'none_failed_min_one_success', 'none_skipped' or 'always'; received 'nope'",
         f"{HERE}:{_line_of('# MARK-y')}: pipeline 'bad', task 'y': upstream 'z' is not a task of this pipeline",
+        f"{HERE}:{_line_of('# MARK-dup')}: pipeline 'bad', task 'x': duplicate task id 'x': first defined at "
+        f"{HERE}:{_line_of('# MARK-dup') - 3}; task ids must be unique",
     ]
 
 

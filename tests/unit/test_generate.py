@@ -51,10 +51,10 @@ template:
         loads(text, "gen.yaml")
     lines = [str(p) for p in info.value.problems]
     assert lines == [
-        "gen.yaml:7:64: pipeline 'sales_ch', task 'extract': upstream 'nope' is not a task of this pipeline"
-        " (generated for entry 0: {'country': 'CH', 'retries': 1})",
         "gen.yaml:5:23: pipeline 'sales_de': defaults.retries: expected a valid integer, unable to parse string as an"
         " integer; received 'many' (generated for entry 1: {'country': 'DE', 'retries': 'many'})",
+        "gen.yaml:7:64: pipeline 'sales_ch', task 'extract': upstream 'nope' is not a task of this pipeline"
+        " (generated for entry 0: {'country': 'CH', 'retries': 1})",
         "gen.yaml:7:64: pipeline 'sales_de', task 'extract': upstream 'nope' is not a task of this pipeline"
         " (generated for entry 1: {'country': 'DE', 'retries': 'many'})",
     ]
