@@ -100,7 +100,9 @@ def ui_link(event: AlertEvent) -> str | None:
         return link + (f"/tasks/{quote(event.task_id, safe='')}" if event.task_id else "")
     if event.backend == "prefect":
         base = os.environ.get("META_PREFECT_UI_URL")
-        return f"{base.rstrip('/')}/runs/flow-run/{quote(event.run_id, safe='')}" if base else None
+        # meta-prefect names runs "prefect__<flow run id>"; the UI wants the bare id.
+        flow_run_id = event.run_id.removeprefix("prefect__")
+        return f"{base.rstrip('/')}/runs/flow-run/{quote(flow_run_id, safe='')}" if base else None
     return None
 
 
