@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meta.context import RunContext, render, render_value
-from meta.errors import TaskSkipped
+from meta.errors import MetaError, TaskSkipped
 from meta.model import (
     AirflowOperatorAction,
     BranchAction,
@@ -108,6 +108,8 @@ def execute_task(
             f"[{_now()}] pipeline={pipeline.id} task={task.id} run_id={ctx.run_id} try={try_number} kind={task.kind}\n"
         )
         result = _dispatch(pipeline, task, ctx, try_number, variables, timeout, log)
+        if result.error:  # a resolved secret must never reach a log, the history or the terminal
+            result = AttemptResult(result.state, result.follow, redact(result.error))
         log.write(
             f"[{_now()}] {result.state}"
             + (f": {result.error}" if result.error else "")
@@ -126,6 +128,23 @@ def task_variables(task: Task, ctx: RunContext, try_number: int) -> dict[str, An
     if task.params:
         variables["params"] = {**task.params, **variables["params"]}
     return variables
+
+
+def resolve_secrets(value: Any) -> Any:
+    """Replace ``${secret:NAME}`` references (shell env, python kwargs, sql parameters) at run time."""
+    from meta import secrets
+
+    return secrets.resolve(value) if secrets.has_reference(value) else value
+
+
+def redact(text: str) -> str:
+    from meta import secrets
+
+    return secrets.redact(text)
+
+
+def _print_traceback() -> None:
+    print(redact(traceback.format_exc()), end="")
 
 
 def _now() -> str:
@@ -161,7 +180,11 @@ def _dispatch(
         allowed = pipeline.downstream_of(task.id) if isinstance(action, BranchAction) else None
 
         def work() -> AttemptResult:
-            return _call_python(func, kwargs, variables, allowed, action.callable)
+            try:
+                resolved = resolve_secrets(kwargs)
+            except MetaError as exc:  # a missing secret is the task's failure, named clearly
+                return AttemptResult(TaskState.FAILED, error=str(exc))
+            return _call_python(func, resolved, variables, allowed, action.callable)
 
         return _in_process_or_child(work, task, ctx, try_number, timeout, log)
     if isinstance(action, SqlAction):
@@ -171,7 +194,7 @@ def _dispatch(
         def work() -> AttemptResult:
             from meta.runner.sql import run_sql
 
-            count = run_sql(action.conn, statement, parameters, sys.stdout)
+            count = run_sql(action.conn, statement, resolve_secrets(parameters), sys.stdout)
             return AttemptResult(TaskState.SUCCESS, error=None if count else "no statements")
 
         return _in_process_or_child(_guard(work), task, ctx, try_number, timeout, log)
@@ -219,7 +242,7 @@ def _call_python(
     except TaskSkipped as exc:
         return AttemptResult(TaskState.SKIPPED, error=str(exc) or None)
     except Exception as exc:
-        traceback.print_exc(file=sys.stdout)
+        _print_traceback()
         return AttemptResult(TaskState.FAILED, error=f"{ref} raised {type(exc).__name__}: {exc}")
     if value is not None:
         text = repr(value)
@@ -296,7 +319,7 @@ def _guard(work: Callable[[], AttemptResult]) -> Callable[[], AttemptResult]:
         except TaskSkipped as exc:
             return AttemptResult(TaskState.SKIPPED, error=str(exc) or None)
         except Exception as exc:
-            traceback.print_exc(file=sys.stdout)
+            _print_traceback()
             return AttemptResult(TaskState.FAILED, error=f"{type(exc).__name__}: {exc}")
 
     return guarded
@@ -463,7 +486,11 @@ def _run_shell(
     log: TextIO,
 ) -> AttemptResult:
     command = render(action.command, variables)
-    env = {**os.environ, **ctx.env(task.id, try_number), **render_value(dict(action.env), variables)}
+    try:
+        own_env = resolve_secrets(render_value(dict(action.env), variables))
+    except MetaError as exc:
+        return AttemptResult(TaskState.FAILED, error=str(exc))
+    env = {**os.environ, **ctx.env(task.id, try_number), **own_env}
     cwd = render(action.cwd, variables) if action.cwd else None
     log.write(f"$ {command}\n")
     log.flush()

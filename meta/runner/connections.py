@@ -30,7 +30,9 @@ def connection_url(name: str) -> str:
     var = env_var_for(name)
     url = os.environ.get(var)
     if url:
-        return url
+        from meta.execute import resolve_secrets
+
+        return str(resolve_secrets(url))  # e.g. postgresql+psycopg://etl:${secret:PG_PASSWORD}@db/warehouse
     if name == DEFAULT_WAREHOUSE:
         return default_warehouse_url()
     raise ConnectionNotFound(

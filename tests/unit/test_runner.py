@@ -624,3 +624,41 @@ def test_unknown_op_fails_the_attempt_and_is_refused_by_check(meta_home: Path) -
     outcome = run(p, meta_home)
     assert states(outcome) == {"x": "failed"}
     assert "no op type named 'no_such_op'" in outcome.errors["x"]
+
+
+def echo_token(token: str) -> None:
+    raise RuntimeError(f"rejected token {token}")
+
+
+def test_secret_references_resolve_at_run_time_and_never_reach_errors(
+    meta_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("META_SECRET_API_TOKEN", "s3cr3t-value-123")
+    out = tmp_path / "token.txt"
+    p = make(
+        [
+            {
+                "id": "shell",
+                "action": {
+                    "kind": "shell",
+                    "command": f'printf %s "$API_TOKEN" > {out}',
+                    "env": {"API_TOKEN": "${secret:API_TOKEN}"},
+                },
+            },
+            py("leaky", "echo_token", kwargs={"token": "${secret:API_TOKEN}"}),
+            py("missing", "echo_token", kwargs={"token": "${secret:NOT_THERE}"}),
+        ]
+    )
+    outcome = run(p, meta_home)
+    assert states(outcome) == {"shell": "success", "leaky": "failed", "missing": "failed"}
+    assert out.read_text() == "s3cr3t-value-123"  # the task got the value
+    assert outcome.errors["leaky"] == f"{HERE}:echo_token raised RuntimeError: rejected token ***"
+    assert (
+        "secret 'NOT_THERE' not found; looked in: environment variable META_SECRET_NOT_THERE"
+        in (outcome.errors["missing"])
+    )
+    for log in (meta_home / "logs").rglob("*.log"):
+        assert "s3cr3t-value-123" not in log.read_text(), log
+    with sqlite3.connect(meta_home / "meta.db") as conn:
+        dump = "\n".join(conn.iterdump())
+    assert "s3cr3t-value-123" not in dump
