@@ -55,11 +55,12 @@ def _load(paths: Sequence[str]) -> list[Pipeline]:
 
 def _add_import_paths(paths: Sequence[str]) -> None:
     """Like Airflow's dags folder: python callables next to a spec (``jobs.x:f`` beside ``dags/x.yaml``) import."""
+    # Appended, not prepended: a spec folder must not shadow the standard library or installed packages.
     for entry in [str(Path.cwd())] + [
         str(Path(p).resolve().parent if Path(p).is_file() else Path(p).resolve()) for p in paths
     ]:
         if entry not in sys.path:
-            sys.path.insert(0, entry)
+            sys.path.append(entry)
 
 
 def _pick(pipelines: list[Pipeline], pipeline_id: str | None, source: str) -> Pipeline:

@@ -195,7 +195,9 @@ def _dispatch(
             from meta.runner.sql import run_sql
 
             count = run_sql(action.conn, statement, resolve_secrets(parameters), sys.stdout)
-            return AttemptResult(TaskState.SUCCESS, error=None if count else "no statements")
+            if not count:
+                return AttemptResult(TaskState.FAILED, error="the sql statement holds nothing to run (only comments?)")
+            return AttemptResult(TaskState.SUCCESS)
 
         return _in_process_or_child(_guard(work), task, ctx, try_number, timeout, log)
     if isinstance(action, OpAction):

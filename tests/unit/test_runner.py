@@ -662,3 +662,32 @@ def test_secret_references_resolve_at_run_time_and_never_reach_errors(
     with sqlite3.connect(meta_home / "meta.db") as conn:
         dump = "\n".join(conn.iterdump())
     assert "s3cr3t-value-123" not in dump
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1; SELECT 2;", ["SELECT 1", "SELECT 2"]),
+        ("SELECT 'a;b'; SELECT \"c;d\"", ["SELECT 'a;b'", 'SELECT "c;d"']),
+        ("SELECT 'it''s; fine'", ["SELECT 'it''s; fine'"]),
+        ("-- a; comment\nSELECT 1 -- trailing; comment\n;", ["-- a; comment\nSELECT 1 -- trailing; comment"]),
+        ("/* a; b */ SELECT 1; /* only a comment; */", ["/* a; b */ SELECT 1"]),
+        (
+            "CREATE FUNCTION f() AS $$ BEGIN; END; $$; SELECT $1",
+            ["CREATE FUNCTION f() AS $$ BEGIN; END; $$", "SELECT $1"],
+        ),
+        ("CREATE FUNCTION g() AS $body$ x; y $body$", ["CREATE FUNCTION g() AS $body$ x; y $body$"]),
+        ("  ;  ; ", []),
+    ],
+)
+def test_split_statements(sql: str, expected: list[str]) -> None:
+    from meta.runner.sql import split_statements
+
+    assert split_statements(sql) == expected
+
+
+def test_sql_with_only_comments_fails_clearly(meta_home: Path) -> None:
+    p = make([{"id": "q", "action": {"kind": "sql", "conn": "warehouse", "statement": "-- nothing here"}}])
+    outcome = run(p, meta_home)
+    assert states(outcome) == {"q": "failed"}
+    assert outcome.errors["q"] == "the sql statement holds nothing to run (only comments?)"
