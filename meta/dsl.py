@@ -71,6 +71,13 @@ class TaskRef:
         self.builder, self.id, self.fields, self.where = builder, task_id, fields, where
 
     def _add_upstream(self, up: TaskRef) -> None:
+        if up.builder is not self.builder:
+            file, line = _caller()
+            message = (
+                f"task {up.id!r} of pipeline {up.builder.id!r} cannot be upstream of task {self.id!r} of pipeline "
+                f"{self.builder.id!r}; connect pipelines through datasets (outputs: / schedule: {{datasets: ...}})"
+            )
+            raise ValidationFailed([Problem(message, file, line, pipeline=self.builder.id, task=self.id)])
         current = self.fields.get("upstream")
         ups = [current] if isinstance(current, str) else list(current or [])
         if up.id not in ups:
@@ -181,7 +188,14 @@ class PipelineBuilder:
 
 def pipeline(pipeline_id: str, **fields: Any) -> PipelineBuilder:
     """Start a pipeline; keywords are the YAML keys (schedule, timezone, params, defaults, sla, alerts, ...)."""
-    return PipelineBuilder(pipeline_id, fields, _caller())
+    where = _caller()
+    for reserved in ("pipeline", "tasks"):
+        if reserved in fields:
+            hint = "the first argument is the id" if reserved == "pipeline" else "create tasks inside the with block"
+            raise ValidationFailed(
+                [Problem(f"pipeline() takes no {reserved!r} keyword: {hint}", where[0], where[1], pipeline=pipeline_id)]
+            )
+    return PipelineBuilder(pipeline_id, fields, where)
 
 
 def _current(kind: str) -> PipelineBuilder:

@@ -195,7 +195,7 @@ def _load_yaml_text(text: str, file: str) -> tuple[list[Pipeline], list[Problem]
                 problems.append(
                     Problem(
                         f"duplicate pipeline id {pipeline.id!r}: first defined at line {first_line[pipeline.id]}; "
-                        "pipeline ids must be unique",
+                        f"pipeline ids must be unique{unit.origin}",
                         file,
                         line,
                         pipeline=pipeline.id,

@@ -186,3 +186,19 @@ def test_spec_file_duplicate_pipeline_ids(tmp_path: Path) -> None:
     )
     with pytest.raises(ValidationFailed, match=r"dup\.py: duplicate pipeline id 'same'"):
         load_file(spec)
+
+
+def test_tasks_of_different_pipelines_cannot_be_connected() -> None:
+    with pipeline("one"):
+        a = noop("a")
+    with pytest.raises(ValidationFailed, match="task 'a' of pipeline 'one' cannot be upstream of task 'b' of pipeline"):
+        with pipeline("two"):
+            b = noop("b")
+            a >> b
+
+
+def test_reserved_keywords() -> None:
+    with pytest.raises(
+        ValidationFailed, match=r"test_dsl\.py:\d+: pipeline 'p': pipeline\(\) takes no 'tasks' keyword"
+    ):
+        pipeline("p", tasks={})
