@@ -55,17 +55,14 @@ class Unit:
         return file, line or 1
 
 
-@dataclass
 class YamlUnit(Unit):
-    node: Node | None = None
-    file: str = "<string>"
+    """A unit read from YAML: positions come from walking its node tree (only when a problem needs one)."""
 
     def __init__(self, value: Any, node: Node, file: str, origin: str = "") -> None:
         super().__init__(value, origin)
         self.node, self.file = node, file
 
     def where(self, path: authoring.Path, at_key: bool = False) -> Where:
-        assert self.node is not None
         node, key_node, depth = yamlpos.find(self.node, path)
         # A path that does not fully exist (a missing field) points at the deepest part that does.
         target = key_node if at_key and depth == len(path) and key_node is not None else node
