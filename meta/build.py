@@ -197,6 +197,7 @@ def describe_error(err: Any, secret: bool = False) -> str:
     if kind == "enum" or kind == "literal_error":
         return f"expected one of {ctx.get('expected')}; received {received}"
     msg = re.sub(r"^Input should be ", "expected ", msg)
+    msg = re.sub(r" or instance of \w+", "", msg)  # pydantic's Python-side wording means nothing in YAML
     return f"{msg}; received {received}"
 
 

@@ -141,6 +141,15 @@ CASES = [
         H + "tasks:\n  a: {shell: x, retries: -1}\n",
         ["f.yaml:3:26: pipeline 'p', task 'a': retries: expected greater than or equal to 0; received -1"],
     ),
+    (
+        "wrong container type",
+        H + 'sla: "9:00"\ncatchup: maybe\ntasks: {a: {shell: {command: x, env: [A]}}}\n',
+        [
+            "f.yaml:2:6: pipeline 'p': sla: expected a valid dictionary; received '9:00'",
+            "f.yaml:3:10: pipeline 'p': catchup: expected a valid boolean, unable to interpret input; received 'maybe'",
+            "f.yaml:4:38: pipeline 'p', task 'a': shell.env: expected a valid dictionary; received ['A']",
+        ],
+    ),
     ("missing pipeline id", "tasks: {a: {noop: true}}\n", ["f.yaml:1:1: missing 'pipeline:' (the pipeline id)"]),
     ("missing tasks", H, ["f.yaml:1:1: pipeline 'p': missing 'tasks:'"]),
     ("empty sla", H + "sla: {}\ntasks: {a: {noop: true}}\n", ["f.yaml:2:6: pipeline 'p': sla: an SLA needs at least"]),
