@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +13,7 @@ from meta.model import Pipeline
 from meta.ops import OpType
 from tests.strategies import pipelines, registered_ops
 
+MIN = timedelta(minutes=1)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -83,3 +85,38 @@ tasks:
         "    upstream: [extract]\n"
         "    retry_delay: 1m30s\n"
     )
+
+
+def test_settings_precedence_task_then_defaults_then_airflow() -> None:
+    [p] = loads(
+        "pipeline: p\ndefaults: {retries: 2, timeout: 10m, trigger_rule: all_done}\n"
+        "tasks:\n  a: {noop: true, retries: 5}\n  b: {noop: true, retry_delay: 30s}\n"
+    )
+    a, b = (p.settings_for(t) for t in p.tasks)
+    assert (a.retries, a.timeout, a.trigger_rule.value, a.retry_delay) == (5, MIN * 10, "all_done", MIN * 5)
+    assert (b.retries, b.retry_delay.total_seconds(), b.pool, b.retry_backoff) == (2, 30, None, None)
+
+
+def test_backoff_delays() -> None:
+    [p] = loads("pipeline: p\ntasks:\n  a: {noop: true, retry_delay: 10s, retry_backoff: 2, max_retry_delay: 35s}\n")
+    settings = p.settings_for(p.tasks[0])
+    assert [settings.delay_before_retry(n).total_seconds() for n in (1, 2, 3, 4)] == [10, 20, 35, 35]
+
+
+def test_params_required_and_checks() -> None:
+    [p] = loads(
+        "pipeline: p\nparams:\n  day: {type: string}\n  n: {type: integer, default: 3, minimum: 1, maximum: 5}\n"
+        "tasks: {a: {noop: true}}\n"
+    )
+    assert p.params["day"].required and not p.params["n"].required
+    assert p.default_params() == {"n": 3}
+    assert p.params["n"].check_value(9) == "expected at most 5.0, got 9"
+    assert p.params["n"].check_value("x") == "expected type integer, got str 'x'"
+    assert p.params["n"].check_value(4) is None
+
+
+def test_durations_serialize_short_in_json() -> None:
+    [p] = loads("pipeline: p\nschedule: every 90m\ntasks:\n  a: {noop: true, timeout: PT1H30M}\n")
+    data = json.loads(p.model_dump_json())
+    assert data["schedule"] == {"kind": "interval", "every": "1h30m"}
+    assert data["tasks"][0]["timeout"] == "1h30m"
