@@ -243,6 +243,8 @@ def _call_python(
         value = func(**call_kwargs(func, kwargs, context))
     except TaskSkipped as exc:
         return AttemptResult(TaskState.SKIPPED, error=str(exc) or None)
+    except SystemExit as exc:  # must not end the runner (in-process) nor look like an internal error
+        return AttemptResult(TaskState.FAILED, error=f"{ref} called sys.exit({exc.code!r})")
     except Exception as exc:
         _print_traceback()
         return AttemptResult(TaskState.FAILED, error=f"{ref} raised {type(exc).__name__}: {exc}")

@@ -691,3 +691,15 @@ def test_sql_with_only_comments_fails_clearly(meta_home: Path) -> None:
     outcome = run(p, meta_home)
     assert states(outcome) == {"q": "failed"}
     assert outcome.errors["q"] == "the sql statement holds nothing to run (only comments?)"
+
+
+def exit_now(code: int) -> None:
+    raise SystemExit(code)
+
+
+def test_sys_exit_in_a_callable_fails_only_that_task(meta_home: Path) -> None:
+    p = make([py("quits", "exit_now", kwargs={"code": 3}), py("forked", "exit_now", kwargs={"code": 0}, timeout="30s")])
+    outcome = run(p, meta_home)
+    assert states(outcome) == {"quits": "failed", "forked": "failed"}
+    assert outcome.errors["quits"] == f"{HERE}:exit_now called sys.exit(3)"
+    assert outcome.errors["forked"] == f"{HERE}:exit_now called sys.exit(0)"
