@@ -51,7 +51,7 @@ class PrefectClient:
         self.http.close()
 
     def request(self, method: str, path: str, json: Any = None, ok: tuple[int, ...] = ()) -> Any:
-        url = str(self.http.base_url.join(path.lstrip("/")))
+        url = str(self.http.base_url.join(path.lstrip("/")).copy_with(userinfo=b""))  # never show credentials
         for attempt in range(RETRIES + 1):
             try:
                 response = self.http.request(method, path.lstrip("/"), json=json)
@@ -99,9 +99,9 @@ class PrefectClient:
         self.request("DELETE", f"automations/owned-by/{owner}")
         return [str(self.request("POST", "automations/", body)["id"]) for body in automations]
 
-    def automations_owned_by(self, owner: str) -> list[dict[str, Any]]:
-        related = self.request("GET", f"automations/related-to/{owner}") or []
-        return [a for a in related if a.get("owner_resource") == owner]
+    def automations_related_to(self, resource: str) -> list[dict[str, Any]]:
+        """Automations owned by or acting on ``resource`` (the server does not return the owner itself)."""
+        return list(self.request("GET", f"automations/related-to/{resource}") or [])
 
     def create_flow_run(
         self, deployment_id: str, parameters: dict[str, Any] | None = None, idempotency_key: str | None = None

@@ -24,11 +24,6 @@ from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed, State
 
-# isort: off
-# meta.execute and meta.runner import each other; importing the package first resolves the cycle.
-import meta.runner  # noqa: F401
-
-# isort: on
 from meta.context import RunContext
 from meta.errors import TaskFailed
 from meta.execute import execute_task
@@ -175,7 +170,7 @@ class Driver:
             tags=_task_tags(task, settings.pool),
             cache_policy=NO_CACHE,
             persist_result=False,
-            on_running=hooks.task_retry_hooks(self.pipeline),
+            on_running=hooks.task_retry_hooks(self.pipeline, self.ctx.run_id),
         )
 
     def _marker(self, task: MetaTask, final: Callable[[str], State[Any]], message: str) -> Task[[], Any]:

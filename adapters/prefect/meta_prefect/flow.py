@@ -106,5 +106,5 @@ def to_flow(
         fn=run,
         task_runner=ThreadPoolTaskRunner(max_workers=pipeline.max_active_tasks or DEFAULT_MAX_WORKERS),
         **flow_options(pipeline),
-        **hooks.flow_hooks(pipeline),
+        **hooks.flow_hooks(pipeline, run_id),
     )
