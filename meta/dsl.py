@@ -54,30 +54,38 @@ _stack: list[PipelineBuilder] = []
 _collector: list[tuple[list[Pipeline], list[Problem]]] = []
 
 
-def _caller() -> tuple[str, int]:
-    """File and line of the first frame outside this module: the user's call."""
+Site = tuple[str, int, int | None]  # file, line, column (1-based) of a user's call
+
+
+def _caller() -> Site:
+    """Where the user's call is: the first frame outside this module, with the call's column when known."""
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename == _THIS_FILE:
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:  # pragma: no cover - only when called from this module itself
-        return "<unknown>", 0
-    return frame.f_code.co_filename, frame.f_lineno
+        return "<unknown>", 0, None
+    col = None
+    try:  # the column of the instruction being executed: the start of the call expression
+        col = list(frame.f_code.co_positions())[frame.f_lasti // 2][2]
+    except (IndexError, AttributeError):  # pragma: no cover - positions can be disabled (-X no_debug_ranges)
+        pass
+    return frame.f_code.co_filename, frame.f_lineno, None if col is None else col + 1
 
 
 class TaskRef:
     """A task being defined. ``a >> b`` makes ``a`` upstream of ``b``; lists work on either side."""
 
-    def __init__(self, builder: PipelineBuilder, task_id: str, fields: dict[str, Any], where: tuple[str, int]):
+    def __init__(self, builder: PipelineBuilder, task_id: str, fields: dict[str, Any], where: Site):
         self.builder, self.id, self.fields, self.where = builder, task_id, fields, where
 
     def _add_upstream(self, up: TaskRef) -> None:
         if up.builder is not self.builder:
-            file, line = _caller()
+            file, line, col = _caller()
             message = (
                 f"task {up.id!r} of pipeline {up.builder.id!r} cannot be upstream of task {self.id!r} of pipeline "
                 f"{self.builder.id!r}; connect pipelines through datasets (outputs: / schedule: {{datasets: ...}})"
             )
-            raise ValidationFailed([Problem(message, file, line, pipeline=self.builder.id, task=self.id)])
+            raise ValidationFailed([Problem(message, file, line, col, pipeline=self.builder.id, task=self.id)])
         current = self.fields.get("upstream")
         ups = [current] if isinstance(current, str) else list(current or [])
         if up.id not in ups:
@@ -127,15 +135,14 @@ class _DslUnit(Unit):
         if len(path) >= 2 and path[0] == "tasks":
             ref = self.builder.tasks.get(str(path[1]))
             if ref is not None:
-                return ref.where[0], ref.where[1], None, len(path)
-        file, line = self.builder.where
-        return file, line, None, len(path)
+                return *ref.where, len(path)
+        return *self.builder.where, len(path)
 
 
 class PipelineBuilder:
     """``with pipeline(...) as p``: collects tasks made inside the block; builds and checks them on exit."""
 
-    def __init__(self, pipeline_id: str, fields: dict[str, Any], where: tuple[str, int]):
+    def __init__(self, pipeline_id: str, fields: dict[str, Any], where: Site):
         self.id, self.fields, self.where = pipeline_id, fields, where
         self.tasks: dict[str, TaskRef] = {}
         self.problems: list[Problem] = []
@@ -167,8 +174,7 @@ class PipelineBuilder:
             self.problems.append(
                 Problem(
                     f"duplicate task id {task_id!r}: first defined at {first[0]}:{first[1]}; task ids must be unique",
-                    where[0],
-                    where[1],
+                    *where,
                     pipeline=self.id,
                     task=task_id,
                 )
@@ -193,21 +199,15 @@ def pipeline(pipeline_id: str, **fields: Any) -> PipelineBuilder:
         if reserved in fields:
             hint = "the first argument is the id" if reserved == "pipeline" else "create tasks inside the with block"
             raise ValidationFailed(
-                [Problem(f"pipeline() takes no {reserved!r} keyword: {hint}", where[0], where[1], pipeline=pipeline_id)]
+                [Problem(f"pipeline() takes no {reserved!r} keyword: {hint}", *where, pipeline=pipeline_id)]
             )
     return PipelineBuilder(pipeline_id, fields, where)
 
 
 def _current(kind: str) -> PipelineBuilder:
     if not _stack:
-        file, line = _caller()
-        raise ValidationFailed(
-            [
-                Problem(
-                    f"{kind}() was called outside a 'with pipeline(...):' block; tasks belong to a pipeline", file, line
-                )
-            ]
-        )
+        message = f"{kind}() was called outside a 'with pipeline(...):' block; tasks belong to a pipeline"
+        raise ValidationFailed([Problem(message, *_caller())])
     return _stack[-1]
 
 
@@ -229,14 +229,12 @@ def _callable_ref(fn: str | Callable[..., Any]) -> Any:
         return fn
     module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
     if not module or module == "__main__" or module.startswith(_SPEC_PREFIX) or "<locals>" in name:
-        file, line = _caller()
         raise ValidationFailed(
             [
                 Problem(
                     f"function {name or fn!r} is not importable by the runner (defined in {module or 'no module'}); "
                     "define it in an importable module or pass 'package.module:function'",
-                    file,
-                    line,
+                    *_caller(),
                 )
             ]
         )

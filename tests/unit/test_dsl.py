@@ -18,6 +18,12 @@ SPECS = Path(__file__).parents[1] / "fixtures" / "specs"
 HERE = __file__
 
 
+def _site(marker: str, call: str) -> str:
+    """'file:line:col' of the call ``call(`` on the line marked ``marker``, as the DSL reports it."""
+    line = _line_of(marker)
+    return f"{HERE}:{line}:{Path(HERE).read_text().splitlines()[line - 1].index(call + '(') + 1}"
+
+
 def _line_of(marker: str) -> int:
     """Line number of the first source line of this file containing ``marker``."""
     lines = Path(HERE).read_text().splitlines()
@@ -93,13 +99,13 @@ def test_problems_point_at_the_call() -> None:
             shell("x", "again")  # MARK-dup
     lines = [str(p) for p in info.value.problems]
     assert lines == [
-        f"{HERE}:{_line_of('# MARK-pipeline')}: pipeline 'bad': schedule: unknown cron preset '@dayly'; expected one"
+        f"{_site('# MARK-pipeline', 'pipeline')}: pipeline 'bad': schedule: unknown cron preset '@dayly'; expected one"
         " of @hourly, @daily, @midnight, @weekly, @monthly, @quarterly, @yearly, @annually",
-        f"{HERE}:{_line_of('# MARK-y')}: pipeline 'bad', task 'y': trigger_rule: expected one of 'all_success', "
+        f"{_site('# MARK-y', 'shell')}: pipeline 'bad', task 'y': trigger_rule: expected one of 'all_success', "
         "'all_failed', 'all_done', 'all_done_min_one_success', 'all_skipped', 'one_success', 'one_failed', "
         "'one_done', 'none_failed', 'none_failed_min_one_success', 'none_skipped' or 'always'; received 'nope'",
-        f"{HERE}:{_line_of('# MARK-y')}: pipeline 'bad', task 'y': upstream 'z' is not a task of this pipeline",
-        f"{HERE}:{_line_of('# MARK-dup')}: pipeline 'bad', task 'x': duplicate task id 'x': first defined at "
+        f"{_site('# MARK-y', 'shell')}: pipeline 'bad', task 'y': upstream 'z' is not a task of this pipeline",
+        f"{_site('# MARK-dup', 'shell')}: pipeline 'bad', task 'x': duplicate task id 'x': first defined at "
         f"{HERE}:{_line_of('# MARK-dup') - 3}; task ids must be unique",
     ]
 
@@ -111,7 +117,7 @@ def test_unknown_keyword_gets_did_you_mean() -> None:
 
 
 def test_task_outside_pipeline() -> None:
-    with pytest.raises(ValidationFailed, match=r"test_dsl.py:\d+: shell\(\) was called outside a 'with pipeline"):
+    with pytest.raises(ValidationFailed, match=r"test_dsl.py:\d+:9: shell\(\) was called outside a 'with pipeline"):
         shell("a", "echo")
 
 
@@ -148,8 +154,8 @@ def test_spec_file_problems_from_all_blocks(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed) as info, registered_ops():
         load_file(spec)
     lines = [str(p) for p in info.value.problems]
-    assert lines[0] == f"{spec}:3: pipeline 'one', task 'a': upstream 'b' is not a task of this pipeline"
-    assert lines[1].startswith(f"{spec}:5: pipeline 'two', task 'a': unknown op type 'no_such_op'")
+    assert lines[0] == f"{spec}:3:5: pipeline 'one', task 'a': upstream 'b' is not a task of this pipeline"
+    assert lines[1].startswith(f"{spec}:5:5: pipeline 'two', task 'a': unknown op type 'no_such_op'")
 
 
 def test_spec_file_import_errors(tmp_path: Path) -> None:
@@ -199,6 +205,6 @@ def test_tasks_of_different_pipelines_cannot_be_connected() -> None:
 
 def test_reserved_keywords() -> None:
     with pytest.raises(
-        ValidationFailed, match=r"test_dsl\.py:\d+: pipeline 'p': pipeline\(\) takes no 'tasks' keyword"
+        ValidationFailed, match=r"test_dsl\.py:\d+:9: pipeline 'p': pipeline\(\) takes no 'tasks' keyword"
     ):
         pipeline("p", tasks={})
