@@ -200,3 +200,83 @@ def test_oracle_covers_the_known_race() -> None:
     specs = [Spec((), TriggerRule.ALL_SUCCESS, 99, 0), Spec((), TriggerRule.ALL_SUCCESS, 1, 0)]
     specs.append(Spec((0, 1), TriggerRule.ALL_SUCCESS, 0, 0))
     assert oracle(specs) == [{K}, {F}, {K, U}]
+
+
+# -- branches --------------------------------------------------------------------------------------------------
+
+
+def branch_pick(follow: list[str], code: int) -> list[str]:
+    finish(code)
+    return follow
+
+
+@dataclass(frozen=True)
+class BranchSpec:
+    """start -> branch -> children (each only downstream of the branch) -> join (downstream of every child)."""
+
+    branch_code: int
+    follow: tuple[int, ...]
+    children: tuple[tuple[TriggerRule, int], ...]  # (rule, exit code) per child
+    join_rule: TriggerRule
+
+
+@st.composite
+def branch_graphs(draw: st.DrawFn) -> BranchSpec:
+    n = draw(st.integers(1, 4))
+    children = tuple((draw(st.sampled_from(list(TriggerRule))), draw(st.sampled_from([0, 0, 1, 99]))) for _ in range(n))
+    follow = tuple(draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n)))
+    return BranchSpec(
+        draw(st.sampled_from([0, 0, 0, 1, 99])), follow, children, draw(st.sampled_from(list(TriggerRule)))
+    )
+
+
+def branch_pipeline(spec: BranchSpec) -> Pipeline:
+    kids = [f"c{i}" for i in range(len(spec.children))]
+    tasks: list[dict] = [
+        {"id": "start", "action": {"kind": "noop"}},
+        {
+            "id": "branch",
+            "upstream": ["start"],
+            "action": {
+                "kind": "branch",
+                "callable": f"{HERE}:branch_pick",
+                "kwargs": {"follow": [kids[i] for i in spec.follow], "code": spec.branch_code},
+            },
+        },
+    ]
+    for kid, (rule, code) in zip(kids, spec.children, strict=True):
+        action = {"kind": "python", "callable": f"{HERE}:finish", "kwargs": {"code": code}}
+        tasks.append({"id": kid, "upstream": ["branch"], "trigger_rule": rule.value, "action": action})
+    tasks.append({"id": "join", "upstream": kids, "trigger_rule": spec.join_rule.value, "action": {"kind": "noop"}})
+    return Pipeline.model_validate({"id": "prop_branch", "tasks": tasks})
+
+
+def branch_oracle(spec: BranchSpec) -> dict[str, set[str]]:
+    """Airflow's skip_all_except: a successful branch skips its direct downstream tasks it does not follow (unless
+    they already started: ``always`` tasks start at once); the rest follows the trigger rules."""
+    branch = OUTCOME[spec.branch_code]
+    out: dict[str, set[str]] = {"start": {S}, "branch": {branch}}
+    for i, (rule, code) in enumerate(spec.children):
+        if rule == TriggerRule.ALWAYS:
+            decided = {"run"}
+        elif branch == S and i not in spec.follow:
+            decided = {K}
+        else:
+            decided = rule_outcomes(rule, (branch,))
+        out[f"c{i}"] = {OUTCOME[code] if o == "run" else o for o in decided}
+    join: set[str] = set()
+    for combo in itertools.product(*(sorted(out[f"c{i}"]) for i in range(len(spec.children)))):
+        join |= {S if o == "run" else o for o in rule_outcomes(spec.join_rule, combo)}
+    out["join"] = join
+    return out
+
+
+@FAST
+@given(branch_graphs(), st.integers(1, 4))
+def test_random_branches_follow_airflow(spec: BranchSpec, parallelism: int) -> None:
+    with tempfile.TemporaryDirectory() as home:
+        outcome = LocalRunner(home=Path(home), parallelism=parallelism).run(branch_pipeline(spec))
+    allowed = branch_oracle(spec)
+    states = outcome.result.states()
+    for task_id, state in states.items():
+        assert state in allowed[task_id], f"{task_id}: {state} not in {allowed[task_id]} ({spec})"
