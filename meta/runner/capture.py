@@ -33,7 +33,7 @@ class _ThreadStdout:
         self._target().flush()
 
     def isatty(self) -> bool:
-        return False
+        return self._target().isatty()
 
     def __getattr__(self, name: str) -> Any:  # encoding, fileno, ... of the real stream
         return getattr(self._fallback, name)
