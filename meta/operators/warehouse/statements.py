@@ -139,16 +139,6 @@ def duplicate_key(source: sa.Table, keys: Sequence[str]) -> sa.Select[Any]:
     return sa.select(*cols, sa.func.count()).group_by(*cols).having(sa.func.count() > 1).limit(1)
 
 
-def match_profile(target: sa.Table, source: sa.Subquery, keys: Sequence[str]) -> Any:
-    """(source rows, distinct source keys, source rows whose key is in the target) in one join. Only valid when a
-    unique index covers the keys (the target side cannot multiply rows); DuckDB's ``count(DISTINCT (a, b))``."""
-    distinct_key: Any = source.c[keys[0]] if len(keys) == 1 else sa.tuple_(*(source.c[k] for k in keys))
-    joined = source.outerjoin(target, _key_match(target, source, keys))
-    return sa.select(
-        sa.func.count(), sa.func.count(sa.distinct(distinct_key)), sa.func.count(target.c[keys[0]])
-    ).select_from(joined)
-
-
 def null_key(source: sa.Table, keys: Sequence[str]) -> sa.Select[Any]:
     return sa.select(sa.literal(1)).where(sa.or_(*(source.c[k].is_(None) for k in keys))).limit(1)
 
