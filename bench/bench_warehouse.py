@@ -50,7 +50,7 @@ def alternate(
     return hand_times, meta_times
 
 
-def bench_postgres(rows: int, merge: int, repeat: int) -> tuple[float, float]:
+def bench_postgres(rows: int, merge: int, repeat: int) -> tuple[list[float], list[float]]:
     schema = f"meta_bench_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
     base, target, src = f"{schema}.base", f"{schema}.t", f"{schema}.src"
@@ -91,10 +91,10 @@ def bench_postgres(rows: int, merge: int, repeat: int) -> tuple[float, float]:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         engine.dispose()
-    return statistics.median(hand_times), statistics.median(meta_times)
+    return hand_times, meta_times
 
 
-def bench_duckdb(rows: int, merge: int, repeat: int) -> tuple[float, float]:
+def bench_duckdb(rows: int, merge: int, repeat: int) -> tuple[list[float], list[float]]:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "bench.duckdb"
         first_new = rows  # ids below exist already (updates), ids from here on are new
@@ -133,8 +133,7 @@ def bench_duckdb(rows: int, merge: int, repeat: int) -> tuple[float, float]:
             result = load(options)
             assert (result.inserted, result.updated) == (merge // 2, merge // 2), result
 
-        hand_times, meta_times = alternate(reset, hand, meta, repeat)
-        return statistics.median(hand_times), statistics.median(meta_times)
+        return alternate(reset, hand, meta, repeat)
 
 
 def main() -> None:
@@ -143,11 +142,15 @@ def main() -> None:
     parser.add_argument("--merge", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(f"merge {args.merge:,} rows (half new) into {args.rows:,}; median of {args.repeat}")
-    print(f"{'engine':<11}{'hand-written s':>16}{'meta s':>10}{'ratio':>8}")
+    print(f"merge {args.merge:,} rows (half new) into {args.rows:,}; {args.repeat} runs each, alternating")
+    header = ("engine", "hand median s", "meta median s", "ratio", "hand min s", "meta min s", "ratio")
+    widths = (11, 15, 15, 7, 12, 12, 7)
+    print("".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(header, widths, strict=True))))
     for name, bench in (("postgresql", bench_postgres), ("duckdb", bench_duckdb)):
         hand, meta = bench(args.rows, args.merge, args.repeat)
-        print(f"{name:<11}{hand:>16.3f}{meta:>10.3f}{meta / hand:>8.2f}", flush=True)
+        hm, mm, hb, mb = statistics.median(hand), statistics.median(meta), min(hand), min(meta)
+        cells = (f"{hm:.3f}", f"{mm:.3f}", f"{mm / hm:.2f}", f"{hb:.3f}", f"{mb:.3f}", f"{mb / hb:.2f}")
+        print(f"{name:<11}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths[1:], strict=True)), flush=True)
 
 
 if __name__ == "__main__":
