@@ -126,7 +126,9 @@ class RunLoop:
     def execute(self) -> RunOutcome:
         started = _utcnow()
         for task_id, ups in self.upstream.items():
-            if not ups:
+            # Tasks without upstreams, and `always` tasks: Airflow's TriggerRuleDep passes those at once, even while
+            # their upstreams still run.
+            if decide_from_counts(self.settings[task_id].trigger_rule, {}, len(ups)) == Decision.RUN:
                 self._claim(task_id)
         with ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix=f"meta-{self.pipeline.id}") as pool:
             try:

@@ -703,3 +703,12 @@ def test_sys_exit_in_a_callable_fails_only_that_task(meta_home: Path) -> None:
     assert states(outcome) == {"quits": "failed", "forked": "failed"}
     assert outcome.errors["quits"] == f"{HERE}:exit_now called sys.exit(3)"
     assert outcome.errors["forked"] == f"{HERE}:exit_now called sys.exit(0)"
+
+
+def test_always_tasks_start_without_waiting_for_upstreams(meta_home: Path) -> None:
+    """Airflow's TriggerRuleDep passes `always` at once, even while the upstream still runs."""
+    p = make([sh("slow", "sleep 1"), sh("eager", "true", ("slow",), trigger_rule="always")])
+    outcome = run(p, meta_home)
+    assert states(outcome) == {"slow": "success", "eager": "success"}
+    (eager,) = outcome.attempts_of("eager")
+    assert eager.ended_at < outcome.attempts_of("slow")[0].ended_at
