@@ -13,11 +13,14 @@ from typing import Any
 log = logging.getLogger("meta.deadline")
 
 
-async def on_deadline_missed(pipeline: str, channels: list[str] | None = None, **context: Any) -> None:
-    """Called by Airflow when a run of ``pipeline`` is still unfinished at its deadline; alerts ``channels``."""
+async def on_deadline_missed(
+    pipeline: str, channels: list[str] | None = None, sla: str = "max_duration", **context: Any
+) -> None:
+    """Called by Airflow when a run of ``pipeline`` is still unfinished at its deadline (``sla``: which of
+    ``sla.max_duration`` / ``sla.finish_by`` it missed); alerts ``channels``."""
     dag_run = context.get("dag_run") or (context.get("context") or {}).get("dag_run")
     run_id = dag_run.get("run_id") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", None)
-    log.warning("meta: pipeline %s run %s missed its SLA (max_duration)", pipeline, run_id)
+    log.warning("meta: pipeline %s run %s missed its SLA (%s)", pipeline, run_id, sla)
     if not channels:
         return
     from meta.operators.alerts import send_alert  # lazily: the triggerer imports this module at startup
@@ -28,7 +31,8 @@ async def on_deadline_missed(pipeline: str, channels: list[str] | None = None, *
         run_id=str(run_id or ""),
         event="sla_miss",
         backend="airflow",
-        message="the run exceeded its sla.max_duration",
+        message=f"the run missed its sla.{sla}",
+        dedup_key=f"sla_miss:{sla}",
     )
     try:
         # send_alert does blocking I/O (SMTP, HTTP): keep it off the triggerer's event loop.

@@ -452,21 +452,11 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
             alerts.setdefault("on_retry", []).extend(cb.channels)
         else:
             notes.append(f"default_args on_retry_callback {cb!r} is not carried over")
-    deadline = getattr(dag, "deadline", None)
-    for alert in deadline if isinstance(deadline, list) else ([deadline] if deadline else []):
-        ref = type(alert.reference).__name__
-        path = getattr(alert.callback, "path", "")
-        if (
-            ref == "DagRunQueuedAtDeadline"
-            and path.endswith("on_deadline_missed")
-            and isinstance(alert.interval, timedelta)
-        ):
-            data["sla"] = {"max_duration": alert.interval.total_seconds()}
-            channels = alert.callback.kwargs.get("channels") or []
-            if channels:
-                alerts["on_sla_miss"] = list(channels)
-        else:
-            notes.append(f"deadline alert ({ref}, callback {path}) is not carried over")
+    sla = sla_of(dag, schedule, notes)
+    if sla:
+        data["sla"] = {k: v for k, v in sla.items() if k != "channels"}
+        if sla.get("channels"):
+            alerts["on_sla_miss"] = sla["channels"]
     if alerts:
         data["alerts"] = alerts
     data["tasks"] = [task_of(op, dag, baseline, module_names, notes) for op in dag.task_dict.values()]
@@ -477,6 +467,32 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
         return Pipeline.model_validate(data)
     except ValueError as exc:
         raise ImportRefused(f"the mapped pipeline is not valid: {exc}") from exc
+
+
+def sla_of(dag: Any, schedule: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
+    """meta's run-level SLA from the DAG's Deadline Alerts that call meta's deadline callback."""
+    deadline = getattr(dag, "deadline", None)
+    out: dict[str, Any] = {}
+    for alert in deadline if isinstance(deadline, list) else ([deadline] if deadline else []):
+        ref = type(alert.reference).__name__
+        path = getattr(alert.callback, "path", "")
+        kwargs = dict(getattr(alert.callback, "kwargs", {}) or {})
+        ours = path.endswith("on_deadline_missed") and isinstance(alert.interval, timedelta)
+        if ours and ref == "DagRunQueuedAtDeadline":
+            out["max_duration"] = alert.interval.total_seconds()
+        elif ours and ref == "DagRunLogicalDateDeadline" and kwargs.get("sla") == "finish_by" and schedule:
+            minute, hour = str(schedule.get("cron", "x x")).split()[:2]
+            if not (minute.isdigit() and hour.isdigit()):
+                notes.append(f"deadline alert ({ref}) on a schedule without a fixed daily time is not carried over")
+                continue
+            local = (int(hour) * 3600 + int(minute) * 60 + int(alert.interval.total_seconds())) % 86400
+            out["finish_by"] = f"{local // 3600:02d}:{local % 3600 // 60:02d}:{local % 60:02d}"
+        else:
+            notes.append(f"deadline alert ({ref}, callback {path}) is not carried over")
+            continue
+        if kwargs.get("channels"):
+            out["channels"] = list(kwargs["channels"])
+    return out
 
 
 def _callbacks(value: Any) -> list[Any]:

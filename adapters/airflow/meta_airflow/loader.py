@@ -1,7 +1,7 @@
 """Build Airflow DAGs from every pipeline spec in a folder (what ``dags/meta_loader.py`` calls at parse time).
 
 Parse time matters in Airflow: this reads files and builds objects only (no network, no subprocess), imports
-Airflow classes lazily and once, and parses ``.json`` specs with the json module (YAML via libyaml when present).
+Airflow classes lazily and once, and validates meta-written ``.json`` specs directly (YAML goes through meta.load).
 A broken spec is logged with its file and problem and skipped, so one bad file does not hide every other DAG;
 ``META_LOADER_STRICT=1`` raises instead (Airflow then shows it as an import error of the loader file).
 """
@@ -18,23 +18,22 @@ log = logging.getLogger("meta.loader")
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 
 
-def read_spec(path: Path) -> list[dict[str, Any]]:
-    """The pipeline mappings in one spec file: a pipeline, a list of them, or ``{"pipelines": [...]}``."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+def read_spec(path: Path) -> list[Any]:
+    """The pipelines of one spec file.
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-    if isinstance(data, dict) and "pipelines" in data and "tasks" not in data:
-        data = data["pipelines"]
-    items = data if isinstance(data, list) else [data]
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ValueError(f"{path}: item {i} is a {type(item).__name__}; expected a pipeline mapping")
-    return items
+    JSON written by meta (``meta deploy``, ``meta run``: the model's own dump) is validated directly, the fast path
+    for parse time; anything else (meta's YAML format, hand-written JSON) goes through ``meta.load``, which reports
+    problems with file:line.
+    """
+    from meta.model import Pipeline
+
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("tasks"), list) and "id" in data:
+            return [Pipeline.model_validate(data)]
+    from meta.load import load_file
+
+    return list(load_file(path))
 
 
 def spec_files(folder: Path) -> list[Path]:
@@ -43,7 +42,6 @@ def spec_files(folder: Path) -> list[Path]:
 
 def load_dags(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """``{dag_id: DAG}`` for every valid pipeline under ``folder``."""
-    from meta.model import Pipeline
     from meta_airflow.build import build_dag
 
     strict = os.environ.get("META_LOADER_STRICT", "") not in ("", "0", "false")
@@ -54,8 +52,7 @@ def load_dags(folder: str | os.PathLike[str]) -> dict[str, Any]:
         return dags
     for path in spec_files(root):
         try:
-            for item in read_spec(path):
-                pipeline = Pipeline.model_validate(item)
+            for pipeline in read_spec(path):
                 if pipeline.id in dags:
                     raise ValueError(f"pipeline id {pipeline.id!r} is defined twice (second time in {path})")
                 dags[pipeline.id] = build_dag(pipeline)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from meta.errors import CompileError
@@ -135,14 +135,15 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
             )
         )
     if pipeline.sla is not None:
-        if pipeline.sla.finish_by is not None:
+        if pipeline.sla.finish_by is not None and daily_tick(pipeline) is None:
             out.append(
                 CompileError(
                     TARGET,
                     pipeline.id,
                     "sla.finish_by",
-                    "Airflow 3.3 Deadline Alerts are relative to a run (queued time / logical date), not a local time "
-                    "of day; use sla.max_duration, or let the control plane watch finish_by",
+                    "Airflow 3.3 Deadline Alerts are relative to a run (its logical date or queued time), so a local "
+                    "time of day is expressible only for a cron schedule with a fixed minute and hour (e.g. "
+                    "'0 1 * * *'); use sla.max_duration, or let the control plane watch finish_by",
                 )
             )
         if pipeline.sla.start_by is not None:
@@ -358,22 +359,55 @@ def dag_kwargs(pipeline: Pipeline) -> list[tuple[str, Any]]:
         kw.append(("on_failure_callback", _alert(p.alerts.on_failure, "failure")))
     if p.alerts.on_success:
         kw.append(("on_success_callback", _alert(p.alerts.on_success, "success")))
-    if p.sla is not None and p.sla.max_duration is not None:
-        callback = Call(
-            "airflow.sdk:AsyncCallback",
-            args=(DEADLINE_CALLBACK,),
-            kwargs=(("kwargs", {"pipeline": p.id, "channels": list(p.alerts.on_sla_miss)}),),
-        )
-        deadline = Call(
-            "airflow.sdk:DeadlineAlert",
-            kwargs=(
-                ("reference", Ref("airflow.sdk:DeadlineReference.DAGRUN_QUEUED_AT")),
-                ("interval", td(p.sla.max_duration)),
-                ("callback", callback),
-            ),
-        )
-        kw.append(("deadline", deadline))
+    deadlines = deadline_alerts(p)
+    if deadlines:
+        kw.append(("deadline", deadlines[0] if len(deadlines) == 1 else deadlines))
     return kw
+
+
+def daily_tick(pipeline: Pipeline) -> time | None:
+    """The local time of day a cron schedule fires, when it fires at one fixed minute and hour (else None)."""
+    s = pipeline.schedule
+    if not isinstance(s, CronSchedule):
+        return None
+    minute, hour = s.expression.split()[:2]
+    if not (minute.isdigit() and hour.isdigit()):
+        return None
+    return time(int(hour), int(minute))
+
+
+def finish_by_interval(tick: time, finish_by: time) -> timedelta:
+    """From the scheduled tick (the run's logical date) to the next ``finish_by``; a full day when they are equal."""
+    seconds = (finish_by.hour * 3600 + finish_by.minute * 60 + finish_by.second) - (tick.hour * 3600 + tick.minute * 60)
+    return timedelta(seconds=seconds % 86400 or 86400)
+
+
+def _deadline(p: Pipeline, reference: str, interval: timedelta, sla: str) -> Call:
+    callback = Call(
+        "airflow.sdk:AsyncCallback",
+        args=(DEADLINE_CALLBACK,),
+        kwargs=(("kwargs", {"pipeline": p.id, "sla": sla, "channels": list(p.alerts.on_sla_miss)}),),
+    )
+    return Call(
+        "airflow.sdk:DeadlineAlert",
+        kwargs=(
+            ("reference", Ref(f"airflow.sdk:DeadlineReference.{reference}")),
+            ("interval", td(interval)),
+            ("callback", callback),
+        ),
+    )
+
+
+def deadline_alerts(p: Pipeline) -> list[Call]:
+    """Run-level SLAs as Deadline Alerts. ``finish_by`` is measured from the scheduled tick (the logical date): exact
+    except on daylight-saving change days, when the wall clock between tick and deadline moves by the shift."""
+    out = []
+    if p.sla is not None and p.sla.max_duration is not None:
+        out.append(_deadline(p, "DAGRUN_QUEUED_AT", p.sla.max_duration, "max_duration"))
+    tick = daily_tick(p)
+    if p.sla is not None and p.sla.finish_by is not None and tick is not None:
+        out.append(_deadline(p, "DAGRUN_LOGICAL_DATE", finish_by_interval(tick, p.sla.finish_by), "finish_by"))
+    return out
 
 
 def param_value(param: Any) -> Call:

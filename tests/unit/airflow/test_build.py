@@ -99,7 +99,7 @@ def test_alerts_and_deadline(dag) -> None:
     assert deadline.interval == timedelta(hours=2)
     assert type(deadline.reference).__name__ == "DagRunQueuedAtDeadline"
     assert deadline.callback.path == "meta_deadline.on_deadline_missed"
-    assert deadline.callback.kwargs == {"pipeline": "rich", "channels": ["slack:sla"]}
+    assert deadline.callback.kwargs == {"pipeline": "rich", "sla": "max_duration", "channels": ["slack:sla"]}
 
 
 @pytest.mark.parametrize(
@@ -152,6 +152,7 @@ def test_required_param_without_schedule_is_kept_required() -> None:
     ("fields", "feature"),
     [
         ({"sla": {"finish_by": "06:00"}}, "sla.finish_by"),
+        ({"sla": {"finish_by": "06:00"}, "schedule": {"kind": "cron", "cron": "*/5 * * * *"}}, "sla.finish_by"),
         ({"sla": {"start_by": "05:00"}}, "sla.start_by"),
         ({"params": {"bad name": {"type": "string", "default": "x"}}}, "param name 'bad name'"),
         (
@@ -167,3 +168,16 @@ def test_unexpressible_features_are_compile_errors(fields, feature) -> None:
     with pytest.raises(CompileError, match="airflow cannot express") as info:
         build_dag(p)
     assert feature in str(info.value) and "'x'" in str(info.value)
+
+
+def test_finish_by_on_a_daily_cron_is_a_deadline_from_the_logical_date() -> None:
+    p = rich(sla={"finish_by": "09:15", "max_duration": "2h"})  # schedule 30 6 * * 1-5 (Europe/Zurich)
+    dag = build_dag(p)
+    by_ref = {type(d.reference).__name__: d for d in dag.deadline}
+    assert by_ref["DagRunQueuedAtDeadline"].interval == timedelta(hours=2)
+    finish = by_ref["DagRunLogicalDateDeadline"]
+    assert finish.interval == timedelta(hours=2, minutes=45)
+    assert finish.callback.kwargs == {"pipeline": "rich", "sla": "finish_by", "channels": ["slack:sla"]}
+    before_tick = rich(sla={"finish_by": "06:00"}, schedule={"kind": "cron", "cron": "0 22 * * *"})
+    (late,) = build_dag(before_tick).deadline
+    assert late.interval == timedelta(hours=8)  # 22:00 -> 06:00 the next morning

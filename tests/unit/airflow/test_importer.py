@@ -38,6 +38,11 @@ def test_compiled_conformance_pipelines_import_back(case) -> None:
     assert reimport(first) == first
 
 
+def test_finish_by_imports_back() -> None:
+    p = rich(sla={"finish_by": "09:15", "max_duration": "2h"})
+    assert reimport(p).sla == p.sla
+
+
 def test_rich_pipeline_is_a_fixed_point() -> None:
     first = reimport(rich())
     assert reimport(first) == first

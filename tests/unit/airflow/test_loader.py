@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from meta_airflow.deadline import PLUGIN_SOURCE
 from meta_airflow.loader import LOADER_SOURCE, load_dags
 
@@ -20,25 +19,30 @@ def test_shipped_files_match_what_meta_run_writes() -> None:
     assert (REPO / "plugins" / "meta_deadline.py").read_text() == PLUGIN_SOURCE
 
 
-def test_loads_json_yaml_and_lists(tmp_path: Path) -> None:
-    one, two, three = (c.pipeline.model_dump(mode="json", by_alias=True) for c in CASES[:3])
-    (tmp_path / "one.json").write_text(json.dumps(one))
+def test_loads_meta_json_and_meta_yaml(tmp_path: Path) -> None:
+    from meta.load import pipeline_to_yaml
+
+    one, two = (c.pipeline for c in CASES[:2])
+    (tmp_path / "one.json").write_text(json.dumps(one.model_dump(mode="json", by_alias=True)))
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "two.yaml").write_text(yaml.safe_dump(two))
-    (tmp_path / "many.yml").write_text(yaml.safe_dump({"pipelines": [three]}))
+    (tmp_path / "sub" / "two.yaml").write_text(pipeline_to_yaml(two))
+    (tmp_path / "three.yml").write_text(
+        "pipeline: three\ntasks:\n  a: {shell: 'echo a'}\n  b: {shell: 'echo b', upstream: [a]}\n"
+    )
     (tmp_path / "notes.txt").write_text("ignored")
     dags = load_dags(tmp_path)
-    assert sorted(dags) == sorted([one["id"], two["id"], three["id"]])
-    assert set(dags[one["id"]].task_dict) == {t["id"] for t in one["tasks"]}
+    assert sorted(dags) == sorted([one.id, two.id, "three"])
+    assert set(dags[one.id].task_dict) == set(one.task_ids)
+    assert dags["three"].task_dict["b"].upstream_task_ids == {"a"}
 
 
 def test_broken_spec_is_skipped_with_its_file_or_raised_when_strict(tmp_path: Path, monkeypatch, caplog) -> None:
     good = CASES[0].pipeline.model_dump(mode="json", by_alias=True)
     (tmp_path / "good.json").write_text(json.dumps(good))
-    (tmp_path / "bad.yaml").write_text("id: bad\ntasks:\n  - id: a\n    action: {kind: shell}\n")
+    (tmp_path / "bad.yaml").write_text("pipeline: bad\ntasks:\n  a: {shell: 'true', upstream: [nope]}\n")
     monkeypatch.delenv("META_LOADER_STRICT", raising=False)
     assert list(load_dags(tmp_path)) == [good["id"]]
-    assert "bad.yaml" in caplog.text and "command" in caplog.text
+    assert "bad.yaml" in caplog.text and "nope" in caplog.text
     monkeypatch.setenv("META_LOADER_STRICT", "1")
     with pytest.raises(ValueError, match=r"bad\.yaml"):
         load_dags(tmp_path)
