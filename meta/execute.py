@@ -98,8 +98,11 @@ def execute_task(
     variables = task_variables(task, ctx, try_number)
     log: TextIO
     if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "a", buffering=1, encoding="utf-8")
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(log_path, "a", buffering=1, encoding="utf-8")
+        except OSError as exc:
+            return AttemptResult(TaskState.FAILED, error=f"cannot write the attempt log {log_path}: {exc}")
     else:
         log = sys.stdout
     started = time.monotonic()
