@@ -338,6 +338,23 @@ def test_import_needs_a_registered_importer(tmp_path: Path) -> None:
     assert "no importer named 'nosuchtool'" in result.output
 
 
+def _running_after(pid: int, seconds: float) -> bool:
+    """Is ``pid`` still running (not gone, not a zombie) after waiting up to ``seconds``?"""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        if stat[stat.rindex(")") + 2] in "ZX":
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+
+
 def test_ctrl_c_stops_task_processes_and_records_the_run_as_failed(tmp_path: Path) -> None:
     import signal
     import time
@@ -363,22 +380,23 @@ def test_ctrl_c_stops_task_processes_and_records_the_run_as_failed(tmp_path: Pat
         # A shell may start background jobs with SIGINT ignored; a user's terminal does not.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    sleeper = int(pid_file.read_text())
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
-        stat = Path(f"/proc/{sleeper}/stat").read_text()
-        if stat[stat.rindex(")") + 2] == "Z":
-            break
-        time.sleep(0.05)
-    else:
-        assert not Path(f"/proc/{sleeper}").exists(), "the task's process outlived the interrupted runner"
+    sleeper = None
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        sleeper = int(pid_file.read_text())
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert not _running_after(sleeper, seconds=10), "the task's process outlived the interrupted runner"
+    finally:  # never leave processes behind, whatever failed above
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if sleeper is not None and _running_after(sleeper, seconds=0):
+            os.kill(sleeper, signal.SIGKILL)
     runs = json.loads(meta("runs", "--json", home=home).stdout)
     assert [(r["run_id"], r["state"]) for r in runs] == [("r", "failed")]
 
