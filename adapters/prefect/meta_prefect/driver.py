@@ -12,7 +12,8 @@ from __future__ import annotations
 import queue
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,32 +68,38 @@ class Driver:
         self.progress = progress
         self.outcome = Outcome(run_id=ctx.run_id)
         self._order = topological_order({t.id: t.upstream for t in pipeline.tasks})
+        self._tasks = {t.id: t for t in pipeline.tasks}
         self._rules = {t.id: pipeline.settings_for(t).trigger_rule for t in pipeline.tasks}
+        self._downstream: dict[str, list[str]] = {t.id: [] for t in pipeline.tasks}
+        for t in pipeline.tasks:
+            for up in t.upstream:
+                self._downstream[up].append(t.id)
         self._log_dir = Path(tempfile.mkdtemp(prefix=f"meta-prefect-{pipeline.id}-"))
 
     # -------------------------------------------------------------------------------------------- scheduling
 
     def run(self) -> Outcome:
-        pending = list(self._order)
-        finished: queue.Queue[PrefectFuture[Any]] = queue.Queue()
-        running: dict[Any, str] = {}
-        markers: list[PrefectFuture[Any]] = []
-        forced: dict[str, str] = {}  # task id -> why it is skipped by a branch
+        self._pending = set(self._order)
+        self._finished: queue.Queue[PrefectFuture[Any]] = queue.Queue()
+        self._running: dict[Any, str] = {}
+        self._markers: list[PrefectFuture[Any]] = []
+        self._forced: dict[str, str] = {}  # task id -> why a branch skips it
         try:
-            while True:
-                pending = self._schedule(pending, forced, running, markers, finished)
-                if not running:
-                    break
-                future = finished.get()
-                task_id = running.pop(future.task_run_id)
+            self._schedule(self._order)
+            while self._running:
+                future = self._finished.get()
+                task_id = self._running.pop(future.task_run_id)
                 future.wait()  # sets the future's final state from the worker thread's result
                 state = states.of(future.state) or TaskState.FAILED
                 self._record(task_id, state)
-                if state == TaskState.SUCCESS and isinstance(self.pipeline.task(task_id).action, BranchAction):
+                if state == TaskState.SUCCESS and isinstance(self._tasks[task_id].action, BranchAction):
                     follow = tuple(future.result() or ())
                     for skipped in branch_skips(self.pipeline, task_id, follow):
-                        forced.setdefault(skipped, f"not followed by branch {task_id!r} (it chose {list(follow)})")
-            for marker in markers:
+                        self._forced.setdefault(
+                            skipped, f"not followed by branch {task_id!r} (it chose {list(follow)})"
+                        )
+                self._schedule(self._downstream[task_id])
+            for marker in self._markers:
                 marker.wait()
         finally:
             shutil.rmtree(self._log_dir, ignore_errors=True)
@@ -100,47 +107,35 @@ class Driver:
         self.outcome.state = run_state(leaves)
         return self.outcome
 
-    def _schedule(
-        self,
-        pending: list[str],
-        forced: dict[str, str],
-        running: dict[Any, str],
-        markers: list[PrefectFuture[Any]],
-        finished: queue.Queue[PrefectFuture[Any]],
-    ) -> list[str]:
-        """Start or decide every pending task that can be; repeat while decisions unlock more. Returns the rest."""
-        changed = True
-        while changed:
-            changed = False
-            still: list[str] = []
-            for task_id in pending:
-                task = self.pipeline.task(task_id)
-                if task_id in forced:
-                    markers.append(self._marker(task, states.skipped, forced[task_id]).submit())
-                    self._record(task_id, TaskState.SKIPPED, attempts=0)
-                    changed = True
-                    continue
-                seen = [self.outcome.states.get(u) for u in task.upstream]
-                decision = evaluate_trigger_rule(self._rules[task_id], seen)
-                if decision == Decision.WAIT:
-                    still.append(task_id)
-                elif decision == Decision.RUN:
-                    future = self._prefect_task(task).submit()
-                    running[future.task_run_id] = task_id
-                    future.add_done_callback(finished.put)
-                else:
-                    rule = self._rules[task_id]
-                    if decision == Decision.SKIP:
-                        marker = self._marker(task, states.skipped, f"skipped by trigger rule {rule}")
-                        final = TaskState.SKIPPED
-                    else:
-                        marker = self._marker(task, states.upstream_failed, f"upstream failed (trigger rule {rule})")
-                        final = TaskState.UPSTREAM_FAILED
-                    markers.append(marker.submit())
-                    self._record(task_id, final, attempts=0)
-                    changed = True
-            pending = still
-        return pending
+    def _schedule(self, candidates: Iterable[str]) -> None:
+        """Start or decide each candidate that can be; a decision without running re-examines its downstream.
+
+        Only tasks whose upstream changed are examined, so a run costs O(edges) rule evaluations, not O(tasks^2).
+        """
+        work = deque(candidates)
+        while work:
+            task_id = work.popleft()
+            if task_id not in self._pending:
+                continue
+            task = self._tasks[task_id]
+            rule = self._rules[task_id]
+            if task_id in self._forced:
+                decision, why = Decision.SKIP, self._forced[task_id]
+            else:
+                decision = evaluate_trigger_rule(rule, [self.outcome.states.get(u) for u in task.upstream])
+                why = f"skipped by trigger rule {rule}" if decision == Decision.SKIP else f"upstream failed ({rule})"
+            if decision == Decision.WAIT:
+                continue
+            self._pending.discard(task_id)
+            if decision == Decision.RUN:
+                future = self._prefect_task(task).submit()
+                self._running[future.task_run_id] = task_id
+                future.add_done_callback(self._finished.put)
+                continue
+            skip = decision == Decision.SKIP
+            self._markers.append(self._marker(task, states.skipped if skip else states.upstream_failed, why).submit())
+            self._record(task_id, TaskState.SKIPPED if skip else TaskState.UPSTREAM_FAILED, attempts=0)
+            work.extend(self._downstream[task_id])
 
     def _record(self, task_id: str, state: TaskState, attempts: int | None = None) -> None:
         self.outcome.states[task_id] = state

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
 from meta.errors import MetaError
 from meta.model import Pipeline, TaskState
 from meta.results import RunResult, TaskResult
@@ -17,6 +19,9 @@ from meta.runner.params import resolve_params
 from meta.targets import ProgressCallback
 from meta_prefect.driver import Outcome
 from meta_prefect.flow import to_flow
+
+# Prefect's default (20 s) is too short for a temporary server on a busy machine; a user's own setting wins.
+EPHEMERAL_STARTUP_SECONDS = 120
 
 
 class PrefectRunFailed(MetaError, RuntimeError):
@@ -36,7 +41,8 @@ def run_pipeline(
     run_id = check_run_id(run_id) if run_id is not None else default_run_id(logical_date)
     outcomes: list[Outcome] = []
     flow = to_flow(pipeline, run_id=run_id, logical_date=logical_date, observer=outcomes.append, progress=progress)
-    state = flow(**values, return_state=True)
+    with temporary_settings(set_defaults={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_SECONDS}):
+        state = flow(**values, return_state=True)
     if not outcomes:
         raise PrefectRunFailed(
             f"pipeline {pipeline.id!r}: the Prefect flow run ended in {state.type.value} ({state.message}) "
