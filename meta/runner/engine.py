@@ -90,8 +90,10 @@ class RunLoop:
         home: Path | None = None,
         progress: Progress | None = None,
         pool_slots: Mapping[str, int] | None = None,
+        on_retry: Callable[[str, int], None] | None = None,
     ):
         self.pipeline = pipeline
+        self.on_retry = on_retry  # called with (task id, failed try number) when a retry is scheduled
         self.pool_slots = dict(pool_slots or {})  # pool name -> slots; pools not listed are unlimited
         self.pool_running: Counter[str] = Counter()
         self.ctx = ctx
@@ -215,6 +217,8 @@ class RunLoop:
             delay = settings.delay_before_retry(try_number).total_seconds()
             heapq.heappush(self.retry_heap, (time.monotonic() + delay, len(self.attempts), task_id))
             self._say(task_id, TaskState.UP_FOR_RETRY, try_number, duration, f"retry in {delay:g}s")
+            if self.on_retry is not None:
+                self.on_retry(task_id, try_number)
             return
         self.attempts.append(AttemptRecord(task_id, try_number, result.state, started, ended, path, result.error))
         newly_final = [task_id]

@@ -12,6 +12,7 @@ from typing import Any
 from meta.context import RunContext
 from meta.errors import MetaError
 from meta.model import Pipeline
+from meta.runner.alerts import RouteAlerts
 from meta.runner.engine import Progress, RunLoop, RunOutcome
 from meta.runner.params import resolve_params
 from meta.runner.paths import state_dir
@@ -95,7 +96,16 @@ class LocalRunner:
         if history is not None:
             history.start_run(pipeline.id, run_id, "local", logical_date.isoformat(), started.isoformat(), values)
         slots = pool_slots(pipeline, self.pools)
-        loop = RunLoop(pipeline, ctx, parallelism=self.parallelism, home=home, progress=progress, pool_slots=slots)
+        alerts = RouteAlerts(pipeline, ctx)
+        loop = RunLoop(
+            pipeline,
+            ctx,
+            parallelism=self.parallelism,
+            home=home,
+            progress=progress,
+            pool_slots=slots,
+            on_retry=alerts.retry if pipeline.alerts.on_retry else None,
+        )
         try:
             outcome = loop.execute()
         except BaseException:
@@ -104,4 +114,5 @@ class LocalRunner:
             raise
         if history is not None:
             history.finish_run(outcome)
+        alerts.finished(outcome)
         return outcome
