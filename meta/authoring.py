@@ -287,6 +287,9 @@ class _Normalizer:
             out["upstream"] = [str(upstream)]
         elif isinstance(upstream, list):
             out["upstream"] = [_ident(u) for u in upstream]
+        else:
+            self.issue((*path, "upstream"), f"upstream must be a task id or a list of task ids; received {upstream!r}")
+            out.pop("upstream", None)
         for key in ("params", "inputs", "outputs"):
             if key in out and out[key] is None:
                 del out[key]

@@ -257,7 +257,8 @@ def _raw_structure(model: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for task in tasks:
         tid = str(task["id"])
-        ups = [str(u) for u in task.get("upstream") or () if isinstance(u, str | int)]
+        raw_ups = task.get("upstream")
+        ups = [str(u) for u in raw_ups if isinstance(u, str | int)] if isinstance(raw_ups, list) else []
         graph[tid] = [u for u in ups if u in known and u != tid]
         for up in ups:
             if up == tid:

@@ -150,6 +150,11 @@ CASES = [
             "f.yaml:4:38: pipeline 'p', task 'a': shell.env: expected a valid dictionary; received ['A']",
         ],
     ),
+    (
+        "upstream of the wrong type (found by the fuzz test)",
+        H + "tasks:\n  a: {shell: x, upstream: -1.5e16}\n",
+        ["f.yaml:3:27: pipeline 'p', task 'a': upstream must be a task id or a list of task ids; received -1.5e+16"],
+    ),
     ("missing pipeline id", "tasks: {a: {noop: true}}\n", ["f.yaml:1:1: missing 'pipeline:' (the pipeline id)"]),
     ("missing tasks", H, ["f.yaml:1:1: pipeline 'p': missing 'tasks:'"]),
     ("empty sla", H + "sla: {}\ntasks: {a: {noop: true}}\n", ["f.yaml:2:6: pipeline 'p': sla: an SLA needs at least"]),
