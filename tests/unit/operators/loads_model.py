@@ -28,15 +28,16 @@ class Load:
     mode: str
     rows: tuple[tuple[int, int], ...]  # (id, v)
     partition: str | None = None
+    as_query: bool = False  # the same rows as a SQL query (exercises the engines' query paths)
+
+    def source(self) -> dict[str, Any]:
+        if not self.as_query:
+            return {"rows": [{"id": k, "part": part_of(k), "v": v} for k, v in self.rows]}
+        selects = [f"SELECT {k} AS id, '{part_of(k)}' AS part, {v} AS v" for k, v in self.rows]
+        return {"query": " UNION ALL ".join(selects) or "SELECT 0 AS id, 'even' AS part, 0 AS v WHERE 1 = 0"}
 
     def options(self, table: str, url: str, **extra: Any) -> WarehouseLoadOptions:
-        spec: dict[str, Any] = {
-            "table": table,
-            "mode": self.mode,
-            "url": url,
-            "source": {"rows": [{"id": k, "part": part_of(k), "v": v} for k, v in self.rows]},
-            **extra,
-        }
+        spec: dict[str, Any] = {"table": table, "mode": self.mode, "url": url, "source": self.source(), **extra}
         if self.mode in ("merge", "append_dedup"):
             spec["keys"] = ["id"]
         if self.mode == "replace_partition":
@@ -66,11 +67,12 @@ def _rows(keys: hs.SearchStrategy[int]) -> hs.SearchStrategy[tuple[tuple[int, in
 @hs.composite
 def loads(draw: hs.DrawFn) -> Load:
     mode = draw(hs.sampled_from(["merge", "append_dedup", "replace", "replace_partition"]))
+    as_query = draw(hs.booleans())
     if mode == "replace_partition":
         partition = draw(hs.sampled_from(["even", "odd"]))
         parity = 0 if partition == "even" else 1
-        return Load(mode, draw(_rows(hs.integers(0, 5).map(lambda i: 2 * i + parity))), partition)
-    return Load(mode, draw(_rows(hs.integers(0, 11))))
+        return Load(mode, draw(_rows(hs.integers(0, 5).map(lambda i: 2 * i + parity))), partition, as_query)
+    return Load(mode, draw(_rows(hs.integers(0, 11))), as_query=as_query)
 
 
 # Each load of the sequence: how many times it runs (a retry re-runs it) and, optionally, a step at which an earlier
