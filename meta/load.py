@@ -223,7 +223,7 @@ def _units(node: Node, value: Any, file: str, problems: list[Problem]) -> list[Y
     if isinstance(value, dict) and "pipelines" in value:
         extra = [k for k in value if k != "pipelines"]
         if extra:
-            key_node, _, _ = yamlpos.find(node, [extra[0]])
+            _, key_node, _ = yamlpos.find(node, [extra[0]])
             line, col = yamlpos.mark_of(key_node)
             problems.append(
                 Problem(f"a file with 'pipelines:' holds only that list; found also {extra}", file, line, col)
