@@ -136,7 +136,7 @@ def read_source(source: Any, table: TableInfo, keys: list[str]) -> SourceData:
     if kind == "query":
         return SourceData(columns=[], query=source.query)
     if kind == "rows":
-        return _from_dicts(source.rows, table, keys, "rows")
+        return _from_dicts(source.rows, table, keys, "source")
     if kind == "csv":
         return _from_csv(Path(source.csv), source.delimiter, table, keys)
     return _from_parquet(Path(source.parquet), table, keys)

@@ -162,7 +162,7 @@ def test_required_column_missing_from_source(url: str) -> None:
 def test_incompatible_type_is_refused_before_any_write(url: str) -> None:
     load(opts(url, mode="merge", keys=["id"], source={"rows": rows((1, 1))}))
     bad = [{"id": 1, "part": "odd", "v": 2}, {"id": 2, "part": "even", "v": "two"}]
-    with pytest.raises(LoadError, match=r"rows row 2, column 'v': got str 'two', expected .* \(int\)"):
+    with pytest.raises(LoadError, match=r"source row 2, column 'v': got str 'two', expected .* \(int\)"):
         load(opts(url, mode="replace", source={"rows": bad}))
     assert table_state(url, "t") == {1: 1}
 
