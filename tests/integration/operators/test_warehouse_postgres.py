@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from decimal import Decimal
 
@@ -90,7 +91,13 @@ def test_incompatible_query_type_rolls_back(pg_schema: str) -> None:
     assert table_state(PG_URL, table) == {1: 1}
 
 
-def test_password_in_url_comes_from_a_secret_and_is_hidden(pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_in_url_comes_from_a_secret_and_is_hidden(
+    pg_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
     table = f"{pg_schema}.t"
     execute(PG_URL, DDL.format(table=table))
     monkeypatch.setenv("META_SECRET_PG_PASSWORD", "not-needed-trust-auth")
@@ -100,6 +107,12 @@ def test_password_in_url_comes_from_a_secret_and_is_hidden(pg_schema: str, monke
         load(spec)
     assert "not-needed-trust-auth" not in str(info.value) and "***" in str(info.value)
     assert load(WarehouseLoadOptions(table=table, url=url, mode="replace", source={"rows": rows((1, 1))})).inserted == 1
+    logging.getLogger("meta.test").info(
+        "connected with %s", url.replace("${secret:pg_password}", "not-needed-trust-auth")
+    )
+    captured = capsys.readouterr()
+    assert "not-needed-trust-auth" not in caplog.text + captured.out + captured.err
+    assert "connected with postgresql://postgres:***@" in caplog.text
 
 
 @pytest.mark.parametrize("mode", ["merge", "append_dedup", "replace", "replace_partition"])
