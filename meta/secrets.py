@@ -209,7 +209,7 @@ class RedactingFilter(logging.Filter):
         except Exception:  # a malformed record: leave it to the logging machinery to report
             return True
         cleaned = redact(message)
-        if cleaned != message or record.args:
+        if cleaned != message:  # leave clean records untouched (their args stay inspectable)
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             formatted = logging.Formatter().formatException(record.exc_info)
