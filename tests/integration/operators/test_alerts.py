@@ -217,3 +217,15 @@ def test_alert_op_failure_raises_without_the_url(
     with pytest.raises(AlertDeliveryError) as info:
         run_alert_op(OpContext(run, "notify"), channel="slack:data-team", message="hi")
     assert url not in str(info.value) and "HTTP 403" in str(info.value)
+
+
+def test_concurrent_senders_send_once(webhook_server: WebhookServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight workers (a retried callback racing a restarted process) fire the same alert at once: one sends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, hook = webhook_server.hook()
+    channel = slack_channel(monkeypatch, url)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(lambda _: send_alert([channel], failure(run_id="race"))[0].status, range(8)))
+    assert statuses == ["duplicate"] * 7 + ["sent"]
+    assert len(hook.received) == 1
