@@ -27,14 +27,19 @@ def graph(n: int) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for i in range(n):
         layer, pos = divmod(i, WIDTH)
-        ups = [] if layer == 0 else sorted({f"t{(layer - 1) * WIDTH + pos}", f"t{(layer - 1) * WIDTH + (pos + 1) % WIDTH}"})
+        ups = (
+            []
+            if layer == 0
+            else sorted({f"t{(layer - 1) * WIDTH + pos}", f"t{(layer - 1) * WIDTH + (pos + 1) % WIDTH}"})
+        )
         out[f"t{i}"] = ups
     return out
 
 
 def meta_flow(edges: dict[str, list[str]]) -> Callable[[], Any]:
-    from meta.model import Pipeline
     from meta_prefect.flow import to_flow
+
+    from meta.model import Pipeline
 
     pipeline = Pipeline.model_validate(
         {

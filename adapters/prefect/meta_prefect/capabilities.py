@@ -33,6 +33,16 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                 "Prefect cron schedules have no start date (interval schedules use it as their anchor)",
             )
         )
+    required = [name for name, param in pipeline.params.items() if param.required]
+    if required and pipeline.schedule is not None:
+        out.append(
+            CompileError(
+                TARGET,
+                pid,
+                "required params on a scheduled pipeline",
+                f"scheduled runs cannot supply {required}; give them defaults (Airflow refuses this too)",
+            )
+        )
     for task in pipeline.tasks:
         if isinstance(task.action, AirflowOperatorAction):
             out.append(

@@ -27,6 +27,8 @@ def emit_outputs(pipeline: Pipeline, task: Task, ctx: RunContext) -> None:
             related=[
                 {"prefect.resource.id": f"meta.pipeline.{pipeline.id}", "prefect.resource.role": "pipeline"},
                 {"prefect.resource.id": f"meta.task.{pipeline.id}.{task.id}", "prefect.resource.role": "task"},
+                # The task's inputs, as lineage (Airflow's inlets).
+                *({"prefect.resource.id": i, "prefect.resource.role": "input"} for i in task.inputs),
             ],
             payload={"pipeline": pipeline.id, "task": task.id, "run_id": ctx.run_id},
         )

@@ -34,7 +34,10 @@ def scheduled() -> Pipeline:
             "schedule": {"kind": "cron", "cron": "@daily"},
             "timezone": "Europe/Zurich",
             "max_active_runs": 2,
-            "params": {"country": {"type": "string", "default": "CH", "enum": ["CH", "DE"]}, "day": {"type": "string"}},
+            "params": {
+                "country": {"type": "string", "default": "CH", "enum": ["CH", "DE"]},
+                "day": {"type": "string", "default": "today"},
+            },
             "tasks": [{"id": "t", "action": {"kind": "noop"}}],
         }
     )
@@ -59,8 +62,8 @@ def test_deploy_creates_then_updates_the_same_deployment(client: PrefectClient, 
     assert d["entrypoint"] == "deploy_me.py:deploy_me" and (tmp_path / "deploy_me.py").is_file()
     assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(tmp_path)}}]
     assert sorted(d["tags"]) == ["owner:growth", "sales"]
-    assert d["parameters"] == {"country": "CH"}
-    assert d["parameter_openapi_schema"]["required"] == ["day"]
+    assert d["parameters"] == {"country": "CH", "day": "today"}
+    assert list(d["parameter_openapi_schema"]["properties"]) == ["country", "day"]
     assert d["parameter_openapi_schema"]["properties"]["country"]["enum"] == ["CH", "DE"]
     [schedule] = d["schedules"]  # replaced, not duplicated, by the second deploy
     assert schedule["schedule"]["cron"] == "0 0 * * *" and schedule["schedule"]["timezone"] == "Europe/Zurich"
@@ -101,6 +104,10 @@ def test_missing_pool_and_errors_are_clear(client: PrefectClient, tmp_path: Path
 
 
 def test_parameter_schema_shape() -> None:
+    required = Pipeline.model_validate(
+        {"id": "r", "params": {"day": {"type": "string"}}, "tasks": [{"id": "t", "action": {"kind": "noop"}}]}
+    )
+    assert parameter_schema(required)["required"] == ["day"]
     schema = parameter_schema(scheduled())
     assert schema["properties"]["country"] == {
         "title": "country",

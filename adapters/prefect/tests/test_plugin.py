@@ -40,6 +40,10 @@ def test_target_is_registered_by_entry_point() -> None:
             "the Airflow operator x.y.Op",
         ),
         ({"tasks": [{"id": "t", "action": {"kind": "noop"}, "max_active": 1}]}, "max_active"),
+        (
+            {"params": {"day": {"type": "string"}}, "schedule": {"kind": "interval", "every": "1h"}},
+            "required params on a scheduled pipeline",
+        ),
     ],
 )
 def test_unsupported_features_are_compile_errors_naming_them(fields: dict[str, Any], feature: str) -> None:

@@ -126,7 +126,8 @@ def test_params_are_checked_and_reach_shell_templates_and_python() -> None:
 
 def test_outputs_emit_dataset_events(prefect_api: str) -> None:
     uri = "postgres://warehouse/public.sales_prefect_test"
-    run(pipeline("producer", [{"id": "load", "action": {"kind": "noop"}, "outputs": [uri]}]))
+    source = "s3://raw/sales.csv"
+    run(pipeline("producer", [{"id": "load", "action": {"kind": "noop"}, "inputs": [source], "outputs": [uri]}]))
     body = {"filter": {"event": {"name": [DATASET_EVENT]}, "resource": {"id": [uri]}}, "limit": 10}
     found: list[dict[str, Any]] = []
     for _ in range(40):  # events reach the server asynchronously
@@ -136,6 +137,8 @@ def test_outputs_emit_dataset_events(prefect_api: str) -> None:
         time.sleep(0.5)
     assert found and found[0]["resource"]["prefect.resource.id"] == uri
     assert found[0]["payload"]["task"] == "load"
+    related = {(r["prefect.resource.id"], r["prefect.resource.role"]) for r in found[0]["related"]}
+    assert (source, "input") in related and ("meta.pipeline.producer", "pipeline") in related
 
 
 class _Hook(BaseHTTPRequestHandler):
