@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,7 @@ def expand(node: Node, value: dict[str, Any], file: str) -> tuple[list[YamlUnit]
             continue
         builder = yamlpos.Builder(file)
         unit_value = builder.value(rendered)
-        problems.extend(builder.problems)
+        problems.extend(replace(p, message=p.message + origin) for p in builder.problems)
         units.append(YamlUnit(unit_value, rendered, file, origin))
     return units, problems
 

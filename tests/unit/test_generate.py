@@ -101,3 +101,13 @@ template:
 
 def test_empty_for_each_generates_nothing() -> None:
     assert loads("generate: {for_each: []}\ntemplate: {pipeline: p, tasks: {a: {noop: true}}}\n") == []
+
+
+def test_rendered_keys_that_collide_are_duplicates() -> None:
+    text = 'generate: {for_each: [{a: 1}]}\ntemplate:\n  pipeline: p\n  tasks:\n    "t${{ each.a }}": {noop: true}\n'
+    with pytest.raises(ValidationFailed) as info:
+        loads(text + "    t1: {noop: true}\n", "gen.yaml")
+    assert str(info.value.problems[0]) == (
+        "gen.yaml:6:5: duplicate key 't1': first defined at line 5, again at line 6; YAML would silently keep only"
+        " the last one (generated for entry 0: {'a': 1})"
+    )
