@@ -52,17 +52,6 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
             )
         if isinstance(task.action, OpAction):
             out.extend(_op_problems(pid, task.id, task.action.op))
-        if task.max_active is not None:
-            out.append(
-                CompileError(
-                    TARGET,
-                    pid,
-                    "max_active",
-                    "per-task concurrency across runs is not mapped to Prefect "
-                    "yet (a tag concurrency limit would need creating on the server)",
-                    task=task.id,
-                )
-            )
     return out
 
 

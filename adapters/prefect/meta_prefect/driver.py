@@ -85,6 +85,7 @@ class Driver:
         self._markers: list[PrefectFuture[Any]] = []
         self._forced: dict[str, str] = {}  # task id -> why a branch skips it
         try:
+            self._ensure_concurrency_limits()
             self._schedule(self._order)
             while self._running:
                 future = self._finished.get()
@@ -137,6 +138,17 @@ class Driver:
             self._record(task_id, TaskState.SKIPPED if skip else TaskState.UPSTREAM_FAILED, attempts=0)
             work.extend(self._downstream[task_id])
 
+    def _ensure_concurrency_limits(self) -> None:
+        """``max_active``: Prefect bounds task runs tagged T by the global concurrency limit named ``tag:T``."""
+        limited = {max_active_tag(self.pipeline.id, t.id): t.max_active for t in self.pipeline.tasks if t.max_active}
+        if not limited:
+            return
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            for tag, limit in limited.items():
+                client.upsert_global_concurrency_limit_by_name(f"tag:{tag}", limit)
+
     def _record(self, task_id: str, state: TaskState, attempts: int | None = None) -> None:
         self.outcome.states[task_id] = state
         if attempts is not None:
@@ -162,7 +174,7 @@ class Driver:
             description=task.description,
             retries=settings.retries,
             retry_delay_seconds=delays or 0,
-            tags=_task_tags(task, settings.pool),
+            tags=_task_tags(self.pipeline.id, task, settings.pool),
             cache_policy=NO_CACHE,
             persist_result=False,
             on_running=hooks.task_retry_hooks(self.pipeline, self.ctx.run_id),
@@ -199,9 +211,16 @@ class Driver:
         raise TaskFailed(result.error or f"task {task.id!r} failed")
 
 
-def _task_tags(task: MetaTask, pool: str | None) -> set[str]:
+def max_active_tag(pipeline_id: str, task_id: str) -> str:
+    return f"meta-max-active:{pipeline_id}.{task_id}"
+
+
+def _task_tags(pipeline_id: str, task: MetaTask, pool: str | None) -> set[str]:
     # Airflow pools become Prefect tags: a tag concurrency limit named like the pool bounds them (docs/prefect.md).
-    return {f"pool:{pool}"} if pool else set()
+    tags = {f"pool:{pool}"} if pool else set()
+    if task.max_active:
+        tags.add(max_active_tag(pipeline_id, task.id))
+    return tags
 
 
 def _forward_log(path: Path) -> None:

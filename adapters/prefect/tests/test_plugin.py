@@ -39,7 +39,6 @@ def test_target_is_registered_by_entry_point() -> None:
             {"tasks": [{"id": "t", "action": {"kind": "airflow_operator", "operator": "x.y.Op"}}]},
             "the Airflow operator x.y.Op",
         ),
-        ({"tasks": [{"id": "t", "action": {"kind": "noop"}, "max_active": 1}]}, "max_active"),
         (
             {"params": {"day": {"type": "string"}}, "schedule": {"kind": "interval", "every": "1h"}},
             "required params on a scheduled pipeline",

@@ -179,3 +179,28 @@ def test_alert_routes_fire_as_state_hooks(webhook: list[dict[str, Any]]) -> None
     assert len(webhook) == 2, text  # one retry of flaky, one run failure; no success
     assert "retrying" in text and "flaky" in text
     assert "failed" in text and "manual__alerts-1" in text
+
+
+def _two_concurrent_runs(p: Pipeline, log: Path) -> list[str]:
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run(p))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.states() for r in results] == [{"only_one": "success"}] * 2
+    return [line.split()[0] for line in log.read_text().splitlines()]
+
+
+def test_max_active_bounds_a_task_across_concurrent_runs(tmp_path: Path, prefect_api: str) -> None:
+    def spans(pid: str, **fields: Any) -> tuple[Pipeline, Path]:
+        log = tmp_path / pid
+        command = f'echo "start $(date +%s.%N)" >> {log}; sleep 2; echo "end $(date +%s.%N)" >> {log}'
+        return pipeline(pid, [sh("only_one", command, **fields)]), log
+
+    # Control: without a bound the two runs overlap.
+    assert _two_concurrent_runs(*spans("unbounded")) == ["start", "start", "end", "end"]
+    # With max_active: 1 the second run's task waits for the first one's to end.
+    assert _two_concurrent_runs(*spans("bounded", max_active=1)) == ["start", "end", "start", "end"]
+    limit = httpx.get(f"{prefect_api}/v2/concurrency_limits/tag:meta-max-active:bounded.only_one", timeout=10).json()
+    assert limit["limit"] == 1
