@@ -15,9 +15,8 @@ from yaml.nodes import Node
 
 from meta import authoring, yamlpos
 from meta.errors import Problem, ValidationFailed
-from meta.graph import find_cycle
 from meta.model import CALLABLE_PATTERN, CHANNEL_PATTERN, DATASET_PATTERN, IDENTIFIER_PATTERN, Pipeline
-from meta.validate import SECRET_KEY, did_you_mean, literal_secrets, secret_message
+from meta.validate import SECRET_KEY, TaskShape, did_you_mean, graph_problems
 
 # Where each loaded pipeline was defined, for `meta list`, error messages of later stages and the dashboard.
 _SOURCES: dict[str, tuple[str, int]] = {}
@@ -111,12 +110,11 @@ def _already_reported(err: Any, model: dict[str, Any]) -> bool:
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
-    """Drop repeats, and a one-task cycle 'a -> a' already reported as 'task depends on itself'."""
-    self_loops = {(p.pipeline, p.task) for p in problems if p.message.startswith("task depends on itself")}
+    """Drop repeats (a problem can reach us both from pydantic and from the raw-input checks)."""
     seen: set[Problem] = set()
     out = []
     for p in problems:
-        if p in seen or (p.message == f"dependency cycle: {p.task} -> {p.task}" and (p.pipeline, p.task) in self_loops):
+        if p in seen:
             continue
         seen.add(p)
         out.append(p)
@@ -250,35 +248,17 @@ def _raw_structure(model: dict[str, Any]) -> list[Problem]:
     """The whole-pipeline checks of ``meta.validate`` on the raw translated input, for when field errors kept
     pydantic from reaching them (so a file with a bad cron *and* a cycle reports both)."""
     pid = model.get("id") if isinstance(model.get("id"), str) else None
-    tasks = [t for t in model.get("tasks") or () if isinstance(t, dict)]
-    ids = [str(t["id"]) for t in tasks]
-    known = set(ids)
-    graph: dict[str, list[str]] = {}
-    problems: list[Problem] = []
-    for task in tasks:
-        tid = str(task["id"])
+    shapes = []
+    for task in model.get("tasks") or ():
+        if not isinstance(task, dict):
+            continue
         raw_ups = task.get("upstream")
         ups = [str(u) for u in raw_ups if isinstance(u, str | int)] if isinstance(raw_ups, list) else []
-        graph[tid] = [u for u in ups if u in known and u != tid]
-        for up in ups:
-            if up == tid:
-                problems.append(Problem(f"task depends on itself (cycle: {up} -> {up})", pipeline=pid, task=tid))
-            elif up not in known:
-                problems.append(
-                    Problem(
-                        f"upstream {up!r} is not a task of this pipeline{did_you_mean(up, ids)}", pipeline=pid, task=tid
-                    )
-                )
         action = {k: v for k, v in (task.get("action") or {}).items() if k != "kind"}
-        for path, _ in literal_secrets(action):
-            problems.append(Problem(secret_message(path), pipeline=pid, task=tid))
-        for path, _ in literal_secrets(task.get("params") or {}, ("params",)):
-            problems.append(Problem(secret_message(path), pipeline=pid, task=tid))
-    for name, param in (model.get("params") or {}).items():
-        if isinstance(param, dict) and "default" in param:
-            for path, _ in literal_secrets({name: param["default"]}, ("params",)):
-                problems.append(Problem(secret_message(path), pipeline=pid))
-    cycle = find_cycle(graph)
-    if cycle:
-        problems.append(Problem(f"dependency cycle: {' -> '.join(cycle)}", pipeline=pid, task=cycle[0]))
-    return problems
+        shapes.append(TaskShape(str(task["id"]), ups, action, task.get("params") or {}))
+    defaults = {
+        name: param["default"]
+        for name, param in (model.get("params") or {}).items()
+        if isinstance(param, dict) and "default" in param
+    }
+    return graph_problems(pid, shapes, defaults)

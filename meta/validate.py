@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from meta.errors import Problem
@@ -61,10 +62,20 @@ def secret_message(path: tuple[str, ...]) -> str:
     )
 
 
-def structural_problems(pipeline: Pipeline) -> list[Problem]:
+@dataclass(frozen=True)
+class TaskShape:
+    """What the whole-pipeline checks need of a task; built from the model or, by the loader, from raw input."""
+
+    id: str
+    upstream: Sequence[str] = ()
+    action: Mapping[str, Any] = field(default_factory=dict)  # the action's fields, without "kind"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def graph_problems(pid: str | None, tasks: Sequence[TaskShape], param_defaults: Mapping[str, Any]) -> list[Problem]:
+    """Duplicate ids, self and unknown upstreams (with "did you mean"), cycles as a path, literal credentials."""
     problems: list[Problem] = []
-    pid = pipeline.id
-    ids = [t.id for t in pipeline.tasks]
+    ids = [t.id for t in tasks]
     seen: set[str] = set()
     for task_id in ids:
         if task_id in seen:
@@ -72,7 +83,9 @@ def structural_problems(pipeline: Pipeline) -> list[Problem]:
                 Problem(f"duplicate task id {task_id!r}; task ids must be unique", pipeline=pid, task=task_id)
             )
         seen.add(task_id)
-    for task in pipeline.tasks:
+    graph: dict[str, list[str]] = {}
+    for task in tasks:
+        graph[task.id] = [up for up in task.upstream if up in seen and up != task.id]
         for up in task.upstream:
             if up == task.id:
                 problems.append(Problem(f"task depends on itself (cycle: {up} -> {up})", pipeline=pid, task=task.id))
@@ -86,20 +99,27 @@ def structural_problems(pipeline: Pipeline) -> list[Problem]:
                 )
         if len(set(task.upstream)) != len(task.upstream):
             problems.append(Problem(f"upstream lists a task twice: {list(task.upstream)}", pipeline=pid, task=task.id))
-        for path, _ in literal_secrets(task.action.model_dump(by_alias=True, exclude={"kind"})):
+        for path, _ in literal_secrets(dict(task.action)):
             problems.append(Problem(secret_message(path), pipeline=pid, task=task.id))
-        for path, _ in literal_secrets(task.params, ("params",)):
+        for path, _ in literal_secrets(dict(task.params), ("params",)):
             problems.append(Problem(secret_message(path), pipeline=pid, task=task.id))
-    for name, param in pipeline.params.items():
-        for path, _ in literal_secrets({name: param.default}, ("params",)):
+    for name, default in param_defaults.items():
+        for path, _ in literal_secrets({name: default}, ("params",)):
             problems.append(Problem(secret_message(path), pipeline=pid))
-    references_ok = all(up in seen for t in pipeline.tasks for up in t.upstream)
-    if references_ok:
-        cycle = find_cycle({t.id: t.upstream for t in pipeline.tasks})
-        if cycle:
-            problems.append(Problem(f"dependency cycle: {' -> '.join(cycle)}", pipeline=pid, task=cycle[0]))
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append(Problem(f"dependency cycle: {' -> '.join(cycle)}", pipeline=pid, task=cycle[0]))
+    return problems
+
+
+def structural_problems(pipeline: Pipeline) -> list[Problem]:
+    shapes = [
+        TaskShape(t.id, t.upstream, t.action.model_dump(by_alias=True, exclude={"kind"}), t.params)
+        for t in pipeline.tasks
+    ]
+    problems = graph_problems(pipeline.id, shapes, {name: p.default for name, p in pipeline.params.items()})
     if pipeline.start_date and pipeline.end_date and pipeline.end_date < pipeline.start_date:
         problems.append(
-            Problem(f"end_date {pipeline.end_date} is before start_date {pipeline.start_date}", pipeline=pid)
+            Problem(f"end_date {pipeline.end_date} is before start_date {pipeline.start_date}", pipeline=pipeline.id)
         )
     return problems
