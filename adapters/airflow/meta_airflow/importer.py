@@ -20,6 +20,7 @@ from typing import Any
 from meta.errors import MetaError
 from meta.model import CALLABLE_PATTERN, Pipeline
 from meta_airflow.plan import META_ENV_KEYS, RUNTIME
+from meta_airflow.typed_args import NotPlain, encode
 
 AIRFLOW_DEFAULTS: dict[str, Any] = {
     "retries": 0,
@@ -218,15 +219,15 @@ def passthrough(op: Any, notes: list[str], module_names: dict[str, str], dag: An
     for key, value in sorted(_init_kwargs(op).items()):
         if key in BASE_ARGS or (key in inherited and inherited[key] == value):  # default_args are not its own
             continue
-        if jsonable(value):
-            arguments[key] = value
-        else:
+        try:
+            arguments[key] = encode(value)
+        except NotPlain:
             dropped.append(key)
     if dropped:
         # Leaving an argument out would compile to a different (or broken) operator: refuse instead.
         raise ImportRefused(
-            f"task {op.task_id}: {path} arguments {dropped} are not plain data (callables, timedeltas, objects); "
-            "an airflow_operator passthrough keeps only JSON-like arguments"
+            f"task {op.task_id}: {path} arguments {dropped} are not plain data (callables, objects); an "
+            "airflow_operator passthrough keeps JSON-like arguments plus timedelta/datetime/date/time"
         )
     notes.append(f"task {op.task_id}: {path} has no neutral form; kept as an airflow_operator (Airflow only)")
     return {"kind": "airflow_operator", "operator": path, "arguments": arguments}

@@ -270,8 +270,10 @@ def action_plan(pipeline: Pipeline, task: Task) -> tuple[str, list[tuple[str, An
         op_kwargs = {"op": a.op, "with_args": dict(a.with_)}
         return PYTHON, [("python_callable", Ref(f"{RUNTIME}:run_op")), ("op_kwargs", op_kwargs)]
     if a.kind == "airflow_operator":
+        from meta_airflow.typed_args import to_plan
+
         module, _, cls = a.operator.rpartition(".")
-        return f"{module}:{cls}", list(a.arguments.items())
+        return f"{module}:{cls}", [(k, to_plan(v)) for k, v in a.arguments.items()]
     raise CompileError(TARGET, pipeline.id, f"task kind {a.kind!r}", task=task.id)
 
 

@@ -171,3 +171,47 @@ def test_every_shipped_example_dag_imports_or_is_refused_and_round_trips() -> No
             else:
                 assert fixed_point(result) == "yes", result.dag_id
     assert seen > 100
+
+
+def test_passthrough_keeps_timedeltas_and_datetimes(tmp_path) -> None:
+    from datetime import time, timedelta
+
+    from meta_airflow.codegen import render_pipeline
+
+    from tests.unit.airflow.test_codegen import exec_dag
+
+    p = Pipeline.model_validate(
+        {
+            "id": "typed",
+            "tasks": [
+                {
+                    "id": "wait",
+                    "action": {
+                        "kind": "airflow_operator",
+                        "operator": "airflow.providers.standard.sensors.time_delta.TimeDeltaSensor",
+                        "arguments": {"delta": {"__type__": "datetime.timedelta", "seconds": 90}},
+                    },
+                },
+                {
+                    "id": "branch",
+                    "action": {
+                        "kind": "airflow_operator",
+                        "operator": "airflow.providers.standard.operators.datetime.BranchDateTimeOperator",
+                        "arguments": {
+                            "target_lower": {"__type__": "datetime.time", "iso": "08:00:00"},
+                            "target_upper": {"__type__": "datetime.time", "iso": "12:30:00"},
+                            "follow_task_ids_if_true": ["a"],
+                            "follow_task_ids_if_false": ["b"],
+                        },
+                    },
+                    "upstream": ["wait"],
+                },
+                {"id": "a", "action": {"kind": "noop"}, "upstream": ["branch"]},
+                {"id": "b", "action": {"kind": "noop"}, "upstream": ["branch"]},
+            ],
+        }
+    )
+    for dag in (build_dag(p), exec_dag(render_pipeline(p), tmp_path)):
+        assert dag.task_dict["wait"].delta == timedelta(seconds=90)
+        assert dag.task_dict["branch"].target_lower == time(8, 0)
+    assert reimport(p) == p
