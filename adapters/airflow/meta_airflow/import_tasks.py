@@ -1,0 +1,287 @@
+"""Airflow operators -> neutral tasks: the task half of the importer (see importer.py for DAGs and files).
+
+BashOperator -> shell, PythonOperator/@task -> python, BranchPythonOperator/@task.branch -> branch, EmptyOperator ->
+noop, SQLExecuteQueryOperator -> sql, meta's own runtime wrappers -> their original python/branch/op tasks, anything
+else -> an ``airflow_operator`` passthrough (class path + plain-data arguments, see typed_args.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+from meta.errors import MetaError
+from meta.model import CALLABLE_PATTERN
+from meta_airflow.plan import META_ENV_KEYS, RUNTIME
+from meta_airflow.typed_args import NotPlain, encode
+
+AIRFLOW_DEFAULTS: dict[str, Any] = {
+    "retries": 0,
+    "retry_delay": timedelta(seconds=300),
+    "retry_exponential_backoff": 0,
+    "max_retry_delay": None,
+    "execution_timeout": None,
+    "pool": "default_pool",
+    "trigger_rule": "all_success",
+}
+# BaseOperator arguments mapped to meta fields (or deliberately ignored); never copied into passthrough arguments.
+BASE_ARGS = frozenset(
+    {
+        "task_id",
+        "owner",
+        "retries",
+        "retry_delay",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "execution_timeout",
+        "pool",
+        "trigger_rule",
+        "max_active_tis_per_dag",
+        "inlets",
+        "outlets",
+        "params",
+        "doc",
+        "doc_md",
+        "dag",
+        "default_args",
+        "task_group",
+        "on_failure_callback",
+        "on_retry_callback",
+        "on_success_callback",
+        "on_execute_callback",
+        "on_skipped_callback",
+        "start_date",
+        "end_date",
+        "depends_on_past",
+        "wait_for_downstream",
+        "email",
+        "email_on_failure",
+        "email_on_retry",
+        "queue",
+        "priority_weight",
+        "weight_rule",
+        "pool_slots",
+        "executor_config",
+        "do_xcom_push",
+        "multiple_outputs",
+    }
+)
+NEUTRAL = {
+    "airflow.providers.standard.operators.bash.BashOperator": "shell",
+    "airflow.providers.standard.operators.python.PythonOperator": "python",
+    "airflow.providers.standard.decorators.python._PythonDecoratedOperator": "python",
+    "airflow.providers.standard.operators.python.BranchPythonOperator": "branch",
+    "airflow.providers.standard.decorators.branch_python._BranchPythonDecoratedOperator": "branch",
+    "airflow.providers.standard.operators.empty.EmptyOperator": "noop",
+    "airflow.providers.common.sql.operators.sql.SQLExecuteQueryOperator": "sql",
+}
+
+
+class ImportRefused(MetaError, ValueError):
+    """A DAG whose structure has no neutral form."""
+
+
+# -------------------------------------------------------------------------------------------- values
+
+
+def jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def class_path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def callable_ref(func: Any, module_names: dict[str, str]) -> str | None:
+    """``module:qualname`` for an importable function; DAG-file modules map to their file name (Airflow puts the
+    dags folder on sys.path). None when the function is not importable by name (a lambda, a nested function)."""
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname:
+        return None
+    ref = f"{module_names.get(module, module)}:{qualname}"
+    return ref if re.match(CALLABLE_PATTERN, ref) else None
+
+
+def seconds(value: Any) -> timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))
+
+
+# -------------------------------------------------------------------------------------------- tasks
+
+
+def _init_kwargs(op: Any) -> dict[str, Any]:
+    return dict(getattr(op, "_BaseOperator__init_kwargs", {}) or {})
+
+
+def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str]) -> dict[str, Any]:
+    path = class_path(op)
+    kind = NEUTRAL.get(path)
+    tid = op.task_id
+    if kind == "shell" and isinstance(op.bash_command, str) and tuple(op.skip_on_exit_code or ()) == (99,):
+        command = op.bash_command
+        if command.endswith(" ") and command.rstrip().endswith((".sh", ".bash")):
+            command = command[:-1]  # meta adds this space when compiling (BashOperator's template-file rule)
+        action: dict[str, Any] = {"kind": "shell", "command": command}
+        env = {k: v for k, v in (op.env or {}).items() if k not in META_ENV_KEYS and not k.startswith("META_PARAM_")}
+        if env:
+            action["env"] = env
+        if op.env is not None and not op.append_env and not _is_meta_env(op.env):
+            notes.append(f"task {tid}: env without append_env replaces the whole environment; meta appends")
+        if op.cwd:
+            action["cwd"] = op.cwd
+        return action
+    if kind in ("python", "branch"):
+        func = op.python_callable
+        op_kwargs = dict(op.op_kwargs or {})
+        runtime_name = f"{getattr(func, '__module__', '')}:{getattr(func, '__qualname__', '')}"
+        if runtime_name == f"{RUNTIME}:call_python" or runtime_name == f"{RUNTIME}:call_branch":
+            return {"kind": kind, "callable": op_kwargs["target"], "kwargs": op_kwargs.get("kwargs", {})}
+        if runtime_name == f"{RUNTIME}:run_op":
+            return {"kind": "op", "op": op_kwargs["op"], "with": op_kwargs.get("with_args", {})}
+        ref = callable_ref(func, module_names)
+        if ref is None:
+            raise ImportRefused(
+                f"task {tid}: its callable {getattr(func, '__qualname__', func)!r} is not importable "
+                "by name (a lambda or a function nested in another); move it to module level"
+            )
+        if op.op_args:
+            raise ImportRefused(f"task {tid}: positional op_args {list(op.op_args)!r} have no neutral form")
+        if not jsonable(op_kwargs):
+            raise ImportRefused(
+                f"task {tid}: op_kwargs hold values that are not plain data (e.g. XCom results of "
+                "other tasks); meta tasks do not pass data between tasks"
+            )
+        if path.endswith("DecoratedOperator"):
+            notes.append(f"task {tid}: @task return values (XCom) are not passed to downstream tasks by meta")
+        return {"kind": kind, "callable": ref, "kwargs": op_kwargs}
+    if kind == "noop":
+        return {"kind": "noop"}
+    if kind == "sql":
+        sql = op.sql
+        statement = sql if isinstance(sql, str) else ";\n".join(sql)
+        action = {"kind": "sql", "conn": op.conn_id, "statement": statement}
+        if op.parameters:
+            if not isinstance(op.parameters, dict) or not jsonable(op.parameters):
+                raise ImportRefused(f"task {tid}: SQL parameters {op.parameters!r} are not a JSON mapping")
+            action["parameters"] = dict(op.parameters)
+        return action
+    return passthrough(op, notes, module_names, dag)
+
+
+def _is_meta_env(env: dict[str, Any]) -> bool:
+    return "META_RUN_ID" in env
+
+
+def passthrough(op: Any, notes: list[str], module_names: dict[str, str], dag: Any) -> dict[str, Any]:
+    cls = type(op)
+    path = f"{module_names.get(cls.__module__, cls.__module__)}.{cls.__qualname__}"
+    if "<locals>" in path:
+        raise ImportRefused(f"task {op.task_id}: operator class {path} is defined inside a function")
+    arguments: dict[str, Any] = {}
+    dropped = []
+    inherited = dict(dag.default_args or {})
+    for key, value in sorted(_init_kwargs(op).items()):
+        if key in BASE_ARGS or (key in inherited and inherited[key] == value):  # default_args are not its own
+            continue
+        try:
+            arguments[key] = encode(value)
+        except NotPlain:
+            dropped.append(key)
+    if dropped:
+        # Leaving an argument out would compile to a different (or broken) operator: refuse instead.
+        raise ImportRefused(
+            f"task {op.task_id}: {path} arguments {dropped} are not plain data (callables, objects); an "
+            "airflow_operator passthrough keeps JSON-like arguments plus timedelta/datetime/date/time"
+        )
+    notes.append(f"task {op.task_id}: {path} has no neutral form; kept as an airflow_operator (Airflow only)")
+    return {"kind": "airflow_operator", "operator": path, "arguments": arguments}
+
+
+def retry_fields(get: Any, baseline: dict[str, Any]) -> dict[str, Any]:
+    """meta retry/timeout/pool/trigger-rule fields whose Airflow value differs from ``baseline``."""
+    out: dict[str, Any] = {}
+    for af, meta_name in (
+        ("retries", "retries"),
+        ("retry_delay", "retry_delay"),
+        ("retry_exponential_backoff", "retry_backoff"),
+        ("max_retry_delay", "max_retry_delay"),
+        ("execution_timeout", "timeout"),
+        ("pool", "pool"),
+        ("trigger_rule", "trigger_rule"),
+    ):
+        value = get(af)
+        if af in ("retry_delay", "max_retry_delay", "execution_timeout"):
+            value = seconds(value)
+        if af == "trigger_rule" and value is not None:
+            value = str(getattr(value, "value", value))
+        if value == baseline.get(af):
+            continue
+        if af == "retry_exponential_backoff":
+            value = 1.0 if not value else float(value)
+            if value == 1.0 and not baseline.get(af):
+                continue
+        out[meta_name] = value
+    return out
+
+
+def task_params(op: Any, dag: Any) -> dict[str, Any]:
+    """Params the task sets itself: Airflow merges the DAG's params into every task's, so subtract those."""
+    from airflow.sdk.definitions._internal.types import NOTSET
+
+    dag_values = {k: dag.params.get_param(k).value for k in dag.params}
+    out = {}
+    for key in op.params or {}:
+        value = op.params.get_param(key).value
+        if value is NOTSET or (key in dag_values and dag_values[key] == value):
+            continue
+        out[key] = value
+    return out
+
+
+def task_of(
+    op: Any, dag: Any, baseline: dict[str, Any], module_names: dict[str, str], notes: list[str]
+) -> dict[str, Any]:
+    if getattr(op, "is_mapped", False) or class_path(op).endswith("MappedOperator"):
+        raise ImportRefused(f"task {op.task_id}: dynamic task mapping (expand) has no neutral form")
+    task: dict[str, Any] = {"id": op.task_id, "action": action_of(op, dag, module_names, notes)}
+    upstream = [t for t in dag.task_dict if t in op.upstream_task_ids]
+    if upstream:
+        task["upstream"] = upstream
+    task.update(retry_fields(lambda name: getattr(op, name, None), baseline))
+    if op.max_active_tis_per_dag is not None:
+        task["max_active"] = op.max_active_tis_per_dag
+    for af, meta_name in (("inlets", "inputs"), ("outlets", "outputs")):
+        uris = []
+        for item in getattr(op, af) or ():
+            uri = getattr(item, "uri", None)
+            if uri is None or type(item).__name__ != "Asset":
+                notes.append(f"task {op.task_id}: {af} item {item!r} is not an Asset and was left out")
+            else:
+                uris.append(uri)
+        if uris:
+            task[meta_name] = uris
+    values = task_params(op, dag)
+    if values:
+        if jsonable(values):
+            task["params"] = values
+        else:
+            notes.append(f"task {op.task_id}: params are not plain data and were left out")
+    doc = getattr(op, "doc", None)
+    if doc:
+        task["description"] = doc
+    for cb in ("on_failure_callback", "on_retry_callback", "on_success_callback", "on_execute_callback"):
+        if getattr(op, cb, None) and cb not in (dag.default_args or {}):
+            notes.append(f"task {op.task_id}: {cb} is not carried over (meta alerts are pipeline-level)")
+    return task
