@@ -1,8 +1,9 @@
 """Airflow DAGs -> neutral pipelines (``meta import airflow --dags-folder DIR [--dag-id ID]``).
 
-This module maps the DAG (schedule, timezone, dates, params, defaults, alert callbacks, deadlines) and reads folders;
-import_tasks.py maps the operators. What cannot be carried over is listed in the import's notes (``ImportedDag.notes``); a DAG whose structure has no neutral form is refused with
-the reason. Importing a DAG that meta compiled gives back the same pipeline (a fixed point; tested).
+This module maps the DAG (schedule, timezone, dates, params, defaults, alert callbacks, deadlines) and reads
+folders; import_tasks.py maps the operators. What cannot be carried over is listed in the import's notes
+(``ImportedDag.notes``); a DAG whose structure has no neutral form is refused with the reason. Importing a DAG that
+meta compiled gives back the same pipeline (a fixed point; tested).
 """
 
 from __future__ import annotations
