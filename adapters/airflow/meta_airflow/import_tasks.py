@@ -68,6 +68,17 @@ BASE_ARGS = frozenset(
         "multiple_outputs",
     }
 )
+# Operator settings meta has no field for: importing a non-default value is noted, never silently dropped.
+UNMAPPED_TASK_FIELDS: dict[str, Any] = {
+    "depends_on_past": False,
+    "wait_for_downstream": False,
+    "email": None,
+    "priority_weight": 1,
+    "pool_slots": 1,
+    "queue": "default",
+    "executor_config": None,
+    "sla": None,
+}
 NEUTRAL = {
     "airflow.providers.standard.operators.bash.BashOperator": "shell",
     "airflow.providers.standard.operators.python.PythonOperator": "python",
@@ -281,7 +292,17 @@ def task_of(
     doc = getattr(op, "doc", None)
     if doc:
         task["description"] = doc
-    for cb in ("on_failure_callback", "on_retry_callback", "on_success_callback", "on_execute_callback"):
+    for cb in (
+        "on_failure_callback",
+        "on_retry_callback",
+        "on_success_callback",
+        "on_execute_callback",
+        "on_skipped_callback",
+    ):
         if getattr(op, cb, None) and cb not in (dag.default_args or {}):
             notes.append(f"task {op.task_id}: {cb} is not carried over (meta alerts are pipeline-level)")
+    for attr, default in UNMAPPED_TASK_FIELDS.items():
+        value = getattr(op, attr, default)
+        if value not in (default, None) and value != {}:
+            notes.append(f"task {op.task_id}: {attr}={value!r} has no neutral form and is not carried over")
     return task

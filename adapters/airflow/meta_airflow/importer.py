@@ -24,6 +24,22 @@ __all__ = ["ImportRefused", "ImportedDag", "import_dags", "import_folder", "pipe
 UI_ONLY_PARAM_KEYS = ("title", "description_md", "section", "values_display", "examples")
 
 
+# DAG settings meta has no field for: importing a non-default value is noted, never silently dropped.
+UNMAPPED_DAG_FIELDS: dict[str, Any] = {
+    "dagrun_timeout": None,
+    "fail_fast": False,
+    "max_consecutive_failed_dag_runs": 0,
+    "doc_md": None,
+    "owner_links": None,
+    "access_control": None,
+    "user_defined_macros": None,
+    "user_defined_filters": None,
+    "template_searchpath": None,
+    "render_template_as_native_obj": False,
+    "sla_miss_callback": None,
+}
+
+
 @dataclass
 class ImportedDag:
     dag_id: str
@@ -188,9 +204,10 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
     if alerts:
         data["alerts"] = alerts
     data["tasks"] = [task_of(op, dag, baseline, module_names, notes) for op in dag.task_dict.values()]
-    for cb_name in ("sla_miss_callback",):
-        if getattr(dag, cb_name, None):
-            notes.append(f"{cb_name} is not carried over (Airflow 3 removed SLAs)")
+    for attr, default in UNMAPPED_DAG_FIELDS.items():
+        value = getattr(dag, attr, default)
+        if value not in (default, None) and value != {}:
+            notes.append(f"DAG {attr}={str(value)[:80]!r} has no neutral form and is not carried over")
     try:
         return Pipeline.model_validate(data)
     except ValueError as exc:

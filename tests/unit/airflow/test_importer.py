@@ -18,6 +18,8 @@ from tests.unit.airflow.pipelines import rich
 def reimport(pipeline: Pipeline) -> Pipeline:
     imported = pipeline_of(build_dag(pipeline), {})
     assert imported.refused is None, imported.refused
+    passthrough = any(t.kind == "airflow_operator" for t in pipeline.tasks)
+    assert passthrough or imported.notes == [], imported.notes  # nothing meta compiled is lost on the way back
     assert imported.pipeline is not None
     return imported.pipeline
 
@@ -79,6 +81,7 @@ with DAG(
     tags=["team:ops", "x"],
     params={"n": Param(3, type="integer", minimum=1, title="How many")},
     default_args={"owner": "ops", "retries": 3, "retry_delay": timedelta(minutes=2)},
+    dagrun_timeout=timedelta(hours=1),
 ) as dag:
     start = BashOperator(task_id="start", bash_command="echo hi", env={"A": "1"}, append_env=True)
     branch = BranchPythonOperator(task_id="branch", python_callable=pick)
@@ -86,7 +89,7 @@ with DAG(
                         execution_timeout=timedelta(seconds=30))
     sql = SQLExecuteQueryOperator(task_id="sql", conn_id="wh", sql=["select 1", "select 2"])
     wait = BashSensor(task_id="wait", bash_command="true", poke_interval=5)
-    end = EmptyOperator(task_id="end", trigger_rule="none_failed_min_one_success")
+    end = EmptyOperator(task_id="end", trigger_rule="none_failed_min_one_success", depends_on_past=True)
     start >> branch >> [py, sql] >> end
     start >> wait
 """
@@ -140,6 +143,8 @@ def test_handwritten_dag_maps_every_operator(dags_folder: Path) -> None:
     assert p.task("end").trigger_rule == "none_failed_min_one_success"
     assert set(p.task("end").upstream) == {"py", "sql"}
     assert any("BashSensor" in n for n in result.notes) and any("title" in n for n in result.notes)
+    assert any("dagrun_timeout" in n for n in result.notes)  # unmapped settings are noted, not silently dropped
+    assert any("task end: depends_on_past=True" in n for n in result.notes)
     again = reimport(p)
     for a, b in zip(again.tasks, p.tasks, strict=True):
         assert a == b, (a, b)
