@@ -103,11 +103,14 @@ def main() -> None:
             for name in order:
                 times[name].append(timed(runs[name]))
     print(f"{args.tasks}-task no-op pipeline on Prefect, {args.reps} runs each (wall seconds)")
-    print(f"{'flow':<14}{'median':>9}{'min':>9}{'max':>9}")
+    print(f"{'flow':<14}{'median':>9}{'min':>9}{'max':>9}  every run")
     for name, values in times.items():
-        print(f"{name:<14}{statistics.median(values):>9.2f}{min(values):>9.2f}{max(values):>9.2f}")
+        each = " ".join(f"{v:.2f}" for v in values)
+        print(f"{name:<14}{statistics.median(values):>9.2f}{min(values):>9.2f}{max(values):>9.2f}  {each}")
     ratio = statistics.median(times["meta"]) / statistics.median(times["hand-written"])
-    print(f"ratio meta / hand-written: {ratio:.2f} (target <= 1.1)")
+    best = min(times["meta"]) / min(times["hand-written"])
+    print(f"ratio meta / hand-written: {ratio:.2f} on medians, {best:.2f} on best runs (target <= 1.1)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
