@@ -102,9 +102,10 @@ def to_flow(
 
     run.__signature__ = signature(pipeline)  # type: ignore[attr-defined]
     run.__name__ = run.__qualname__ = pipeline.id.replace(".", "_").replace("-", "_")
+    runner: Any = ThreadPoolTaskRunner(max_workers=pipeline.max_active_tasks or DEFAULT_MAX_WORKERS)
     return Flow(
         fn=run,
-        task_runner=ThreadPoolTaskRunner(max_workers=pipeline.max_active_tasks or DEFAULT_MAX_WORKERS),
+        task_runner=runner,
         **flow_options(pipeline),
         **hooks.flow_hooks(pipeline, run_id),
     )

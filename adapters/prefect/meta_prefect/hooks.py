@@ -37,7 +37,7 @@ def _run_id(flow_run: Any, run_id: str | None) -> str:
     return run_id or f"prefect__{flow_run.id}"
 
 
-def flow_hooks(pipeline: Pipeline, run_id: str | None = None) -> dict[str, list[Hook]]:
+def flow_hooks(pipeline: Pipeline, run_id: str | None = None) -> dict[str, Any]:
     """``on_failure`` / ``on_completion`` keyword arguments of the flow (empty lists when there are no routes)."""
     routes = pipeline.alerts
 
@@ -68,7 +68,7 @@ def flow_hooks(pipeline: Pipeline, run_id: str | None = None) -> dict[str, list[
     }
 
 
-def task_retry_hooks(pipeline: Pipeline, run_id: str) -> list[Hook]:
+def task_retry_hooks(pipeline: Pipeline, run_id: str) -> list[Any]:
     """Airflow's on_retry_callback: fires when a task run starts attempt 2, 3, ..."""
     routes = pipeline.alerts
     if not routes.on_retry:

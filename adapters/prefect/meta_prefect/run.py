@@ -44,9 +44,9 @@ def run_pipeline(
     with temporary_settings(set_defaults={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_SECONDS}):
         state = flow(**values, return_state=True)
     if not outcomes:
+        ended = f"{state.type.value} ({state.message})" if state is not None else "no state"
         raise PrefectRunFailed(
-            f"pipeline {pipeline.id!r}: the Prefect flow run ended in {state.type.value} ({state.message}) "
-            "before meta could record task states"
+            f"pipeline {pipeline.id!r}: the Prefect flow run ended in {ended} before meta could record task states"
         )
     outcome = outcomes[0]
     tasks = {
