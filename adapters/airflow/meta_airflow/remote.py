@@ -42,20 +42,29 @@ def write_spec(specs_dir: Path, pipeline: Pipeline) -> Path:
     return path
 
 
-def wait_for_dags(client: AirflowClient, dag_ids: Sequence[str], timeout: float = 120) -> None:
-    """Wait until every DAG is known to the API; fail early, with the message, on an import error."""
+def wait_for_dags(client: AirflowClient, dag_ids: Sequence[str], timeout: float = 300, grace: float = 15) -> None:
+    """Wait until every DAG is known to the API. An import error that persists for ``grace`` seconds (longer than a
+    dag-processor refresh, so not a file caught mid-write) fails early with Airflow's message."""
     deadline = time.monotonic() + timeout
     missing: set[str] = set(dag_ids)
+    errors_since: float | None = None
+    detail = ""
     while time.monotonic() < deadline:
         errors = client.import_errors()
         if errors:
             detail = "; ".join(f"{e.get('filename')}: {e.get('stack_trace', '')[-500:]}" for e in errors)
-            raise RuntimeError(f"Airflow reports import errors: {detail}")
+            errors_since = errors_since or time.monotonic()
+            if time.monotonic() - errors_since > grace:
+                raise RuntimeError(f"Airflow reports import errors: {detail}")
+        else:
+            errors_since, detail = None, ""
         missing = set(dag_ids) - client.dag_ids()
         if not missing:
             return
         time.sleep(1)
-    raise TimeoutError(f"DAGs not visible in Airflow after {timeout}s: {sorted(missing)}")
+    raise TimeoutError(
+        f"DAGs not visible in Airflow after {timeout}s: {sorted(missing)}" + (f"; {detail}" if detail else "")
+    )
 
 
 def trigger(
