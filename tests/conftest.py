@@ -1,10 +1,17 @@
-"""Shared fixtures only. Server fixtures live in their own modules, listed in ``pytest_plugins`` where needed."""
+"""Shared fixtures only. Server fixtures live in their own modules (tests/fixtures); pytest accepts
+``pytest_plugins`` only in this top-level conftest, so the conformance backends are registered here."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = [
+    "tests.conformance.local_backend",
+    "tests.conformance.airflow_backend",
+    "tests.conformance.prefect_backend",
+]
 
 
 @pytest.fixture

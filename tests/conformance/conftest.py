@@ -8,12 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = [
-    "tests.conformance.local_backend",
-    "tests.conformance.airflow_backend",
-    "tests.conformance.prefect_backend",
-]
-
 
 @pytest.fixture(scope="session")
 def conformance_results(request: pytest.FixtureRequest, backend: str) -> dict:
