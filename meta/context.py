@@ -76,8 +76,9 @@ class RunContext:
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    # Airflow renders with a plain (non-strict) Undefined; keep_trailing_newline matches its behaviour for scripts.
-    return jinja2.Environment(keep_trailing_newline=True, autoescape=False)
+    # As Airflow's DAG default (template_undefined=StrictUndefined): a name that is not in the context fails the
+    # task instead of rendering as "". keep_trailing_newline matches Airflow's behaviour for scripts.
+    return jinja2.Environment(keep_trailing_newline=True, autoescape=False, undefined=jinja2.StrictUndefined)
 
 
 def render(template: str, variables: dict[str, Any]) -> str:

@@ -214,6 +214,15 @@ CASES: list[Case] = [
         "failed",
         attempts={"slow": 1},
     ),
+    # Airflow renders templates with StrictUndefined: a name that is not in the context fails the task.
+    Case(
+        "undefined_template_name",
+        pipeline(
+            "undefined_template_name", [sh("render", "echo {{ no_such_name }}"), sh("after", "true", ("render",))]
+        ),
+        {"render": "failed", "after": "upstream_failed"},
+        "failed",
+    ),
     Case(
         "params_and_context",
         pipeline(

@@ -19,7 +19,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_final_states_match_airflow_semantics(case: Case, backend: str, conformance_results: dict) -> None:
+def test_final_task_and_run_states(case: Case, backend: str, conformance_results: dict) -> None:
     result = conformance_results[case.id]
     assert result.backend == backend
     assert result.states() == case.expected, f"{backend}: task states differ for {case.name}"
