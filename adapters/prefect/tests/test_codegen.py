@@ -123,3 +123,22 @@ def test_values_without_a_literal_form_are_refused() -> None:
     )
     with pytest.raises(CompileError, match="cannot be written as a Python literal"):
         render(p)
+
+
+def test_meta_compile_cli_writes_the_flow_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from meta.cli import cli
+
+    spec_file = tmp_path / "sales.yaml"
+    spec_file.write_text(
+        "pipeline: sales\nparams: {country: {type: string, default: CH}}\n"
+        "tasks:\n  a: {shell: 'echo {{ params.country }}'}\n  b: {noop: {}, upstream: [a]}\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["compile", "--target", "prefect", str(spec_file), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out / "sales.py")
+    module = load(out / "sales.py")
+    assert module.PIPELINE.task_ids == ("a", "b") and module.sales.name == "sales"
+    assert "  b <- a [all_success]" in (out / "sales.py").read_text()
