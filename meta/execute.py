@@ -15,8 +15,6 @@ skipped, plus the branch targets and an error message). Semantics follow Airflow
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import logging
 import os
@@ -33,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from meta.callables import call_kwargs, resolve_callable
 from meta.context import RunContext, render, render_value
 from meta.errors import MetaError, TaskSkipped
 from meta.model import (
@@ -211,28 +210,6 @@ def _dispatch(
 
 
 # ------------------------------------------------------------------------------------------------ python
-
-
-def resolve_callable(ref: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` (the function part may be dotted, e.g. ``Class.method``)."""
-    module_name, _, attr_path = ref.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr_path.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{ref!r} is a {type(obj).__name__}, not a callable")
-    return obj
-
-
-def call_kwargs(func: Callable[..., Any], kwargs: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """Airflow's rule: the task's kwargs, plus every context name the signature asks for (all with ``**kwargs``)."""
-    try:
-        parameters = inspect.signature(func).parameters
-    except (TypeError, ValueError):  # builtins without a signature get only their kwargs
-        return dict(kwargs)
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    extra = {k: v for k, v in context.items() if k not in kwargs and (takes_all or k in parameters)}
-    return {**kwargs, **extra}
 
 
 def _call_python(

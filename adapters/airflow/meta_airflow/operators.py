@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from meta import secrets
-from meta.context import RunContext
 from meta.ops import OpContext
+from meta_airflow.runtime import run_context
 
 log = logging.getLogger("meta.airflow.operators")
 CONNECTION_FIELDS = ("password", "login", "host", "schema", "port", "conn_type")
@@ -66,21 +65,6 @@ def airflow_secrets() -> Iterator[None]:
     """Put Airflow's connections and variables first in the secret chain for the duration of a task."""
     with secrets.runtime_provider(AirflowSecretProvider()):
         yield
-
-
-def run_context(context: dict[str, Any]) -> RunContext:
-    """meta's RunContext from an Airflow task context (a manual Airflow 3 run may have no logical date)."""
-    dag_run = context.get("dag_run")
-    logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
-    logical = logical or getattr(dag_run, "run_after", None) or datetime.now(UTC)
-    dag = context.get("dag")
-    return RunContext(
-        pipeline_id=str(getattr(dag, "dag_id", None) or getattr(dag_run, "dag_id", "")),
-        run_id=str(context.get("run_id") or getattr(dag_run, "run_id", "")),
-        logical_date=logical if logical.tzinfo else logical.replace(tzinfo=UTC),
-        params=dict(context.get("params") or {}),
-        backend="airflow",
-    )
 
 
 class WarehouseLoadOperator(BaseOperator):

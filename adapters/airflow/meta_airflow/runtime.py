@@ -6,10 +6,10 @@ the run-context names its signature asks for, ``TaskSkipped`` -> skipped.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 from typing import Any
+
+from meta.callables import call_kwargs, resolve_callable
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +33,6 @@ def run_context(context: dict[str, Any]) -> Any:
         data_interval_start=context.get("data_interval_start") or logical_date,
         data_interval_end=context.get("data_interval_end") or logical_date,
     )
-
-
-def resolve_callable(ref: str) -> Any:
-    """Import ``package.module:function`` (the function part may be dotted), as meta.execute does."""
-    module_name, _, attr_path = ref.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr_path.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{ref!r} is a {type(obj).__name__}, not a callable")
-    return obj
-
-
-def call_kwargs(func: Any, kwargs: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """The local runner's (and Airflow's) rule: kwargs plus the context names the signature asks for (all with
-    ``**kwargs``). Kept here rather than imported from meta.execute so workers do not import the local runner."""
-    try:
-        parameters = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return dict(kwargs)
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    extra = {k: v for k, v in context.items() if k not in kwargs and (takes_all or k in parameters)}
-    return {**kwargs, **extra}
 
 
 def _try_number(context: dict[str, Any]) -> int:
@@ -93,12 +70,16 @@ def run_op(op: str, with_args: dict[str, Any], **context: Any) -> None:
     """A meta ``op`` task: ``meta.plugins.get_op(op).run(OpContext, **with)``."""
     from meta.ops import OpContext
     from meta.plugins import get_op
+    from meta_airflow.operators import airflow_secrets
 
     task_id = context["ti"].task_id
     op_type = get_op(op)
-    op_type.run(
-        OpContext(run=run_context(context), task_id=task_id, try_number=_try_number(context), log=log), **with_args
-    )
+    # ${secret:NAME} in the op's arguments may name Airflow connections/variables while the task runs.
+    with airflow_secrets():
+        op_type.run(
+            OpContext(run=run_context(context), task_id=task_id, try_number=_try_number(context), log=log),
+            **with_args,
+        )
 
 
 class AlertCallback:
