@@ -6,6 +6,7 @@ either express every field or refuse it at compile time (see each target's capab
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from datetime import datetime, time, timedelta
@@ -225,20 +226,28 @@ class TaskSettings(Model):
     pool: str | None
     trigger_rule: TriggerRule
 
-    def delay_before_retry(self, retry_number: int) -> timedelta:
-        """Delay before retry ``retry_number`` (1 = first retry), as Airflow 3.3 computes its lower bound.
+    def delay_before_retry(self, retry_number: int, jitter_key: str | None = None) -> timedelta:
+        """Delay before retry ``retry_number`` (1 = first retry), as Airflow 3.3 computes it.
 
-        With backoff, Airflow waits ``ceil(retry_delay * backoff ** (retry_number - 1))`` seconds (at least 1),
-        then adds a deterministic per-task jitter of up to the same amount; meta's other backends use the lower
-        bound. ``max_retry_delay`` caps both.
+        With a backoff multiplier Airflow waits ``min_backoff = max(1, ceil(retry_delay * backoff ** (n - 1)))``
+        seconds plus a deterministic jitter ``sha1(key) % min_backoff`` (so within [d, 2d)), where the key is
+        ``retry_jitter_key(...)``. Without ``jitter_key`` this returns the lower bound. ``max_retry_delay`` caps it.
         """
         delay = self.retry_delay
         if self.retry_backoff and self.retry_backoff != 1.0:
-            seconds = math.ceil(delay.total_seconds() * self.retry_backoff ** (retry_number - 1))
-            delay = timedelta(seconds=max(seconds, 1))
+            min_backoff = max(1, math.ceil(delay.total_seconds() * self.retry_backoff ** (retry_number - 1)))
+            jitter = 0
+            if jitter_key is not None:
+                jitter = int(hashlib.sha1(jitter_key.encode(), usedforsecurity=False).hexdigest(), 16) % min_backoff
+            delay = timedelta(seconds=min_backoff + jitter)
         if self.max_retry_delay is not None and delay > self.max_retry_delay:
             delay = self.max_retry_delay
         return delay
+
+
+def retry_jitter_key(pipeline_id: str, task_id: str, logical_date: object, try_number: int) -> str:
+    """Airflow's key for the backoff jitter: ``dag_id#task_id#logical_date#try_number`` of the failed attempt."""
+    return f"{pipeline_id}#{task_id}#{logical_date}#{try_number}"
 
 
 CRON_PRESETS = {

@@ -4,7 +4,7 @@ Every time a task reaches a terminal state, the trigger rule of each of its down
 states known so far (``meta.graph.evaluate_trigger_rule``), exactly when Airflow's scheduler would decide: a task
 may run, be skipped or become upstream_failed before all of its upstreams have finished. Attempts run on a thread
 pool (``meta.execute.execute_task``); failed attempts with retries left wait in ``up_for_retry`` for
-``settings.delay_before_retry(n)`` without holding a worker.
+``settings.delay_before_retry(n, jitter key)`` (Airflow's delay, jitter included) without holding a worker.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from meta.context import RunContext
 from meta.execute import AttemptResult, execute_task, terminate_active_tasks
 from meta.graph import Decision, decide_from_counts, run_state
-from meta.model import BranchAction, Pipeline, RunState, TaskSettings, TaskState
+from meta.model import BranchAction, Pipeline, RunState, TaskSettings, TaskState, retry_jitter_key
 from meta.results import RunResult, TaskResult
 from meta.runner.paths import log_path
 
@@ -214,7 +214,8 @@ class RunLoop:
             self.attempts.append(
                 AttemptRecord(task_id, try_number, TaskState.UP_FOR_RETRY, started, ended, path, result.error)
             )
-            delay = settings.delay_before_retry(try_number).total_seconds()
+            key = retry_jitter_key(self.pipeline.id, task_id, self.ctx.logical_date, try_number)
+            delay = settings.delay_before_retry(try_number, key).total_seconds()
             heapq.heappush(self.retry_heap, (time.monotonic() + delay, len(self.attempts), task_id))
             self._say(task_id, TaskState.UP_FOR_RETRY, try_number, duration, f"retry in {delay:g}s")
             if self.on_retry is not None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from meta.load import loads, pipeline_to_yaml
-from meta.model import Pipeline
+from meta.model import Pipeline, retry_jitter_key
 from meta.ops import OpType
 from tests.strategies import pipelines, registered_ops
 
@@ -120,3 +120,17 @@ def test_durations_serialize_short_in_json() -> None:
     data = json.loads(p.model_dump_json())
     assert data["schedule"] == {"kind": "interval", "every": "1h30m"}
     assert data["tasks"][0]["timeout"] == "1h30m"
+
+
+def test_backoff_jitter_is_airflows_deterministic_hash_within_one_to_two_times() -> None:
+    [p] = loads("pipeline: p\ntasks:\n  a: {noop: true, retry_delay: 10s, retry_backoff: 2}\n")
+    settings = p.settings_for(p.tasks[0])
+    for n in range(1, 6):
+        key = retry_jitter_key("p", "a", "2026-01-01 00:00:00+00:00", n)
+        lower = 10 * 2 ** (n - 1)
+        delay = settings.delay_before_retry(n, key).total_seconds()
+        assert lower <= delay < 2 * lower
+        assert delay == settings.delay_before_retry(n, key).total_seconds()
+    # The key changes the jitter: over several tasks at least two delays differ.
+    keys = [retry_jitter_key("p", f"task{i}", "2026-01-01", 3) for i in range(8)]
+    assert len({settings.delay_before_retry(3, k) for k in keys}) > 1

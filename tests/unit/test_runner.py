@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from meta.errors import CompileError, TaskSkipped, ValidationFailed
-from meta.model import Pipeline
+from meta.model import Pipeline, retry_jitter_key
 from meta.runner import LocalRunner, RunOutcome
 from meta.runner.state import History
 from meta.runner.target import LocalTarget
@@ -198,9 +198,15 @@ def test_retries_exhaust_with_backoff_delays(meta_home: Path) -> None:
     assert [a.state for a in tries] == ["up_for_retry", "up_for_retry", "failed"]
     gap1 = (tries[1].started_at - tries[0].ended_at).total_seconds()
     gap2 = (tries[2].started_at - tries[1].ended_at).total_seconds()
-    # delay_before_retry: 1s, then 1s * 2.0 = 2s; scheduling adds only a few milliseconds.
-    assert 1.0 <= gap1 < 1.5, gap1
-    assert 2.0 <= gap2 < 2.5, gap2
+    # Airflow's delays: 1s, then 1s * 2.0 = 2s plus its deterministic jitter (2s or 3s); scheduling adds milliseconds.
+    settings = p.settings_for(p.tasks[0])
+    expected = [
+        settings.delay_before_retry(n, retry_jitter_key(p.id, "bad", outcome.context.logical_date, n)).total_seconds()
+        for n in (1, 2)
+    ]
+    assert expected[0] == 1.0 and expected[1] in (2.0, 3.0)
+    assert expected[0] <= gap1 < expected[0] + 0.5, gap1
+    assert expected[1] <= gap2 < expected[1] + 0.5, gap2
     assert outcome.result.tasks["bad"].attempts == 3
 
 
