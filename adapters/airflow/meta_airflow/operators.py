@@ -14,11 +14,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import BaseOperator
 
 from meta import secrets
 from meta.ops import OpContext
-from meta_airflow.runtime import run_context
+from meta_airflow.runtime import resolve_secret_refs, run_context
 
 log = logging.getLogger("meta.airflow.operators")
 CONNECTION_FIELDS = ("password", "login", "host", "schema", "port", "conn_type")
@@ -154,3 +155,13 @@ class EmailAlertOperator(_AlertOperator):
 
     kind = "email"
     ui_color = "#fce5cd"
+
+
+class MetaBashOperator(BashOperator):
+    """BashOperator whose ``env`` may hold ``${secret:NAME}``. References are resolved in ``execute``, after Airflow
+    has rendered (and stored) the template fields, so secret values never reach the DAG file, the serialized DAG or
+    the rendered-fields table; they are masked in the task log."""
+
+    def execute(self, context: Any) -> Any:
+        self.env = resolve_secret_refs(self.env)
+        return super().execute(context)

@@ -22,6 +22,7 @@ from meta.model import (
     Task,
     TriggerRule,
 )
+from meta.secrets import has_reference
 
 TARGET = "airflow"
 RUNTIME = "meta_airflow.runtime"
@@ -29,6 +30,7 @@ DEADLINE_CALLBACK = "meta_deadline.on_deadline_missed"  # a module in the Airflo
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 BASH = "airflow.providers.standard.operators.bash:BashOperator"
+BASH_WITH_SECRETS = "meta_airflow.operators:MetaBashOperator"  # resolves ${secret:NAME} in env when the task runs
 PYTHON = "airflow.providers.standard.operators.python:PythonOperator"
 BRANCH = "airflow.providers.standard.operators.python:BranchPythonOperator"
 EMPTY = "airflow.providers.standard.operators.empty:EmptyOperator"
@@ -252,7 +254,7 @@ def action_plan(pipeline: Pipeline, task: Task) -> tuple[str, list[tuple[str, An
             kw.append(("env", {**shell_env(pipeline), **a.env}))
         if a.cwd is not None:
             kw.append(("cwd", a.cwd))
-        return BASH, kw
+        return (BASH_WITH_SECRETS if has_reference(a.env) else BASH), kw
     if a.kind == "python":
         op_kwargs = {"target": a.callable, "kwargs": dict(a.kwargs)}
         return PYTHON, [("python_callable", Ref(f"{RUNTIME}:call_python")), ("op_kwargs", op_kwargs)]

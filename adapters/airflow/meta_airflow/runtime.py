@@ -35,6 +35,33 @@ def run_context(context: dict[str, Any]) -> Any:
     )
 
 
+def resolve_secret_refs(value: Any) -> Any:
+    """Resolve ``${secret:NAME}`` while a task runs: Airflow connections/variables first, then meta's chain (env
+    vars, files). Each resolved value is registered with Airflow's log masker, so task logs show ``***``."""
+    from meta import secrets
+
+    if not secrets.has_reference(value):
+        return value
+    from airflow.sdk.log import mask_secret
+
+    from meta_airflow.operators import airflow_secrets
+
+    with airflow_secrets():
+        resolved = secrets.resolve(value)
+    for original, plain in _leaves(value, resolved):
+        if secrets.has_reference(original):
+            mask_secret(plain)
+    return resolved
+
+
+def _leaves(original: Any, resolved: Any) -> list[tuple[Any, Any]]:
+    if isinstance(original, dict):
+        return [pair for k in original for pair in _leaves(original[k], resolved[k])]
+    if isinstance(original, list | tuple):
+        return [pair for o, r in zip(original, resolved, strict=True) for pair in _leaves(o, r)]
+    return [(original, resolved)]
+
+
 def _try_number(context: dict[str, Any]) -> int:
     ti = context.get("ti")
     return int(getattr(ti, "try_number", 1) or 1)
@@ -50,7 +77,7 @@ def _call(target: str, kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
     task_id = context["ti"].task_id if context.get("ti") is not None else context["task"].task_id
     variables = ctx.template_vars(task_id, _try_number(context))
     try:
-        return func(**call_kwargs(func, kwargs, variables))
+        return func(**call_kwargs(func, resolve_secret_refs(kwargs), variables))
     except TaskSkipped as exc:
         raise AirflowSkipException(str(exc) or f"{target} asked to skip") from exc
 

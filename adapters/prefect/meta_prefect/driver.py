@@ -34,6 +34,7 @@ from meta.model import Task as MetaTask
 from meta.runner.params import resolve_params
 from meta_prefect import events, hooks, states
 from meta_prefect.retries import retry_delays
+from meta_prefect.tasks import prefect_secrets
 
 # Airflow's default max_active_tasks per DAG; Prefect's thread pool is otherwise unbounded.
 DEFAULT_MAX_WORKERS = 16
@@ -201,7 +202,9 @@ class Driver:
         try_number = run_ctx.task_run.run_count if run_ctx is not None else 1
         self.outcome.attempts[task.id] = try_number
         log_path = self._log_dir / f"{task.id}.{try_number}.log"
-        result = execute_task(self.pipeline, task, self.ctx, try_number, log_path)
+        # ${secret:NAME} may name a Prefect Secret block while the task runs (then env vars and files).
+        with prefect_secrets():
+            result = execute_task(self.pipeline, task, self.ctx, try_number, log_path)
         _forward_log(log_path)
         if result.state == TaskState.SUCCESS:
             events.emit_outputs(self.pipeline, task, self.ctx)
