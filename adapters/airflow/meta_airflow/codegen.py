@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.errors import CompileError
+from meta.codegen import write_generated
 from meta.model import Pipeline
 from meta_airflow.plan import Call, DagPlan, Ref, plan
 
@@ -207,24 +207,7 @@ def render_pipeline(pipeline: Pipeline, sources: Sequence[str] = ()) -> str:
 
 
 def write_dag_files(pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
-    """One ``<pipeline id>.py`` per pipeline; files are rewritten only when their text changed."""
-    rendered = [(p, render_pipeline(p, [Path(s).name for s in sources])) for p in pipelines]  # all or nothing
-    files: dict[str, str] = {}
-    for pipeline, _ in rendered:
-        name = f"{re.sub(r'[.-]', '_', pipeline.id)}.py"
-        if name in files:
-            raise CompileError(
-                "airflow",
-                pipeline.id,
-                "two pipelines in one file name",
-                f"{files[name]!r} and {pipeline.id!r} both become {name}",
-            )
-        files[name] = pipeline.id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for pipeline, text in rendered:
-        path = out_dir / f"{re.sub(r'[.-]', '_', pipeline.id)}.py"
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    """One ``<pipeline id>.py`` per pipeline (all rendered before any is written)."""
+    names = [Path(s).name for s in sources]
+    files = [(p.id, f"{re.sub(r'[.-]', '_', p.id)}.py", render_pipeline(p, names)) for p in pipelines]
+    return write_generated("airflow", files, out_dir)

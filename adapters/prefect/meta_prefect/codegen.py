@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from meta.codegen import write_generated
 from meta.errors import CompileError
 from meta.model import Pipeline
 from meta_prefect.driver import DEFAULT_MAX_WORKERS
@@ -139,24 +140,6 @@ def render(pipeline: Pipeline) -> str:
 
 
 def write_flows(pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
-    """Write ``<module_name>.py`` per pipeline into ``out_dir``; unchanged files are not rewritten."""
-    names: dict[str, str] = {}
-    for pipeline in pipelines:
-        name = module_name(pipeline.id)
-        if name in names and names[name] != pipeline.id:
-            raise CompileError(
-                "prefect",
-                pipeline.id,
-                "two pipelines with the same flow file name",
-                f"{names[name]!r} and {pipeline.id!r} both become {name}.py; rename one",
-            )
-        names[name] = pipeline.id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for pipeline in pipelines:
-        path = out_dir / f"{module_name(pipeline.id)}.py"
-        text = render(pipeline)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    """Write ``<module_name>.py`` per pipeline into ``out_dir`` (all rendered before any is written)."""
+    files = [(p.id, f"{module_name(p.id)}.py", render(p)) for p in pipelines]
+    return write_generated("prefect", files, out_dir)
