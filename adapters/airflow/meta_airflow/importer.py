@@ -8,6 +8,7 @@ meta compiled gives back the same pipeline (a fixed point; tested).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -256,7 +257,9 @@ def parse_folder(folder: Path) -> tuple[dict[str, Any], dict[str, str], dict[str
     from airflow.dag_processing.dagbag import BundleDagBag
 
     root = folder if folder.is_dir() else folder.parent
-    bag = BundleDagBag(dag_folder=str(folder), bundle_path=root, safe_mode=False, load_op_links=False)
+    # Airflow logs "Filling up the DagBag" (and DAG files may print) on stdout, which is meta's output channel.
+    with contextlib.redirect_stdout(sys.stderr):
+        bag = BundleDagBag(dag_folder=str(folder), bundle_path=root, safe_mode=False, load_op_links=False)
     # Airflow imports each DAG file under a private module name; callables defined there are importable by the
     # file's own name, because Airflow puts the dags folder on sys.path.
     root = folder if folder.is_dir() else folder.parent
