@@ -195,7 +195,13 @@ def _two_concurrent_runs(p: Pipeline, log: Path) -> list[str]:
 def test_max_active_bounds_a_task_across_concurrent_runs(tmp_path: Path, prefect_api: str) -> None:
     def spans(pid: str, **fields: Any) -> tuple[Pipeline, Path]:
         log = tmp_path / pid
-        command = f'echo "start $(date +%s.%N)" >> {log}; sleep 2; echo "end $(date +%s.%N)" >> {log}'
+        # Each task waits (up to 5 s) until the other run's task has started: without a bound the two always
+        # overlap, however late Prefect starts the second flow run; with max_active 1 they never can.
+        command = (
+            f'echo "start $(date +%s.%N)" >> {log}; '
+            f'for i in $(seq 50); do [ "$(grep -c start {log})" -ge 2 ] && break; sleep 0.1; done; '
+            f'echo "end $(date +%s.%N)" >> {log}'
+        )
         return pipeline(pid, [sh("only_one", command, **fields)]), log
 
     # Control: without a bound the two runs overlap.
