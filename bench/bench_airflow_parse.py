@@ -1,14 +1,15 @@
-"""Airflow parse time of 200 pipelines x 20 tasks, four ways, measured the same way in one run.
+"""Airflow parse time of 200 pipelines x 20 tasks, five ways, measured the same way in one run.
 
     .venv/bin/python -m bench.bench_airflow_parse [--pipelines 200] [--tasks 20] [--repeat 3]
 
 1. hand-written Airflow DAG files (what a person would write: BashOperator, default_args, >>),
 2. meta codegen files (`meta compile --target airflow`),
-3. the meta loader (dags/meta_loader.py + one JSON spec per pipeline),
-4. dag-factory 1.1.0 (one YAML file per pipeline + its loader file).
+3. the meta loader (dags/meta_loader.py + one JSON spec per pipeline, what `meta deploy` writes),
+4. the meta loader reading YAML specs (what a person writes and drops into the specs folder),
+5. dag-factory 1.1.0 (one YAML file per pipeline + its loader file).
 
 Each way is parsed by a fresh Python process that fills Airflow's own DagBag from the folder; the time is the DagBag
-fill (imports of Airflow itself excluded, identical for all four). The machine is shared, so the table shows the CPU
+fill (imports of Airflow itself excluded, identical for all five). The machine is shared, so the table shows the CPU
 time of the parsing process (best of --repeat runs, the least disturbed by other load) and, for reference, the
 median wall time. Targets (issue 3):
 codegen <= 1.1x hand-written; loader <= 1.5x hand-written and faster than dag-factory.
@@ -35,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 PARSE = """
 import json, sys, time
 from airflow.dag_processing.dagbag import DagBag
-import airflow.providers.standard.operators.bash, airflow.sdk  # warm imports shared by all four ways
+import airflow.providers.standard.operators.bash, airflow.sdk  # warm imports shared by all ways
 start, cpu = time.perf_counter(), time.process_time()
 bag = DagBag(dag_folder=sys.argv[1], safe_mode=False, load_op_links=False)
 elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -115,6 +116,17 @@ def write_loader(ps: list[Pipeline], folder: Path) -> None:
         write_spec(folder / "specs", p)
 
 
+def write_loader_yaml(ps: list[Pipeline], folder: Path) -> None:
+    from meta_airflow.loader import LOADER_SOURCE
+
+    from meta.yaml_export import pipeline_to_yaml
+
+    (folder / "meta_loader.py").write_text(LOADER_SOURCE)
+    (folder / "specs").mkdir()
+    for p in ps:
+        (folder / "specs" / f"{p.id}.yaml").write_text(pipeline_to_yaml(p))
+
+
 def write_dag_factory(ps: list[Pipeline], folder: Path) -> None:
     (folder / "dag_factory_loader.py").write_text(
         "# airflow DAG loader for dag-factory\n"
@@ -157,6 +169,7 @@ WAYS = {
     "hand-written": write_handwritten,
     "meta codegen": write_codegen,
     "meta loader": write_loader,
+    "loader (YAML)": write_loader_yaml,
     "dag-factory": write_dag_factory,
 }
 
@@ -199,11 +212,11 @@ def main() -> int:
             write(ps, folder)
             results[name] = []
             walls[name] = []
-        # Interleave the ways so machine load drifts hit all four alike.
+        # Interleave the ways so machine load drifts hit all of them alike.
         for _ in range(args.repeat):
             for name in WAYS:
                 folder = root / name.replace(" ", "_")
-                specs = folder / "specs" if name == "meta loader" else None
+                specs = folder / "specs" if name in ("meta loader", "loader (YAML)") else None
                 out = parse(folder, root / "home", specs)
                 if out["errors"] or out["dags"] != args.pipelines or out["tasks"] != args.pipelines * args.tasks:
                     raise RuntimeError(f"{name}: parsed {out}; expected {args.pipelines} DAGs without errors")
@@ -218,8 +231,9 @@ def main() -> int:
         for name in WAYS:
             cpu, wall = min(results[name]), statistics.median(walls[name])
             print(f"{name:<14} {cpu:>12.2f} {cpu / base:>6.2f}x {wall:>16.2f} {wall / base_wall:>6.2f}x")
-        loader, factory = min(results["meta loader"]), min(results["dag-factory"])
-        print(f"meta loader vs dag-factory (cpu): {loader / factory:.2f}x")
+        factory = min(results["dag-factory"])
+        for name in ("meta loader", "loader (YAML)"):
+            print(f"{name} vs dag-factory (cpu): {min(results[name]) / factory:.2f}x")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
