@@ -1,8 +1,12 @@
-"""Conformance results on a real Prefect 3 server + process worker: every case deployed at once with the prefect
-target's ``deploy`` (what ``meta deploy --target prefect`` calls), triggered through
+"""Conformance results on a real Prefect 3 server + process worker: every case written as YAML
+(``meta.yaml_export``) and deployed at once by the ``meta deploy --target prefect`` CLI, triggered through
 ``POST /api/deployments/{id}/create_flow_run`` with the case's params, states read back from the REST API."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,19 +17,26 @@ pytest_plugins = ["tests.fixtures.prefect_server"]
 
 
 @pytest.fixture(scope="session")
-def prefect_conformance_results(prefect_server) -> dict[str, RunResult]:
+def prefect_conformance_results(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
     from meta_prefect.client import PrefectClient
     from meta_prefect.deploy import DEFAULT_DEPLOYMENT_NAME
     from meta_prefect.remote import wait_for
 
-    from meta.plugins import get_target
+    from meta.yaml_export import pipeline_to_yaml
 
-    get_target("prefect").deploy(
-        [c.pipeline for c in CASES],
-        pool=prefect_server.pool,
-        api_url=prefect_server.api_url,
-        deploy_dir=prefect_server.deploy_dir,
+    specs = tmp_path_factory.mktemp("conformance_specs")
+    for case in CASES:
+        (specs / f"{case.id}.yaml").write_text(pipeline_to_yaml(case.pipeline), encoding="utf-8")
+    meta = Path(sys.executable).parent / "meta"
+    deployed = subprocess.run(
+        [str(meta), "deploy", "--target", "prefect", str(specs), "--pool", prefect_server.pool],
+        env=prefect_server.env,  # PREFECT_API_URL and META_HOME of the session's server
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     client = PrefectClient.connect(prefect_server.api_url)
     try:
         runs = {}
