@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.runner.engine import RunOutcome
+from meta.sqlite_files import BUSY_TIMEOUT_S, ensure_ready
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -62,11 +63,9 @@ class History:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
+        ensure_ready(self.path, SCHEMA)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")  # readers (meta runs) never block a running run
-            conn.executescript(SCHEMA)
             with conn:  # one transaction
                 yield conn
         finally:

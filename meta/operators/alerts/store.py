@@ -11,6 +11,15 @@ import time
 from pathlib import Path
 
 from meta.secrets import meta_home
+from meta.sqlite_files import BUSY_TIMEOUT_S, ensure_ready
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_sent (channel TEXT NOT NULL, pipeline_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    event_key TEXT NOT NULL, status TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (channel, pipeline_id, run_id, event_key));
+CREATE TABLE IF NOT EXISTS alert_sends (channel TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS alert_sends_channel_at ON alert_sends (channel, at);
+"""
 
 # A claim older than this is taken over: the process that made it died between claiming and sending.
 STALE_CLAIM_SECONDS = 300.0
@@ -24,19 +33,10 @@ def store_path() -> Path:
 class AlertStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS alert_sent (channel TEXT NOT NULL, pipeline_id TEXT NOT NULL,"
-            " run_id TEXT NOT NULL, event_key TEXT NOT NULL, status TEXT NOT NULL, at REAL NOT NULL,"
-            " PRIMARY KEY (channel, pipeline_id, run_id, event_key))"
-        )
-        conn.execute("CREATE TABLE IF NOT EXISTS alert_sends (channel TEXT NOT NULL, at REAL NOT NULL)")
-        conn.execute("CREATE INDEX IF NOT EXISTS alert_sends_channel_at ON alert_sends (channel, at)")
-        return conn
+        ensure_ready(self.path, SCHEMA)
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
     def claim(
         self, channel: str, pipeline_id: str, run_id: str, event_key: str, limit: tuple[int, float] | None

@@ -1,0 +1,44 @@
+"""Set up a small SQLite file shared by threads and processes (run history, alert store) without lock errors.
+
+Switching a file to WAL needs an exclusive lock, and SQLite reports "database is locked" at once instead of waiting
+when another connection holds one: runs or alerts that start together on a fresh file used to fail that way. So
+each process sets a file up once, under a lock, retrying while another process does the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+# How long a connection waits for another writer (SQLite's busy timeout), and how long setup keeps retrying.
+BUSY_TIMEOUT_S = 30.0
+
+_ready: set[Path] = set()
+_lock = threading.Lock()
+
+
+def ensure_ready(path: Path, schema: str) -> None:
+    """Create `path` with `schema` (idempotent DDL) in WAL mode, once per process; readers then never block writers."""
+    key = path.resolve()
+    with _lock:
+        if key in _ready and path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+        try:
+            while True:
+                try:
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(schema)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            conn.close()
+        _ready.add(key)
