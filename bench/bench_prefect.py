@@ -105,21 +105,24 @@ def timed(fn: Callable[[], Any], tasks: int) -> Measured:
 
 def wait_until_recorded(flow_run_id: Any, tasks: int, timeout: float = 120.0) -> float:
     """Poll the server until it holds `tasks` final task runs of the flow run; return their span in seconds."""
-    import httpx
+    from meta_prefect.client import PrefectClient
     from prefect.settings import PREFECT_API_URL
 
-    of_run = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}}
-    final = {"task_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}}}}
+    final = {
+        "flow_runs": {"id": {"any_": [str(flow_run_id)]}},
+        "task_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}}},
+    }
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=str(PREFECT_API_URL.value())) as http:
-        while http.post("/task_runs/count", json=of_run | final).raise_for_status().json() < tasks:
+    client = PrefectClient.connect(str(PREFECT_API_URL.value()))
+    try:
+        # A count is cheap for the server, which is still busy recording while this polls.
+        while client.request("POST", "task_runs/count", final) < tasks:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the server had not recorded {tasks} final task runs after {timeout:.0f} s")
             time.sleep(0.05)
-        runs: list[dict[str, Any]] = []
-        while len(runs) < tasks:
-            page = http.post("/task_runs/filter", json=of_run | {"limit": 200, "offset": len(runs)})
-            runs += page.raise_for_status().json()
+        runs = client.task_runs(str(flow_run_id))
+    finally:
+        client.close()
     first = min(datetime.fromisoformat(r["start_time"]) for r in runs)
     last = max(datetime.fromisoformat(r["end_time"]) for r in runs)
     return (last - first).total_seconds()
