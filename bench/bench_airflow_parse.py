@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from meta.model import Pipeline
+from meta.spec.model import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def write_loader(ps: list[Pipeline], folder: Path) -> None:
 def write_loader_yaml(ps: list[Pipeline], folder: Path) -> None:
     from meta_airflow.loader import LOADER_SOURCE
 
-    from meta.yaml_export import pipeline_to_yaml
+    from meta.authoring.yaml_writer import pipeline_to_yaml
 
     (folder / "meta_loader.py").write_text(LOADER_SOURCE)
     (folder / "specs").mkdir()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from meta.load import load_paths
+from meta.authoring.load import load_paths
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RULES = ("all_success", "all_done", "none_failed", "one_failed", "all_success")

@@ -43,7 +43,7 @@ def graph(n: int) -> dict[str, list[str]]:
 def meta_flow(edges: dict[str, list[str]]) -> Callable[[], Any]:
     from meta_prefect.flow import to_flow
 
-    from meta.model import Pipeline
+    from meta.spec.model import Pipeline
 
     pipeline = Pipeline.model_validate(
         {

@@ -26,7 +26,7 @@ def noop() -> None:
 
 
 def fan_pipeline(n: int):  # type: ignore[no-untyped-def]
-    from meta.model import Pipeline
+    from meta.spec.model import Pipeline
 
     action = {"kind": "python", "callable": "bench.bench_runner:noop"}
     mids = [f"t{i:04d}" for i in range(n - 2)]
@@ -37,7 +37,7 @@ def fan_pipeline(n: int):  # type: ignore[no-untyped-def]
 
 
 def time_local(n: int, repeat: int) -> list[float]:
-    from meta.runner import LocalRunner
+    from meta.builtin.local import LocalRunner
 
     pipeline = fan_pipeline(n)
     times = []

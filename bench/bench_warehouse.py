@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import sqlalchemy as sa
 
-from meta.operators.warehouse import WarehouseLoadOptions, load
+from meta.builtin.operators.warehouse import WarehouseLoadOptions, load
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 COLUMNS = "id, part, v, note"

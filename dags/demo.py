@@ -17,11 +17,11 @@ SPEC = DAGS / "marketing_roi.yaml"
 def main(argv: list[str]) -> int:
     # Like Airflow's dags folder: the pipeline's callables (jobs.marketing_roi:...) import from here.
     sys.path.insert(0, str(DAGS))
-    from meta.load import load_file
-    from meta.plugins import get_target
-    from meta.runner import LocalRunner
-    from meta.runner.paths import state_dir
-    from meta.runner.report import run_table
+    from meta.authoring.load import load_file
+    from meta.builtin.local import LocalRunner
+    from meta.builtin.local.report import run_table
+    from meta.plugins.manager import get_target
+    from meta.settings import state_dir
 
     (pipeline,) = load_file(SPEC)
     params = {"country": argv[0]} if argv else {}

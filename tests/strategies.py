@@ -17,11 +17,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from meta import plugins
-from meta.hookspecs import hookimpl
-from meta.model import Pipeline, TriggerRule
-from meta.ops import OpType
-from meta.validate import SECRET_KEY
+from meta.plugins import manager
+from meta.plugins.hookspecs import hookimpl
+from meta.plugins.ops import OpType
+from meta.spec.checks import SECRET_KEY
+from meta.spec.model import Pipeline
+from meta.spec.states import TriggerRule
 
 # Strings that YAML 1.1 or 1.2 would read as something else when unquoted.
 TRICKY = ["yes", "no", "on", "off", "y", "n", "true", "null", "~", "10:30", "0o17", "0x1F", "1e3", ".5", "-.inf", "007"]
@@ -219,7 +220,7 @@ def pipelines(draw: st.DrawFn, include_ops: bool = False, max_tasks: int = 6) ->
 def registered_ops(*op_types: OpType) -> Iterator[None]:
     """Register ``op_types`` through a real pluggy plugin for the duration of a test.
 
-    Third-party entry points are left out (``meta.plugins`` rebuilds its manager without them), so the test sees
+    Third-party entry points are left out (``meta.plugins.manager`` rebuilds its manager without them), so the test sees
     meta's built-ins plus these op types, whatever else happens to be installed.
     """
 
@@ -230,12 +231,12 @@ def registered_ops(*op_types: OpType) -> Iterator[None]:
             for op_type in op_types:
                 register(op_type)
 
-    saved = plugins.ENTRY_POINT_GROUP
-    plugins.ENTRY_POINT_GROUP = "meta.plugins.none-in-tests"
-    plugins.reset()
-    plugins.plugin_manager().register(_TestOps(), "test-ops")
+    saved = manager.ENTRY_POINT_GROUP
+    manager.ENTRY_POINT_GROUP = "meta.plugins.manager.none-in-tests"
+    manager.reset()
+    manager.plugin_manager().register(_TestOps(), "test-ops")
     try:
         yield
     finally:
-        plugins.ENTRY_POINT_GROUP = saved
-        plugins.reset()
+        manager.ENTRY_POINT_GROUP = saved
+        manager.reset()

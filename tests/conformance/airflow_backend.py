@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from meta.results import RunResult
+from meta.spec.results import RunResult
 from tests.conformance.cases import CASES
 
 pytest_plugins = ["tests.fixtures.airflow_server"]

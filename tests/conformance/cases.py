@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from meta.model import Pipeline, TriggerRule
+from meta.spec.model import Pipeline
+from meta.spec.states import TriggerRule
 
 RULES = [r.value for r in TriggerRule]
 

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from meta.plugins import get_target
-from meta.results import RunResult
+from meta.plugins.manager import get_target
+from meta.spec.results import RunResult
 from tests.conformance.cases import CASES
 
 

@@ -1,5 +1,5 @@
 """Conformance results on a real Prefect 3 server + process worker: every case written as YAML
-(``meta.yaml_export``) and deployed at once by the ``meta deploy --target prefect`` CLI, triggered through
+(``meta.authoring.yaml_writer``) and deployed at once by the ``meta deploy --target prefect`` CLI, triggered through
 ``POST /api/deployments/{id}/create_flow_run`` with the case's params, states read back from the REST API."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meta.results import RunResult
+from meta.spec.results import RunResult
 from tests.conformance.cases import CASES
 
 pytest_plugins = ["tests.fixtures.prefect_server"]
@@ -22,7 +22,7 @@ def prefect_conformance_results(prefect_server, tmp_path_factory: pytest.TempPat
     from meta_prefect.deploy import DEFAULT_DEPLOYMENT_NAME
     from meta_prefect.remote import wait_for
 
-    from meta.yaml_export import pipeline_to_yaml
+    from meta.authoring.yaml_writer import pipeline_to_yaml
 
     specs = tmp_path_factory.mktemp("conformance_specs")
     for case in CASES:

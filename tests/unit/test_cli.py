@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from meta import plugins
 from meta.cli import cli
-from meta.hookspecs import hookimpl
-from meta.model import Pipeline
-from meta.targets import Target
+from meta.plugins import manager
+from meta.plugins.hookspecs import hookimpl
+from meta.plugins.targets import Target
+from meta.spec.model import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 META = str(Path(sys.executable).with_name("meta"))
@@ -313,11 +313,11 @@ class RecordingPlugin:
 @pytest.fixture
 def recording() -> Any:
     plugin = RecordingPlugin()
-    plugins.plugin_manager().register(plugin, "recording-test")
-    plugins.targets.cache_clear()
+    manager.plugin_manager().register(plugin, "recording-test")
+    manager.targets.cache_clear()
     yield plugin.target
-    plugins.plugin_manager().unregister(name="recording-test")
-    plugins.targets.cache_clear()
+    manager.plugin_manager().unregister(name="recording-test")
+    manager.targets.cache_clear()
 
 
 def test_compile_and_deploy_go_to_the_named_target(tmp_path: Path, recording: RecordingTarget) -> None:

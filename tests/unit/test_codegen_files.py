@@ -1,4 +1,4 @@
-"""meta.codegen.write_generated: the file-writing rules every code-generating target shares."""
+"""meta.plugins.codegen.write_generated: the file-writing rules every code-generating target shares."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from meta.codegen import write_generated
-from meta.errors import CompileError
+from meta.plugins.codegen import write_generated
+from meta.spec.errors import CompileError
 
 
 def test_colliding_file_names_are_refused_and_nothing_is_written(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from meta.authoring.load import load_file, loads, pipeline_to_yaml, source_of
 from meta.dsl import branch, noop, pipeline, python_task, shell, sql
-from meta.errors import ValidationFailed
-from meta.load import load_file, loads, pipeline_to_yaml, source_of
-from meta.ops import OpType
+from meta.plugins.ops import OpType
+from meta.spec.errors import ValidationFailed
 from tests.strategies import registered_ops
 
 SPECS = Path(__file__).parents[1] / "fixtures" / "specs"
@@ -79,7 +79,7 @@ def test_function_objects_become_import_paths() -> None:
         python_task("join", json.dumps)
         python_task("dump", pipeline_to_yaml)
     assert p.pipeline is not None
-    assert [t.action.callable for t in p.pipeline.tasks] == ["json:dumps", "meta.load:pipeline_to_yaml"]
+    assert [t.action.callable for t in p.pipeline.tasks] == ["json:dumps", "meta.authoring.load:pipeline_to_yaml"]
 
 
 def test_local_functions_are_refused() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from meta.errors import ValidationFailed
-from meta.load import load_file, loads, source_of
+from meta.authoring.load import load_file, loads, source_of
+from meta.spec.errors import ValidationFailed
 
 SPECS = Path(__file__).parents[1] / "fixtures" / "specs"
 

@@ -37,7 +37,7 @@ def _orchestrator_modules_after(script: str) -> list[str]:
 
 def test_importing_every_meta_module_loads_no_orchestrator() -> None:
     modules = _modules()
-    assert "meta.load" in modules and "meta.dsl" in modules
+    assert "meta.authoring.load" in modules and "meta.dsl" in modules
     script = f"import importlib\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
     assert _orchestrator_modules_after(script) == []
 
@@ -45,7 +45,7 @@ def test_importing_every_meta_module_loads_no_orchestrator() -> None:
 def test_loading_and_exporting_pipelines_loads_no_orchestrator() -> None:
     specs = Path(__file__).parents[1] / "fixtures" / "specs"
     script = (
-        "from meta.load import load_file, load_paths, pipeline_to_yaml, json_schema\n"
+        "from meta.authoring.load import load_file, load_paths, pipeline_to_yaml, json_schema\n"
         f"for p in load_file({str(specs / 'all_forms.yaml')!r}): pipeline_to_yaml(p)\n"
         f"load_file({str(specs / 'generate_list.yaml')!r}); json_schema()\n"
     )

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from meta.errors import ValidationFailed
-from meta.load import discover, load_file, load_paths, loads, source_of
-from meta.model import TriggerRule
-from meta.yamlpos import Builder, compose_all
+from meta.authoring.load import discover, load_file, load_paths, loads, source_of
+from meta.authoring.yamlpos import Builder, compose_all
+from meta.spec.errors import ValidationFailed
+from meta.spec.states import TriggerRule
 
 SPECS = Path(__file__).parents[1] / "fixtures" / "specs"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meta.load import load_file, loads
+from meta.authoring.load import load_file, loads
 
 DOCS = Path(__file__).parents[2] / "docs"
 

@@ -8,9 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meta.errors import ValidationFailed
-from meta.load import loads
-from meta.yaml_export import to_authoring
+from meta.authoring.load import loads
+from meta.authoring.yaml_writer import to_authoring
+from meta.spec.errors import ValidationFailed
 from tests.strategies import json_values, pipelines, safe_keys
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from meta.errors import ValidationFailed
-from meta.load import loads
-from meta.ops import OpType
+from meta.authoring.load import loads
+from meta.plugins.ops import OpType
+from meta.spec.errors import ValidationFailed
 from tests.strategies import registered_ops
 
 

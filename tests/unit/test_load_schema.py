@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 
-from meta import authoring
-from meta.load import json_schema, pipeline_to_yaml
-from meta.yamlpos import Builder, compose_all
+from meta.authoring import form
+from meta.authoring.load import json_schema, pipeline_to_yaml
+from meta.authoring.yamlpos import Builder, compose_all
 from tests.strategies import pipelines
 
 SPECS = Path(__file__).parents[1] / "fixtures" / "specs"
@@ -31,9 +31,9 @@ def validator() -> Draft202012Validator:
 
 def test_schema_keys_match_the_loader() -> None:
     defs = json_schema()["$defs"]
-    assert set(defs["pipeline"]["properties"]) == set(authoring.PIPELINE_KEYS)
-    assert set(defs["task"]["properties"]) == set(authoring.TASK_KEYS)
-    assert set(defs["param"]["anyOf"][0]["properties"]) == set(authoring.PARAM_KEYS)
+    assert set(defs["pipeline"]["properties"]) == set(form.PIPELINE_KEYS)
+    assert set(defs["task"]["properties"]) == set(form.TASK_KEYS)
+    assert set(defs["param"]["anyOf"][0]["properties"]) == set(form.PARAM_KEYS)
 
 
 @pytest.mark.parametrize(

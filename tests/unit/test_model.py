@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from meta.load import loads, pipeline_to_yaml
-from meta.model import Pipeline, retry_jitter_key
-from meta.ops import OpType
+from meta.authoring.load import loads, pipeline_to_yaml
+from meta.plugins.ops import OpType
+from meta.semantics.retries import delay_before_retry, retry_jitter_key
+from meta.spec.model import Pipeline
 from tests.strategies import pipelines, registered_ops
 
 MIN = timedelta(minutes=1)
@@ -100,7 +101,7 @@ def test_settings_precedence_task_then_defaults_then_airflow() -> None:
 def test_backoff_delays() -> None:
     [p] = loads("pipeline: p\ntasks:\n  a: {noop: true, retry_delay: 10s, retry_backoff: 2, max_retry_delay: 35s}\n")
     settings = p.settings_for(p.tasks[0])
-    assert [settings.delay_before_retry(n).total_seconds() for n in (1, 2, 3, 4)] == [10, 20, 35, 35]
+    assert [delay_before_retry(settings, n).total_seconds() for n in (1, 2, 3, 4)] == [10, 20, 35, 35]
 
 
 def test_params_required_and_checks() -> None:
@@ -128,9 +129,9 @@ def test_backoff_jitter_is_airflows_deterministic_hash_within_one_to_two_times()
     for n in range(1, 6):
         key = retry_jitter_key("p", "a", "2026-01-01 00:00:00+00:00", n)
         lower = 10 * 2 ** (n - 1)
-        delay = settings.delay_before_retry(n, key).total_seconds()
+        delay = delay_before_retry(settings, n, key).total_seconds()
         assert lower <= delay < 2 * lower
-        assert delay == settings.delay_before_retry(n, key).total_seconds()
+        assert delay == delay_before_retry(settings, n, key).total_seconds()
     # The key changes the jitter: over several tasks at least two delays differ.
     keys = [retry_jitter_key("p", f"task{i}", "2026-01-01", 3) for i in range(8)]
-    assert len({settings.delay_before_retry(3, k) for k in keys}) > 1
+    assert len({delay_before_retry(settings, 3, k) for k in keys}) > 1

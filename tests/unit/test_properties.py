@@ -1,7 +1,7 @@
 """Property tests of the local runner on random acyclic graphs with random outcomes, retries and trigger rules.
 
 The expected states come from an independent oracle written from Airflow's documented trigger-rule semantics, with
-every upstream finished (it does not call meta.graph). Airflow decides some rules early; the only order-dependent
+every upstream finished (it does not call meta.spec.dag). Airflow decides some rules early; the only order-dependent
 case is ``all_success`` seeing both a skipped and a failed upstream (skipped if the skip is seen first, else
 upstream_failed), so the oracle gives a set of allowed states per task.
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meta.errors import TaskSkipped
-from meta.graph import Decision, evaluate_trigger_rule
-from meta.model import Pipeline, TaskState, TriggerRule
-from meta.runner import LocalRunner, RunOutcome
+from meta.builtin.local import LocalRunner, RunOutcome
+from meta.semantics.rules import Decision, evaluate_trigger_rule
+from meta.spec.errors import TaskSkipped
+from meta.spec.model import Pipeline
+from meta.spec.states import TaskState, TriggerRule
 
 HERE = "tests.unit.test_properties"
 S, F, K, U = "success", "failed", "skipped", "upstream_failed"

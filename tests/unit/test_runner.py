@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from meta.errors import CompileError, TaskSkipped, ValidationFailed
-from meta.model import Pipeline, retry_jitter_key
-from meta.runner import LocalRunner, RunOutcome
-from meta.runner.state import History
-from meta.runner.target import LocalTarget
+from meta.builtin.local import LocalRunner, RunOutcome
+from meta.builtin.local.state import History
+from meta.builtin.local.target import LocalTarget
+from meta.semantics.retries import delay_before_retry, retry_jitter_key
+from meta.spec.errors import CompileError, TaskSkipped, ValidationFailed
+from meta.spec.model import Pipeline
 
 HERE = "tests.unit.test_runner"
 LOGICAL = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -201,7 +202,7 @@ def test_retries_exhaust_with_backoff_delays(meta_home: Path) -> None:
     # Airflow's delays: 1s, then 1s * 2.0 = 2s plus its deterministic jitter (2s or 3s); scheduling adds milliseconds.
     settings = p.settings_for(p.tasks[0])
     expected = [
-        settings.delay_before_retry(n, retry_jitter_key(p.id, "bad", outcome.context.logical_date, n)).total_seconds()
+        delay_before_retry(settings, n, retry_jitter_key(p.id, "bad", outcome.context.logical_date, n)).total_seconds()
         for n in (1, 2)
     ]
     assert expected[0] == 1.0 and expected[1] in (2.0, 3.0)
@@ -559,9 +560,11 @@ def test_state_dir_defaults_to_meta_home(meta_home: Path) -> None:
     assert os.environ["META_HOME"] == str(meta_home)
 
 
-@pytest.mark.parametrize("module", ["meta.execute", "meta.runner", "meta.runner.engine", "meta.cli"])
+@pytest.mark.parametrize(
+    "module", ["meta.execution.attempt", "meta.builtin.local", "meta.builtin.local.engine", "meta.cli"]
+)
 def test_modules_import_first_in_a_fresh_interpreter(module: str) -> None:
-    """Other backends import meta.execute on its own; no import order may be required."""
+    """Other backends import meta.execution.attempt on its own; no import order may be required."""
     import subprocess
     import sys
 
@@ -687,7 +690,7 @@ def test_secret_references_resolve_at_run_time_and_never_reach_errors(
     ],
 )
 def test_split_statements(sql: str, expected: list[str]) -> None:
-    from meta.runner.sql import split_statements
+    from meta.execution.sql import split_statements
 
     assert split_statements(sql) == expected
 

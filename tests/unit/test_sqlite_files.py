@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from meta.operators.alerts.store import AlertStore
-from meta.runner.state import History
+from meta.builtin.local.state import History
+from meta.builtin.operators.alerts.store import AlertStore
 
 THREADS = 8
 ROUNDS = 40
@@ -50,7 +50,7 @@ def claim_alert(path: Path) -> Callable[[int], object]:
 def test_first_uses_of_a_fresh_file_at_once_all_succeed(
     tmp_path: Path, work: Callable[[Path], Callable[[int], object]], table: str
 ) -> None:
-    # Before meta.sqlite_files, the first connections raced to switch a new file to WAL: 3 rounds in 30 of the run
+    # Before meta.builtin.sqlite_files, the first connections raced to switch a new file to WAL: 3 rounds in 30 of the run
     # history failed with "database is locked" (seen first as 14 errors in the local conformance runs).
     for round_ in range(ROUNDS):
         path = tmp_path / f"round{round_}" / "meta.db"

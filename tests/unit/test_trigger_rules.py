@@ -16,8 +16,8 @@ from collections import Counter
 
 import pytest
 
-from meta.graph import Decision, decide_from_counts, evaluate_trigger_rule, run_state
-from meta.model import RunState, TaskState, TriggerRule
+from meta.semantics.rules import Decision, decide_from_counts, evaluate_trigger_rule, run_state
+from meta.spec.states import RunState, TaskState, TriggerRule
 
 STATE = {
     "S": TaskState.SUCCESS,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meta.errors import ValidationFailed
-from meta.load import load_paths, loads
+from meta.authoring.load import load_paths, loads
+from meta.spec.errors import ValidationFailed
 
 H = "pipeline: p\n"
 RULES = "'all_success', 'all_failed', 'all_done', 'all_done_min_one_success', 'all_skipped', 'one_success'"

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.codegen import write_generated
-from meta.model import Pipeline
+from meta.plugins.codegen import write_generated
+from meta.spec.model import Pipeline
 from meta_airflow.plan import Call, DagPlan, Ref, plan
 
 LINE = 120

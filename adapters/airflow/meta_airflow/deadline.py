@@ -23,8 +23,8 @@ async def on_deadline_missed(
     log.warning("meta: pipeline %s run %s missed its SLA (%s)", pipeline, run_id, sla)
     if not channels:
         return
-    from meta.operators.alerts import send_alert  # lazily: the triggerer imports this module at startup
-    from meta.operators.alerts.event import AlertEvent
+    from meta.builtin.operators.alerts import send_alert  # lazily: the triggerer imports this module at startup
+    from meta.builtin.operators.alerts.event import AlertEvent
 
     event = AlertEvent(
         pipeline_id=pipeline,

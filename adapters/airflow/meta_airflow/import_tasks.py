@@ -12,8 +12,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from meta.errors import MetaError
-from meta.model import CALLABLE_PATTERN
+from meta.spec.errors import MetaError
+from meta.spec.model import CALLABLE_PATTERN
 from meta_airflow.plan import META_ENV_KEYS, RUNTIME
 from meta_airflow.typed_args import NotPlain, encode
 

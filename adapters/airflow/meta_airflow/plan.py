@@ -13,16 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from meta.errors import CompileError
-from meta.model import (
-    CronSchedule,
-    DatasetSchedule,
-    IntervalSchedule,
-    Pipeline,
-    Task,
-    TriggerRule,
-)
-from meta.secrets import has_reference
+from meta.execution.secrets import has_reference
+from meta.spec.errors import CompileError
+from meta.spec.model import CronSchedule, DatasetSchedule, IntervalSchedule, Pipeline, Task
+from meta.spec.states import TriggerRule
 
 TARGET = "airflow"
 RUNTIME = "meta_airflow.runtime"

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from meta.model import Pipeline, RunState, TaskState
-from meta.results import RunResult, TaskResult
+from meta.spec.model import Pipeline
+from meta.spec.results import RunResult, TaskResult
+from meta.spec.states import RunState, TaskState
 from meta_airflow.client import AirflowClient
 
 FINISHED_RUN_STATES = {"success", "failed"}

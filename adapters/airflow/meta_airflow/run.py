@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from meta.errors import MetaError
-from meta.graph import run_state
-from meta.model import Pipeline, RunState
-from meta.results import RunResult, TaskResult
-from meta.targets import ProgressCallback
+from meta.plugins.targets import ProgressCallback
+from meta.semantics.rules import run_state
+from meta.spec.errors import MetaError
+from meta.spec.model import Pipeline
+from meta.spec.results import RunResult, TaskResult
+from meta.spec.states import RunState
 
 
 def run_pipeline(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from meta.errors import CompileError
-from meta.model import AirflowOperatorAction, CronSchedule, OpAction, Pipeline
+from meta.spec.errors import CompileError
+from meta.spec.model import AirflowOperatorAction, CronSchedule, OpAction, Pipeline
 from meta_prefect.flow import check_param_names
 
 TARGET = "prefect"
@@ -56,8 +56,8 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
 
 
 def _op_problems(pid: str, task_id: str, op_name: str) -> list[CompileError]:
-    from meta.errors import PluginError
-    from meta.plugins import get_op
+    from meta.plugins.manager import get_op
+    from meta.spec.errors import PluginError
 
     try:
         op = get_op(op_name)

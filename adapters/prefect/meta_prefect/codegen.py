@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.codegen import write_generated
-from meta.errors import CompileError
-from meta.model import Pipeline
+from meta.plugins.codegen import write_generated
+from meta.spec.errors import CompileError
+from meta.spec.model import Pipeline
 from meta_prefect.driver import DEFAULT_MAX_WORKERS
 from meta_prefect.flow import PY_TYPES, check_param_names, flow_options
 
@@ -100,7 +100,7 @@ def render(pipeline: Pipeline) -> str:
         "from prefect import flow",
         "from prefect.task_runners import ThreadPoolTaskRunner",
         "",
-        "from meta.model import Pipeline",
+        "from meta.spec.model import Pipeline",
         "from meta_prefect import hooks",
         "from meta_prefect.driver import run_pipeline",
         "",

@@ -1,9 +1,9 @@
 """Drive one pipeline run inside a Prefect flow with Airflow's semantics.
 
 The flow function is the scheduler: it submits a Prefect task for every meta task whose trigger rule says RUN, and
-re-evaluates the waiting tasks each time a task run finishes (``meta.graph.evaluate_trigger_rule``, which decides
+re-evaluates the waiting tasks each time a task run finishes (``meta.semantics.rules.evaluate_trigger_rule``, which decides
 early on partial information exactly like Airflow's TriggerRuleDep). Tasks decided without running get a task run in
-a named state (see ``states``). The flow's final state is computed from the leaf tasks (``meta.graph.run_state``),
+a named state (see ``states``). The flow's final state is computed from the leaf tasks (``meta.semantics.rules.run_state``),
 because Prefect by default does not fail a flow for a failed task it does not return.
 """
 
@@ -25,13 +25,15 @@ from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed, State
 
-from meta.context import RunContext
-from meta.errors import TaskFailed
-from meta.execute import execute_task
-from meta.graph import Decision, evaluate_trigger_rule, run_state, topological_order
-from meta.model import BranchAction, Pipeline, RunState, TaskState
-from meta.model import Task as MetaTask
-from meta.runner.params import resolve_params
+from meta.execution.attempt import execute_task
+from meta.semantics.context import RunContext
+from meta.semantics.params import resolve_params
+from meta.semantics.rules import Decision, evaluate_trigger_rule, run_state
+from meta.spec.dag import topological_order
+from meta.spec.errors import TaskFailed
+from meta.spec.model import BranchAction, Pipeline
+from meta.spec.model import Task as MetaTask
+from meta.spec.states import RunState, TaskState
 from meta_prefect import events, hooks, states
 from meta_prefect.retries import retry_delays
 from meta_prefect.tasks import prefect_secrets

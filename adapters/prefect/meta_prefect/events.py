@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from meta.context import RunContext
-from meta.model import DatasetSchedule, Pipeline, Task
+from meta.semantics.context import RunContext
+from meta.spec.model import DatasetSchedule, Pipeline, Task
 
 DATASET_EVENT = "meta.dataset.updated"
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from meta.errors import MetaError
-from meta.model import Pipeline, TaskState
-from meta.results import RunResult, TaskResult
+from meta.spec.errors import MetaError
+from meta.spec.model import Pipeline
+from meta.spec.results import RunResult, TaskResult
+from meta.spec.states import TaskState
 from meta_prefect import states
 from meta_prefect.client import PrefectClient
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
-from meta.errors import MetaError
-from meta.model import Pipeline, TaskState
-from meta.results import RunResult, TaskResult
-from meta.runner.local import check_run_id, default_run_id
-from meta.runner.params import resolve_params
-from meta.targets import ProgressCallback
+from meta.plugins.targets import ProgressCallback
+from meta.semantics.params import resolve_params
+from meta.semantics.request import check_run_id, default_run_id
+from meta.spec.errors import MetaError
+from meta.spec.model import Pipeline
+from meta.spec.results import RunResult, TaskResult
+from meta.spec.states import TaskState
 from meta_prefect.driver import Outcome
 from meta_prefect.flow import to_flow
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from prefect import task
 
-from meta import secrets
-from meta.context import RunContext
-from meta.ops import OpContext
+from meta.execution import secrets
+from meta.plugins.ops import OpContext
+from meta.semantics.context import RunContext
 
 
 def block_name(name: str) -> str:
@@ -82,7 +82,7 @@ def warehouse_load_task(
     audit: bool | str = False,
 ) -> dict[str, Any]:
     """An idempotent load (see docs/operators.md); returns the inserted/updated/deleted counts."""
-    from meta.operators.warehouse import WarehouseLoadOptions, load
+    from meta.builtin.operators.warehouse import WarehouseLoadOptions, load
 
     spec: dict[str, Any] = {"table": table, "source": source, "mode": mode, "keys": list(keys), "audit": audit}
     spec.update({k: v for k, v in (("partition", partition), ("url", url), ("conn", conn)) if v is not None})
@@ -97,7 +97,7 @@ def alert_task(channel: str, message: str, dedup_key: str | None = None) -> dict
     """Send ``message`` to a configured channel once per flow run (a task retry does not resend)."""
     from prefect.runtime import task_run
 
-    from meta.operators.alerts import run_alert_op
+    from meta.builtin.operators.alerts import run_alert_op
 
     arguments: dict[str, Any] = {"channel": channel, "message": message}
     if dedup_key:

@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 from meta_prefect.codegen import module_name, render, spec, write_flows
 
-from meta.errors import CompileError
-from meta.model import Pipeline
+from meta.spec.errors import CompileError
+from meta.spec.model import Pipeline
 
 NASTY = 'it\'s "quoted"\n\'\'\'triple\'\'\' """and""" \\ backslash; import os; os.system("touch /tmp/pwned") #'
 

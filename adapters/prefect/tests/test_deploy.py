@@ -10,8 +10,8 @@ from meta_prefect import events
 from meta_prefect.client import PrefectApiError, PrefectClient
 from meta_prefect.deploy import deploy_pipelines, parameter_schema
 
-from meta.errors import MetaError
-from meta.model import Pipeline
+from meta.spec.errors import MetaError
+from meta.spec.model import Pipeline
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 POOL = "meta-unit-pool"

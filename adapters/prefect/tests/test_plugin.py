@@ -1,4 +1,4 @@
-"""Registration through the ``meta.plugins`` entry point and the capability checks."""
+"""Registration through the ``meta.plugins.manager`` entry point and the capability checks."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from meta_prefect.plugin import PrefectTarget
 
-from meta.errors import CompileError
-from meta.model import Pipeline
-from meta.plugins import get_target
+from meta.plugins.manager import get_target
+from meta.spec.errors import CompileError
+from meta.spec.model import Pipeline
 
 
 def pipeline(**fields: Any) -> Pipeline:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from meta_prefect.retries import retry_delays
 
-from meta.model import Pipeline
+from meta.spec.model import Pipeline
 
 LOGICAL = datetime(2026, 1, 1, tzinfo=UTC)
 

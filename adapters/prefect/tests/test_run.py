@@ -15,9 +15,10 @@ import httpx
 import pytest
 from meta_prefect.events import DATASET_EVENT
 
-from meta.errors import ValidationFailed
-from meta.model import Pipeline, RunState
-from meta.plugins import get_target
+from meta.plugins.manager import get_target
+from meta.spec.errors import ValidationFailed
+from meta.spec.model import Pipeline
+from meta.spec.states import RunState
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -1,7 +1,7 @@
 from meta_prefect import states
 from prefect.states import Cancelled, Completed, Crashed, Failed, Pending, Running
 
-from meta.model import RunState, TaskState
+from meta.spec.states import RunState, TaskState
 
 
 def test_named_states_map_back_to_airflow_names() -> None:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from meta_airflow.remote import trigger, wait_for_dags, wait_for_runs, write_spec
 
-from meta.model import Pipeline
+from meta.spec.model import Pipeline
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 SECRET_VALUE = "it-s3cr3t-value"

@@ -13,7 +13,7 @@ from meta_airflow.client import AirflowApiError, AirflowClient, PasswordTokenAut
 from meta_airflow.codegen import write_dag_files
 from meta_airflow.remote import read_result, trigger, wait_for_dags, wait_for_runs, write_spec
 
-from meta.model import Pipeline
+from meta.spec.model import Pipeline
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 HOOK = "webhook:airflow_tests"
@@ -108,7 +108,7 @@ def wait_for_events(airflow_server, pipeline_id: str, wanted: set[str], timeout:
 
 
 def test_meta_run_through_a_configured_server(airflow_server, monkeypatch) -> None:
-    from meta.plugins import get_target
+    from meta.plugins.manager import get_target
 
     monkeypatch.setenv("META_AIRFLOW_URL", airflow_server.url)
     monkeypatch.setenv("META_AIRFLOW_USER", "admin")

@@ -38,7 +38,7 @@ SPEC = {
 def test_run_with_dag_test_gives_the_local_json(tmp_path: Path) -> None:
     from meta_airflow.run import run_pipeline
 
-    from meta.model import Pipeline
+    from meta.spec.model import Pipeline
 
     env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("META_AIRFLOW_")}
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from meta.operators.warehouse import WarehouseLoadOptions, load
+from meta.builtin.operators.warehouse import WarehouseLoadOptions, load
 
 BIG_QUERY = {
     "postgresql": "SELECT g AS id, CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END AS part, g AS v "

@@ -21,7 +21,7 @@ from meta_airflow.operators import (
     airflow_secrets,
 )
 
-from meta import secrets
+from meta.execution import secrets
 from tests.integration.operators.conftest import WebhookServer
 from tests.unit.operators.loads_model import DDL, execute, table_state
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from meta import secrets
-from meta.context import RunContext
-from meta.operators.alerts import AlertDeliveryError, AlertEvent, run_alert_op, send_alert
-from meta.operators.alerts.store import AlertStore
-from meta.ops import OpContext
+from meta.builtin.operators.alerts import AlertDeliveryError, AlertEvent, run_alert_op, send_alert
+from meta.builtin.operators.alerts.store import AlertStore
+from meta.execution import secrets
+from meta.plugins.ops import OpContext
+from meta.semantics.context import RunContext
 from tests.integration.operators.conftest import SMTP_PASSWORD, SMTP_USER, SmtpServers, WebhookServer
 
 LOGICAL = datetime(2024, 5, 1, tzinfo=UTC)

@@ -43,7 +43,7 @@ def kill_mid_load(url: str, table: str, engine: str) -> None:
 
 def seed(url: str, table: str) -> dict[int, int]:
     execute(url, DDL.format(table=table))
-    from meta.operators.warehouse import load
+    from meta.builtin.operators.warehouse import load
 
     load(Load("merge", ((1, 10), (2, 20), (3, 30))).options(table, url))
     return table_state(url, table)

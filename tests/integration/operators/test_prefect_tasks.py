@@ -22,7 +22,7 @@ from meta_prefect.tasks import (
 from prefect import flow
 from prefect.testing.utilities import prefect_test_harness
 
-from meta import secrets
+from meta.execution import secrets
 from tests.integration.operators.conftest import WebhookServer
 from tests.unit.operators.loads_model import DDL, execute, table_state
 

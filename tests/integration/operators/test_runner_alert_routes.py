@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from meta.model import Pipeline
-from meta.plugins import get_target
+from meta.plugins.manager import get_target
+from meta.spec.model import Pipeline
 from tests.integration.operators.conftest import WebhookServer
 
 

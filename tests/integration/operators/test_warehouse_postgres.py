@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
-from meta.operators.warehouse import LoadError, WarehouseLoadOptions, load
+from meta.builtin.operators.warehouse import LoadError, WarehouseLoadOptions, load
 from tests.integration.operators.conftest import PG_URL
 from tests.unit.operators.loads_model import (
     DDL,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from meta.model import RunState, TaskState
+from meta.spec.states import RunState, TaskState
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -101,6 +101,6 @@ def test_dataset_event_runs_the_consumer_deployment(prefect_server, deployed: di
 
 
 def _pipeline(text: str):
-    from meta.load import loads
+    from meta.authoring.load import loads
 
     return loads(text)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meta.model import Pipeline
+from meta.spec.model import Pipeline
 
 
 def rich(**overrides: Any) -> Pipeline:

@@ -9,8 +9,8 @@ import pytest
 from meta_airflow.build import build_dag
 from meta_airflow.plan import problems
 
-from meta.errors import CompileError
-from meta.model import Pipeline
+from meta.spec.errors import CompileError
+from meta.spec.model import Pipeline
 from tests.unit.airflow.pipelines import rich
 
 

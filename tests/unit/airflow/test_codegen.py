@@ -11,7 +11,7 @@ import pytest
 from meta_airflow.build import build_dag
 from meta_airflow.codegen import render_pipeline, string_literal, write_dag_files
 
-from meta.model import Pipeline
+from meta.spec.model import Pipeline
 from tests.conformance.cases import CASES
 from tests.unit.airflow.pipelines import rich, summary
 

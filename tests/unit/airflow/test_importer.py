@@ -9,8 +9,8 @@ import pytest
 from meta_airflow.build import build_dag
 from meta_airflow.importer import import_dags, import_folder, pipeline_of
 
-from meta.errors import MetaError
-from meta.model import Pipeline
+from meta.spec.errors import MetaError
+from meta.spec.model import Pipeline
 from tests.conformance.cases import CASES
 from tests.unit.airflow.pipelines import rich
 

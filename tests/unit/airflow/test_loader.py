@@ -20,7 +20,7 @@ def test_shipped_files_match_what_meta_run_writes() -> None:
 
 
 def test_loads_meta_json_and_meta_yaml(tmp_path: Path) -> None:
-    from meta.load import pipeline_to_yaml
+    from meta.authoring.load import pipeline_to_yaml
 
     one, two = (c.pipeline for c in CASES[:2])
     (tmp_path / "one.json").write_text(json.dumps(one.model_dump(mode="json", by_alias=True)))

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from hypothesis import strategies as hs
 
-from meta.operators.warehouse import WarehouseLoadOptions
+from meta.builtin.operators.warehouse import WarehouseLoadOptions
 
 DDL = "CREATE TABLE {table} (id INTEGER PRIMARY KEY, part VARCHAR(8) NOT NULL, v INTEGER)"
 DDL_NO_KEY = "CREATE TABLE {table} (id INTEGER NOT NULL, part VARCHAR(8) NOT NULL, v INTEGER)"

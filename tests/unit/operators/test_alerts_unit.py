@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from meta.operators.alerts import AlertOptions
-from meta.operators.alerts.channels import EmailConfig, parse_rate
-from meta.operators.alerts.config import ChannelConfigError, channel_config, raw_settings
-from meta.operators.alerts.event import AlertEvent, render_subject, render_text, ui_link
-from meta.operators.alerts.http import retry_after_seconds
-from meta.operators.alerts.store import AlertStore
+from meta.builtin.operators.alerts import AlertOptions
+from meta.builtin.operators.alerts.channels import EmailConfig, parse_rate
+from meta.builtin.operators.alerts.config import ChannelConfigError, channel_config, raw_settings
+from meta.builtin.operators.alerts.event import AlertEvent, render_subject, render_text, ui_link
+from meta.builtin.operators.alerts.http import retry_after_seconds
+from meta.builtin.operators.alerts.store import AlertStore
 
 
 def event(**over: object) -> AlertEvent:

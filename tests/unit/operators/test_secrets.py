@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from meta import secrets
-from meta.errors import MetaError
+from meta.execution import secrets
+from meta.spec.errors import MetaError
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy_bigquery import BigQueryDialect
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
-from meta.operators.warehouse import statements as st
+from meta.builtin.operators.warehouse import statements as st
 
 COLUMNS = ["id", "region", "amount"]
 KEYS = ["id", "region"]

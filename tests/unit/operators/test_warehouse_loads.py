@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from meta.operators.warehouse import LoadError, WarehouseLoadOptions, load
+from meta.builtin.operators.warehouse import LoadError, WarehouseLoadOptions, load
 from tests.unit.operators.loads_model import (
     DDL,
     DDL_NO_KEY,

@@ -1,0 +1,204 @@
+"""Run history of the local backend in SQLite (``<state dir>/meta.db``): tables runs, task_instances, attempts.
+
+Writes are upserts keyed by (pipeline, run id[, task[, try]]), so recording the same run twice is harmless; a run
+recorded again under the same run id replaces the earlier record.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from meta.builtin.local.engine import RunOutcome
+from meta.builtin.sqlite_files import BUSY_TIMEOUT_S, ensure_ready
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    pipeline_id   TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    backend       TEXT NOT NULL,
+    logical_date  TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    ended_at      TEXT,
+    params        TEXT NOT NULL,
+    log_dir       TEXT,
+    PRIMARY KEY (pipeline_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS task_instances (
+    pipeline_id   TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL,
+    started_at    TEXT,
+    ended_at      TEXT,
+    duration_s    REAL,
+    error         TEXT,
+    PRIMARY KEY (pipeline_id, run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    pipeline_id   TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    try_number    INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    ended_at      TEXT NOT NULL,
+    log_path      TEXT,
+    error         TEXT,
+    PRIMARY KEY (pipeline_id, run_id, task_id, try_number)
+);
+"""
+
+
+class History:
+    def __init__(self, path: Path):
+        self.path = path
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        ensure_ready(self.path, SCHEMA)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        try:
+            with conn:  # one transaction
+                yield conn
+        finally:
+            conn.close()
+
+    def start_run(
+        self, pipeline_id: str, run_id: str, backend: str, logical_date: str, started_at: str, params: dict[str, Any]
+    ) -> None:
+        with self._connect() as conn:
+            for table in ("task_instances", "attempts"):
+                conn.execute(f"DELETE FROM {table} WHERE pipeline_id = ? AND run_id = ?", (pipeline_id, run_id))
+            conn.execute(
+                """INSERT INTO runs (pipeline_id, run_id, state, backend, logical_date, started_at, ended_at, params)
+                   VALUES (?, ?, 'running', ?, ?, ?, NULL, ?)
+                   ON CONFLICT (pipeline_id, run_id) DO UPDATE SET state = 'running', backend = excluded.backend,
+                     logical_date = excluded.logical_date, started_at = excluded.started_at, ended_at = NULL,
+                     params = excluded.params""",
+                (
+                    pipeline_id,
+                    run_id,
+                    backend,
+                    logical_date,
+                    started_at,
+                    json.dumps(params, sort_keys=True, default=str),
+                ),
+            )
+
+    def finish_run(self, outcome: RunOutcome) -> None:
+        r = outcome.result
+        pid, rid = r.pipeline, r.run_id
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE runs SET state = ?, ended_at = ?, log_dir = ? WHERE pipeline_id = ? AND run_id = ?",
+                (
+                    str(r.state),
+                    outcome.ended_at.isoformat(),
+                    str(outcome.log_dir) if outcome.log_dir else None,
+                    pid,
+                    rid,
+                ),
+            )
+            conn.executemany(
+                """INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (pipeline_id, run_id, task_id, try_number) DO UPDATE SET state = excluded.state,
+                     started_at = excluded.started_at, ended_at = excluded.ended_at, log_path = excluded.log_path,
+                     error = excluded.error""",
+                [
+                    (
+                        pid,
+                        rid,
+                        a.task_id,
+                        a.try_number,
+                        str(a.state),
+                        a.started_at.isoformat(),
+                        a.ended_at.isoformat(),
+                        str(a.log_path) if a.log_path else None,
+                        a.error,
+                    )
+                    for a in outcome.attempts
+                ],
+            )
+            rows = []
+            for task_id, tr in r.tasks.items():
+                mine = outcome.attempts_of(task_id)
+                first, last = (mine[0], mine[-1]) if mine else (None, None)
+                rows.append(
+                    (
+                        pid,
+                        rid,
+                        task_id,
+                        str(tr.state),
+                        tr.attempts,
+                        first.started_at.isoformat() if first else None,
+                        last.ended_at.isoformat() if last else None,
+                        last.duration if last else None,
+                        outcome.errors.get(task_id) if tr.state != "success" else None,
+                    )
+                )
+            conn.executemany(
+                """INSERT INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (pipeline_id, run_id, task_id) DO UPDATE SET state = excluded.state,
+                     attempts = excluded.attempts, started_at = excluded.started_at, ended_at = excluded.ended_at,
+                     duration_s = excluded.duration_s, error = excluded.error""",
+                rows,
+            )
+
+    def mark_failed(self, pipeline_id: str, run_id: str, ended_at: str) -> None:
+        """A run that stopped abnormally (interrupted) must not stay 'running' forever."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE runs SET state = 'failed', ended_at = ? "
+                "WHERE pipeline_id = ? AND run_id = ? AND state = 'running'",
+                (ended_at, pipeline_id, run_id),
+            )
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def runs(self, pipeline_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Most recent first, with per-state task counts."""
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            where, args = ("WHERE pipeline_id = ?", [pipeline_id]) if pipeline_id else ("", [])
+            rows = conn.execute(
+                f"SELECT * FROM runs {where} ORDER BY started_at DESC, run_id DESC LIMIT ?", [*args, limit]
+            ).fetchall()
+            out = []
+            for row in rows:
+                counts = conn.execute(
+                    "SELECT state, COUNT(*) FROM task_instances WHERE pipeline_id = ? AND run_id = ? GROUP BY state",
+                    (row["pipeline_id"], row["run_id"]),
+                ).fetchall()
+                item = dict(row)
+                item["params"] = json.loads(item["params"])
+                item["task_states"] = dict(sorted((r[0], r[1]) for r in counts))
+                out.append(item)
+            return out
+
+    def task_instances(self, pipeline_id: str, run_id: str) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT * FROM task_instances WHERE pipeline_id = ? AND run_id = ? ORDER BY started_at, task_id",
+                (pipeline_id, run_id),
+            ).fetchall()
+            return [dict(r) for r in rows]
+
+    def attempts(self, pipeline_id: str, run_id: str) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT * FROM attempts WHERE pipeline_id = ? AND run_id = ? ORDER BY task_id, try_number",
+                (pipeline_id, run_id),
+            ).fetchall()
+            return [dict(r) for r in rows]

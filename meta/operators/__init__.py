@@ -1,1 +1,0 @@
-"""Backend-neutral shared operators: idempotent warehouse loads and alerts (registered by meta.operators.plugin)."""

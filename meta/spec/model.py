@@ -1,0 +1,440 @@
+"""The neutral pipeline model: declarative, frozen, ``extra="forbid"``, lossless on round-trip.
+
+``Pipeline.model_validate(p.model_dump()) == p`` holds for every pipeline. Backends read this model and
+either express every field or refuse it at compile time (see each target's capability list).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from meta.spec.durations import format_duration, parse_duration
+from meta.spec.states import TriggerRule
+
+
+def _duration_validator(value: object) -> timedelta:
+    return parse_duration(value)
+
+
+# Durations accept "30s", "5m", "2h", "1d", ISO-8601 and seconds; they serialize to the short form in JSON.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration_validator),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+# Airflow's dag_id / task_id alphabet (KEY_REGEX): letters, digits, dash, dot, underscore; at most 250 chars.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=250)]
+CALLABLE_PATTERN = (
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+)
+CallableRef = Annotated[str, Field(pattern=CALLABLE_PATTERN, description="'package.module:function'")]
+CHANNEL_PATTERN = r"^[a-z][a-z0-9_]*:[A-Za-z0-9_.@+\-]+$"
+ChannelRef = Annotated[str, Field(pattern=CHANNEL_PATTERN, description="'<kind>:<name>', e.g. 'slack:data-team'")]
+DATASET_PATTERN = r"^[a-zA-Z][a-zA-Z0-9+.\-]*://\S*$|^[^\s:]+$"
+DatasetUri = Annotated[
+    str,
+    Field(pattern=DATASET_PATTERN, min_length=1, description="a dataset URI, e.g. 'postgres://warehouse/public.sales'"),
+]
+
+
+class Model(BaseModel):
+    # hide_input_in_errors: a literal credential must never be echoed back in an error message.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, hide_input_in_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- actions
+
+
+class ShellAction(Model):
+    """A shell command, run like Airflow's BashOperator: exit 0 success, exit 99 skipped, else failed."""
+
+    kind: Literal["shell"] = "shell"
+    command: str = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+class PythonAction(Model):
+    """Call ``module:function`` with ``kwargs`` (plus any run-context names the function's signature asks for)."""
+
+    kind: Literal["python"] = "python"
+    callable: CallableRef
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class SqlAction(Model):
+    """Run ``statement`` on the named connection (resolved by each backend; see docs/connections.md)."""
+
+    kind: Literal["sql"] = "sql"
+    conn: Identifier
+    statement: str = Field(min_length=1)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class BranchAction(Model):
+    """Call ``module:function``; it returns the downstream task id(s) to follow. Others are skipped (as in Airflow)."""
+
+    kind: Literal["branch"] = "branch"
+    callable: CallableRef
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class NoopAction(Model):
+    """Does nothing (Airflow's EmptyOperator)."""
+
+    kind: Literal["noop"] = "noop"
+
+
+class OpAction(Model):
+    """An op type registered by a plugin, e.g. ``warehouse_load`` or ``alert``, configured by ``with``."""
+
+    kind: Literal["op"] = "op"
+    op: Identifier
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
+class AirflowOperatorAction(Model):
+    """An imported Airflow operator meta has no neutral form for. Compiles back to Airflow only."""
+
+    kind: Literal["airflow_operator"] = "airflow_operator"
+    operator: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", description="dotted class path")]
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+Action = Annotated[
+    ShellAction | PythonAction | SqlAction | BranchAction | NoopAction | OpAction | AirflowOperatorAction,
+    Field(discriminator="kind"),
+]
+ACTION_KINDS = ("shell", "python", "sql", "branch", "noop", "op", "airflow_operator")
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+
+
+class RetrySettings(Model):
+    """Fields shared by tasks and pipeline-level task defaults. ``None`` means "inherit"."""
+
+    retries: Annotated[int, Field(ge=0)] | None = None
+    retry_delay: Duration | None = None
+    retry_backoff: Annotated[float, Field(ge=1.0)] | None = Field(
+        default=None,
+        description="multiplier applied to the delay after each retry (2.0 doubles); 1.0 or unset: constant",
+    )
+    max_retry_delay: Duration | None = None
+    timeout: Duration | None = None
+    pool: Identifier | None = None
+
+
+class TaskDefaults(RetrySettings):
+    """Defaults applied to every task of a pipeline (Airflow's default_args)."""
+
+    trigger_rule: TriggerRule | None = None
+
+
+class Task(RetrySettings):
+    id: Identifier
+    action: Action
+    upstream: tuple[Identifier, ...] = ()
+    trigger_rule: TriggerRule | None = None
+    max_active: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="at most this many instances of the task run at once, across runs"
+    )
+    inputs: tuple[DatasetUri, ...] = ()
+    outputs: tuple[DatasetUri, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.action.kind
+
+
+# Airflow's built-in defaults, used when neither the task nor the pipeline says otherwise.
+DEFAULT_RETRY_DELAY = timedelta(seconds=300)
+
+
+class TaskSettings(Model):
+    """A task's effective settings after applying pipeline defaults and Airflow's built-in defaults."""
+
+    retries: int
+    retry_delay: timedelta
+    retry_backoff: float | None
+    max_retry_delay: timedelta | None
+    timeout: timedelta | None
+    pool: str | None
+    trigger_rule: TriggerRule
+
+
+CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+class CronSchedule(Model):
+    kind: Literal["cron"] = "cron"
+    cron: str = Field(description="a 5-field cron expression or a preset like '@daily'")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        value = value.strip()
+        if value in CRON_PRESETS:
+            return value
+        if value.startswith("@"):
+            raise ValueError(f"unknown cron preset {value!r}; expected one of {', '.join(CRON_PRESETS)}")
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}; expected 5 fields like '0 1 * * *'")
+        return value
+
+    @property
+    def expression(self) -> str:
+        """The cron expression with presets expanded (for backends that have no presets)."""
+        return CRON_PRESETS.get(self.cron, self.cron)
+
+
+class IntervalSchedule(Model):
+    kind: Literal["interval"] = "interval"
+    every: Duration
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("an interval schedule needs a positive duration")
+        return value
+
+
+class DatasetSchedule(Model):
+    """Run when the listed datasets are updated: all of them (``all``, Airflow's default) or any one (``any``)."""
+
+    kind: Literal["datasets"] = "datasets"
+    datasets: tuple[DatasetUri, ...] = Field(min_length=1)
+    mode: Literal["all", "any"] = "all"
+
+
+Schedule = Annotated[CronSchedule | IntervalSchedule | DatasetSchedule, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------------------------------------- params, SLA, alerts
+
+JsonType = Literal["string", "integer", "number", "boolean", "array", "object", "null"]
+_JSON_TYPE_CHECK: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list | tuple),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+
+
+class Param(Model):
+    """A run parameter, described with JSON-schema keywords (what Airflow's Param takes)."""
+
+    type: JsonType | tuple[JsonType, ...] | None = None
+    default: Any = None
+    required: bool = Field(default=False, description="true when no default is given: a run must supply it")
+    description: str | None = None
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = Field(default=None, alias="minLength", ge=0)
+    max_length: int | None = Field(default=None, alias="maxLength", ge=0)
+    pattern: str | None = None
+    format: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_when_no_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "default" not in data and "required" not in data:
+            data = {**data, "required": True}
+        return data
+
+    @model_validator(mode="after")
+    def _default_matches(self) -> Param:
+        if not self.required:
+            problem = self.check_value(self.default)
+            if problem:
+                raise ValueError(f"default {self.default!r} does not fit the param: {problem}")
+        return self
+
+    def check_value(self, value: Any) -> str | None:
+        """Return why ``value`` does not fit this param, or None when it does."""
+        types = (self.type,) if isinstance(self.type, str) else (self.type or ())
+        if types and not any(_JSON_TYPE_CHECK[t](value) for t in types):
+            return f"expected type {' or '.join(types)}, got {type(value).__name__} {value!r}"
+        if self.enum is not None and value not in self.enum:
+            return f"expected one of {list(self.enum)!r}, got {value!r}"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                return f"expected at least {self.minimum}, got {value!r}"
+            if self.maximum is not None and value > self.maximum:
+                return f"expected at most {self.maximum}, got {value!r}"
+        if isinstance(value, str):
+            if self.min_length is not None and len(value) < self.min_length:
+                return f"expected at least {self.min_length} characters, got {len(value)}"
+            if self.max_length is not None and len(value) > self.max_length:
+                return f"expected at most {self.max_length} characters, got {len(value)}"
+            if self.pattern is not None and not re.search(self.pattern, value):
+                return f"expected to match {self.pattern!r}, got {value!r}"
+        return None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON-schema keywords of this param (what Airflow's Param and Prefect's parameters take)."""
+        out: dict[str, Any] = {}
+        if self.type is not None:
+            out["type"] = self.type if isinstance(self.type, str) else list(self.type)
+        for key, value in (
+            ("description", self.description),
+            ("enum", list(self.enum) if self.enum is not None else None),
+            ("minimum", self.minimum),
+            ("maximum", self.maximum),
+            ("minLength", self.min_length),
+            ("maxLength", self.max_length),
+            ("pattern", self.pattern),
+            ("format", self.format),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class SLA(Model):
+    """Run-level service levels. Times of day are local to the pipeline's timezone."""
+
+    finish_by: time | None = None
+    start_by: time | None = None
+    max_duration: Duration | None = None
+
+    @model_validator(mode="after")
+    def _something_set(self) -> SLA:
+        if self.finish_by is None and self.start_by is None and self.max_duration is None:
+            raise ValueError("an SLA needs at least one of finish_by, start_by, max_duration")
+        return self
+
+
+class AlertRoutes(Model):
+    """Which alert channels hear about which events, e.g. ``on_failure: [slack:data-team]``."""
+
+    on_failure: tuple[ChannelRef, ...] = ()
+    on_retry: tuple[ChannelRef, ...] = ()
+    on_success: tuple[ChannelRef, ...] = ()
+    on_sla_miss: tuple[ChannelRef, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.on_failure or self.on_retry or self.on_success or self.on_sla_miss)
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+
+
+class Pipeline(Model):
+    id: Identifier
+    description: str | None = None
+    owner: str | None = None
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    schedule: Schedule | None = None
+    timezone: str = "UTC"
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    catchup: bool = False
+    max_active_runs: Annotated[int, Field(ge=1)] | None = None
+    max_active_tasks: Annotated[int, Field(ge=1)] | None = None
+    params: dict[str, Param] = Field(default_factory=dict)
+    defaults: TaskDefaults = Field(default_factory=TaskDefaults)
+    sla: SLA | None = None
+    alerts: AlertRoutes = Field(default_factory=AlertRoutes)
+    tasks: tuple[Task, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; expected an IANA name like 'Europe/Zurich' or 'UTC'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _structure(self) -> Pipeline:
+        # Imported here: validate imports the model's types.
+        from meta.spec.checks import structural_problems
+
+        problems = structural_problems(self)
+        if problems:
+            from meta.spec.errors import ValidationFailed
+
+            raise ValidationFailed(problems)
+        return self
+
+    # -- helpers every backend uses -------------------------------------------------------------
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        return tuple(t.id for t in self.tasks)
+
+    def task(self, task_id: str) -> Task:
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)
+
+    def settings_for(self, task: Task) -> TaskSettings:
+        """Effective retry/timeout/pool/trigger-rule settings: task, else pipeline defaults, else Airflow's."""
+        d = self.defaults
+
+        def pick(name: str, fallback: Any) -> Any:
+            own = getattr(task, name)
+            if own is not None:
+                return own
+            inherited = getattr(d, name)
+            return inherited if inherited is not None else fallback
+
+        return TaskSettings(
+            retries=pick("retries", 0),
+            retry_delay=pick("retry_delay", DEFAULT_RETRY_DELAY),
+            retry_backoff=pick("retry_backoff", None),
+            max_retry_delay=pick("max_retry_delay", None),
+            timeout=pick("timeout", None),
+            pool=pick("pool", None),
+            trigger_rule=pick("trigger_rule", TriggerRule.ALL_SUCCESS),
+        )
+
+    def downstream_of(self, task_id: str) -> tuple[str, ...]:
+        return tuple(t.id for t in self.tasks if task_id in t.upstream)
+
+    def leaves(self) -> tuple[str, ...]:
+        """Tasks nothing depends on; Airflow decides the run state from these."""
+        has_downstream = {u for t in self.tasks for u in t.upstream}
+        return tuple(t.id for t in self.tasks if t.id not in has_downstream)
+
+    def default_params(self) -> dict[str, Any]:
+        return {name: p.default for name, p in self.params.items() if not p.required}
