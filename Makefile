@@ -31,6 +31,7 @@ lint: env
 	$(BIN)/ruff check meta adapters plugins dags tests bench
 	$(BIN)/ruff format --check meta adapters plugins dags tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: env
 	$(BIN)/ruff format meta adapters plugins dags tests bench

@@ -17,11 +17,7 @@ SPEC = DAGS / "marketing_roi.yaml"
 def main(argv: list[str]) -> int:
     # Like Airflow's dags folder: the pipeline's callables (jobs.marketing_roi:...) import from here.
     sys.path.insert(0, str(DAGS))
-    from meta.authoring.load import load_file
-    from meta.builtin.local import LocalRunner
-    from meta.builtin.local.report import run_table
-    from meta.plugins.manager import get_target
-    from meta.settings import state_dir
+    from meta import LocalRunner, get_target, load_file, run_table, state_dir
 
     (pipeline,) = load_file(SPEC)
     params = {"country": argv[0]} if argv else {}

@@ -1,3 +1,284 @@
-"""meta: define pipelines once, run them on Airflow, Prefect or the embedded runner with identical semantics."""
+"""meta: define pipelines once, run them on Airflow, Prefect or the embedded runner with identical semantics.
+
+This module is meta's public surface: what users and the adapters (meta-airflow, meta-prefect) import, as
+``from meta import Pipeline, execute_task``. Names load lazily on first use (like ``airflow.sdk``), so
+``import meta`` stays cheap and a backend pays only for what it touches. Everything under ``meta.<layer>`` is
+internal and may move; ``meta.dsl`` is the public Python DSL.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# name -> "module:attribute" ("module:" for a module itself)
+_PUBLIC: dict[str, str] = {
+    # the model
+    "Pipeline": "meta.spec.model:Pipeline",
+    "Task": "meta.spec.model:Task",
+    "TaskSettings": "meta.spec.model:TaskSettings",
+    "Param": "meta.spec.model:Param",
+    "AirflowOperatorAction": "meta.spec.model:AirflowOperatorAction",
+    "BranchAction": "meta.spec.model:BranchAction",
+    "OpAction": "meta.spec.model:OpAction",
+    "CronSchedule": "meta.spec.model:CronSchedule",
+    "DatasetSchedule": "meta.spec.model:DatasetSchedule",
+    "IntervalSchedule": "meta.spec.model:IntervalSchedule",
+    "CALLABLE_PATTERN": "meta.spec.model:CALLABLE_PATTERN",
+    "TriggerRule": "meta.spec.states:TriggerRule",
+    "TaskState": "meta.spec.states:TaskState",
+    "RunState": "meta.spec.states:RunState",
+    "RunResult": "meta.spec.results:RunResult",
+    "TaskResult": "meta.spec.results:TaskResult",
+    "topological_order": "meta.spec.dag:topological_order",
+    # errors
+    "MetaError": "meta.spec.errors:MetaError",
+    "CompileError": "meta.spec.errors:CompileError",
+    "PluginError": "meta.spec.errors:PluginError",
+    "ValidationFailed": "meta.spec.errors:ValidationFailed",
+    "Problem": "meta.spec.errors:Problem",
+    "TaskFailed": "meta.spec.errors:TaskFailed",
+    "TaskSkipped": "meta.spec.errors:TaskSkipped",
+    # loading pipelines
+    "load_file": "meta.authoring.load:load_file",
+    "load_paths": "meta.authoring.load:load_paths",
+    "loads": "meta.authoring.load:loads",
+    # Airflow's semantics
+    "RunContext": "meta.semantics.context:RunContext",
+    "Decision": "meta.semantics.rules:Decision",
+    "evaluate_trigger_rule": "meta.semantics.rules:evaluate_trigger_rule",
+    "run_state": "meta.semantics.rules:run_state",
+    "delay_before_retry": "meta.semantics.retries:delay_before_retry",
+    "retry_jitter_key": "meta.semantics.retries:retry_jitter_key",
+    "resolve_params": "meta.semantics.params:resolve_params",
+    "check_run_id": "meta.semantics.request:check_run_id",
+    "default_run_id": "meta.semantics.request:default_run_id",
+    # plugins
+    "hookimpl": "meta.plugins.hookspecs:hookimpl",
+    "Target": "meta.plugins.targets:Target",
+    "Importer": "meta.plugins.targets:Importer",
+    "OpType": "meta.plugins.ops:OpType",
+    "OpContext": "meta.plugins.ops:OpContext",
+    "ProgressCallback": "meta.plugins.targets:ProgressCallback",
+    "get_target": "meta.plugins.manager:get_target",
+    "get_op": "meta.plugins.manager:get_op",
+    "write_generated": "meta.plugins.codegen:write_generated",
+    # running one task attempt
+    "execute_task": "meta.execution.attempt:execute_task",
+    "call_kwargs": "meta.execution.callables:call_kwargs",
+    "resolve_callable": "meta.execution.callables:resolve_callable",
+    "connection_url": "meta.execution.connections:connection_url",
+    "secrets": "meta.execution.secrets:",
+    "has_reference": "meta.execution.secrets:has_reference",
+    # built-in backend and operators
+    "LocalRunner": "meta.builtin.local:LocalRunner",
+    "run_table": "meta.builtin.local.report:run_table",
+    "state_dir": "meta.settings:state_dir",
+    "warehouse_load": "meta.builtin.operators.warehouse:load",
+    "WarehouseLoadOptions": "meta.builtin.operators.warehouse:WarehouseLoadOptions",
+    "send_alert": "meta.builtin.operators.alerts:send_alert",
+    "run_alert_op": "meta.builtin.operators.alerts:run_alert_op",
+    "AlertOptions": "meta.builtin.operators.alerts:AlertOptions",
+    "AlertEvent": "meta.builtin.operators.alerts.event:AlertEvent",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
+    from meta.authoring.load import (
+        load_file as load_file,
+    )
+    from meta.authoring.load import (
+        load_paths as load_paths,
+    )
+    from meta.authoring.load import (
+        loads as loads,
+    )
+    from meta.builtin.local import (
+        LocalRunner as LocalRunner,
+    )
+    from meta.builtin.local.report import (
+        run_table as run_table,
+    )
+    from meta.builtin.operators.alerts import (
+        AlertOptions as AlertOptions,
+    )
+    from meta.builtin.operators.alerts import (
+        run_alert_op as run_alert_op,
+    )
+    from meta.builtin.operators.alerts import (
+        send_alert as send_alert,
+    )
+    from meta.builtin.operators.alerts.event import (
+        AlertEvent as AlertEvent,
+    )
+    from meta.builtin.operators.warehouse import (
+        WarehouseLoadOptions as WarehouseLoadOptions,
+    )
+    from meta.builtin.operators.warehouse import (
+        load as warehouse_load,  # noqa: F401 - re-exported through __all__
+    )
+    from meta.execution import (
+        secrets as secrets,
+    )
+    from meta.execution.attempt import (
+        execute_task as execute_task,
+    )
+    from meta.execution.callables import (
+        call_kwargs as call_kwargs,
+    )
+    from meta.execution.callables import (
+        resolve_callable as resolve_callable,
+    )
+    from meta.execution.connections import (
+        connection_url as connection_url,
+    )
+    from meta.execution.secrets import (
+        has_reference as has_reference,
+    )
+    from meta.plugins.codegen import (
+        write_generated as write_generated,
+    )
+    from meta.plugins.hookspecs import (
+        hookimpl as hookimpl,
+    )
+    from meta.plugins.manager import (
+        get_op as get_op,
+    )
+    from meta.plugins.manager import (
+        get_target as get_target,
+    )
+    from meta.plugins.ops import (
+        OpContext as OpContext,
+    )
+    from meta.plugins.ops import (
+        OpType as OpType,
+    )
+    from meta.plugins.targets import (
+        Importer as Importer,
+    )
+    from meta.plugins.targets import (
+        ProgressCallback as ProgressCallback,
+    )
+    from meta.plugins.targets import (
+        Target as Target,
+    )
+    from meta.semantics.context import (
+        RunContext as RunContext,
+    )
+    from meta.semantics.params import (
+        resolve_params as resolve_params,
+    )
+    from meta.semantics.request import (
+        check_run_id as check_run_id,
+    )
+    from meta.semantics.request import (
+        default_run_id as default_run_id,
+    )
+    from meta.semantics.retries import (
+        delay_before_retry as delay_before_retry,
+    )
+    from meta.semantics.retries import (
+        retry_jitter_key as retry_jitter_key,
+    )
+    from meta.semantics.rules import (
+        Decision as Decision,
+    )
+    from meta.semantics.rules import (
+        evaluate_trigger_rule as evaluate_trigger_rule,
+    )
+    from meta.semantics.rules import (
+        run_state as run_state,
+    )
+    from meta.settings import (
+        state_dir as state_dir,
+    )
+    from meta.spec.dag import (
+        topological_order as topological_order,
+    )
+    from meta.spec.errors import (
+        CompileError as CompileError,
+    )
+    from meta.spec.errors import (
+        MetaError as MetaError,
+    )
+    from meta.spec.errors import (
+        PluginError as PluginError,
+    )
+    from meta.spec.errors import (
+        Problem as Problem,
+    )
+    from meta.spec.errors import (
+        TaskFailed as TaskFailed,
+    )
+    from meta.spec.errors import (
+        TaskSkipped as TaskSkipped,
+    )
+    from meta.spec.errors import (
+        ValidationFailed as ValidationFailed,
+    )
+    from meta.spec.model import (
+        CALLABLE_PATTERN as CALLABLE_PATTERN,
+    )
+    from meta.spec.model import (
+        AirflowOperatorAction as AirflowOperatorAction,
+    )
+    from meta.spec.model import (
+        BranchAction as BranchAction,
+    )
+    from meta.spec.model import (
+        CronSchedule as CronSchedule,
+    )
+    from meta.spec.model import (
+        DatasetSchedule as DatasetSchedule,
+    )
+    from meta.spec.model import (
+        IntervalSchedule as IntervalSchedule,
+    )
+    from meta.spec.model import (
+        OpAction as OpAction,
+    )
+    from meta.spec.model import (
+        Param as Param,
+    )
+    from meta.spec.model import (
+        Pipeline as Pipeline,
+    )
+    from meta.spec.model import (
+        Task as Task,
+    )
+    from meta.spec.model import (
+        TaskSettings as TaskSettings,
+    )
+    from meta.spec.results import (
+        RunResult as RunResult,
+    )
+    from meta.spec.results import (
+        TaskResult as TaskResult,
+    )
+    from meta.spec.states import (
+        RunState as RunState,
+    )
+    from meta.spec.states import (
+        TaskState as TaskState,
+    )
+    from meta.spec.states import (
+        TriggerRule as TriggerRule,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, _, attribute = _PUBLIC[name].partition(":")
+    except KeyError:
+        raise AttributeError(f"module 'meta' has no attribute {name!r}") from None
+    module = import_module(module_name)
+    value = getattr(module, attribute) if attribute else module
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -232,7 +232,7 @@ def registered_ops(*op_types: OpType) -> Iterator[None]:
                 register(op_type)
 
     saved = manager.ENTRY_POINT_GROUP
-    manager.ENTRY_POINT_GROUP = "meta.plugins.manager.none-in-tests"
+    manager.ENTRY_POINT_GROUP = "meta.plugins.none-in-tests"
     manager.reset()
     manager.plugin_manager().register(_TestOps(), "test-ops")
     try:

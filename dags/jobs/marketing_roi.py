@@ -74,7 +74,7 @@ def refresh_dashboard(data_dir: str, ds: str, params: dict[str, Any]) -> str:
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    from meta.execution.connections import connection_url
+    from meta import connection_url
 
     country = params["country"]
     engine = sa.create_engine(connection_url("warehouse"), poolclass=NullPool)

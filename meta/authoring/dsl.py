@@ -11,7 +11,8 @@ for country in ("CH", "DE"):
 ```
 
 Every keyword is the YAML key of the same name (``schedule="every 15m"``, ``params={"country": "CH"}``), and the
-result goes through the same translation and checks as YAML (``meta.authoring.build``), so both forms accept and refuse the
+result goes through the same translation and checks as YAML (``meta.authoring.build``), so both forms accept and refuse
+the
 same things. Problems point at the file:line of the call that introduced them. A ``.py`` spec file exposes its
 pipelines by creating them in ``with pipeline(...)`` blocks (collected when the file is loaded) or through a
 module-level ``pipelines`` list.

@@ -59,7 +59,7 @@ class _RenderError(Exception):
 
 
 def expand(node: Node, value: dict[str, Any], file: str) -> tuple[list[YamlUnit], list[Problem]]:
-    """The pipelines a ``generate:``/``template:`` document stands for, as units ready for ``meta.authoring.load.build``."""
+    """The pipelines a ``generate:``/``template:`` document stands for, as units ready for ``build``."""
     from meta.authoring.build import YamlUnit
 
     problems: list[Problem] = []

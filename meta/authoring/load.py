@@ -1,7 +1,8 @@
 """Load pipelines from YAML (and Python DSL) files, reporting every problem with file:line:col.
 
 The flow for one YAML document: compose nodes (``meta.authoring.yamlpos``) -> build values -> expand ``generate:``
-templates (``meta.authoring.generate``) -> translate the authoring form (``meta.authoring.form``) -> ``Pipeline.model_validate``
+templates (``meta.authoring.generate``) -> translate the authoring form (``meta.authoring.form``) ->
+``Pipeline.model_validate``
 -> check ``op:`` names and their ``with:`` against the registered op types. Problems from every stage are
 collected and raised together as one ``ValidationFailed``; a pipeline with any problem is never returned.
 """
@@ -86,7 +87,7 @@ def load_paths(paths: Iterable[str | Path]) -> list[Pipeline]:
 
 
 def discover(paths: Iterable[str | Path], problems: list[Problem] | None = None) -> list[Path]:
-    """Pipeline files under ``paths``: YAML files, and .py files that use ``meta.authoring.dsl``; directories recursively."""
+    """Pipeline files under ``paths``: YAML files, and .py files that use ``meta.dsl``; directories recursively."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)

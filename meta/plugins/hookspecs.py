@@ -1,5 +1,5 @@
 """Every extension point of meta. Plugins implement these with ``@hookimpl`` and register under the
-``meta.plugins.manager`` entry-point group; meta's own backends, op types and channels are registered the same way.
+``meta.plugins`` entry-point group; meta's own backends, op types and channels are registered the same way.
 
 Each hook receives a ``register`` callback (the simonw/llm style): call it once per thing you provide.
 """

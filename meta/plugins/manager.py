@@ -1,4 +1,4 @@
-"""The plugin manager: entry points of group ``meta.plugins.manager`` loaded once, built-ins registered the same way."""
+"""The plugin manager: entry points of group ``meta.plugins`` loaded once, built-ins registered the same way."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def claim_alert(path: Path) -> Callable[[int], object]:
 def test_first_uses_of_a_fresh_file_at_once_all_succeed(
     tmp_path: Path, work: Callable[[Path], Callable[[int], object]], table: str
 ) -> None:
-    # Before meta.builtin.sqlite_files, the first connections raced to switch a new file to WAL: 3 rounds in 30 of the run
+    # Before sqlite_files, the first connections raced to switch a new file to WAL: 3 rounds in 30 of the run
     # history failed with "database is locked" (seen first as 14 errors in the local conformance runs).
     for round_ in range(ROUNDS):
         path = tmp_path / f"round{round_}" / "meta.db"

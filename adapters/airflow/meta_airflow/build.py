@@ -6,7 +6,7 @@ import importlib
 from functools import lru_cache
 from typing import Any
 
-from meta.spec.model import Pipeline
+from meta import Pipeline
 from meta_airflow.plan import Call, DagPlan, Ref, plan
 
 

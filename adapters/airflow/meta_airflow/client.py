@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from meta.spec.errors import MetaError
+from meta import MetaError
 
 
 class AirflowApiError(MetaError, RuntimeError):

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.plugins.codegen import write_generated
-from meta.spec.model import Pipeline
+from meta import Pipeline, write_generated
 from meta_airflow.plan import Call, DagPlan, Ref, plan
 
 LINE = 120

@@ -23,8 +23,10 @@ async def on_deadline_missed(
     log.warning("meta: pipeline %s run %s missed its SLA (%s)", pipeline, run_id, sla)
     if not channels:
         return
-    from meta.builtin.operators.alerts import send_alert  # lazily: the triggerer imports this module at startup
-    from meta.builtin.operators.alerts.event import AlertEvent
+    from meta import (
+        AlertEvent,
+        send_alert,  # lazily: the triggerer imports this module at startup
+    )
 
     event = AlertEvent(
         pipeline_id=pipeline,

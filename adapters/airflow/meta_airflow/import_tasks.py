@@ -12,8 +12,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from meta.spec.errors import MetaError
-from meta.spec.model import CALLABLE_PATTERN
+from meta import CALLABLE_PATTERN, MetaError
 from meta_airflow.plan import META_ENV_KEYS, RUNTIME
 from meta_airflow.typed_args import NotPlain, encode
 

@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from meta.spec.errors import MetaError
-from meta.spec.model import Pipeline
+from meta import MetaError, Pipeline
 from meta_airflow.import_tasks import AIRFLOW_DEFAULTS, ImportRefused, jsonable, retry_fields, seconds, task_of
 
 __all__ = ["ImportRefused", "ImportedDag", "import_dags", "import_folder", "pipeline_of"]

@@ -1,7 +1,8 @@
 """Build Airflow DAGs from every pipeline spec in a folder (what ``dags/meta_loader.py`` calls at parse time).
 
 Parse time matters in Airflow: this reads files and builds objects only (no network, no subprocess), imports
-Airflow classes lazily and once, and validates meta-written ``.json`` specs directly (YAML goes through meta.authoring.load).
+Airflow classes lazily and once, and validates meta-written ``.json`` specs directly (YAML goes through
+meta.authoring.load).
 A broken spec is logged with its file and problem and skipped, so one bad file does not hide every other DAG;
 ``META_LOADER_STRICT=1`` raises instead (Airflow then shows it as an import error of the loader file).
 """
@@ -22,16 +23,17 @@ def read_spec(path: Path) -> list[Any]:
     """The pipelines of one spec file.
 
     JSON written by meta (``meta deploy``, ``meta run``: the model's own dump) is validated directly, the fast path
-    for parse time; anything else (meta's YAML format, hand-written JSON) goes through ``meta.authoring.load``, which reports
+    for parse time; anything else (meta's YAML format, hand-written JSON) goes through ``meta.authoring.load``, which
+    reports
     problems with file:line.
     """
-    from meta.spec.model import Pipeline
+    from meta import Pipeline
 
     if path.suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and isinstance(data.get("tasks"), list) and "id" in data:
             return [Pipeline.model_validate(data)]
-    from meta.authoring.load import load_file
+    from meta import load_file
 
     return list(load_file(path))
 

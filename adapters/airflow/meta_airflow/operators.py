@@ -1,5 +1,6 @@
 """Native Airflow operators over meta's shared operators: ``WarehouseLoadOperator``, ``SlackAlertOperator``,
-``EmailAlertOperator``. Thin: they validate at DAG-parse time and call ``meta.builtin.operators`` at run time, with Airflow
+``EmailAlertOperator``. Thin: they validate at DAG-parse time and call ``meta.builtin.operators`` at run time, with
+Airflow
 connections and variables added to the ``${secret:NAME}`` chain while the task runs:
 
   ``${secret:conn/<conn_id>}``           the connection as a URI       (``Connection.get(conn_id).get_uri()``)
@@ -17,8 +18,7 @@ from typing import Any
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import BaseOperator
 
-from meta.execution import secrets
-from meta.plugins.ops import OpContext
+from meta import OpContext, secrets
 from meta_airflow.runtime import resolve_secret_refs, run_context
 
 log = logging.getLogger("meta.airflow.operators")
@@ -98,7 +98,7 @@ class WarehouseLoadOperator(BaseOperator):
         self._options()  # refuse a bad configuration when the DAG is parsed, not when it runs
 
     def _options(self) -> Any:
-        from meta.builtin.operators.warehouse import WarehouseLoadOptions
+        from meta import WarehouseLoadOptions
 
         url = f"${{secret:conn/{self.airflow_conn_id}}}" if self.airflow_conn_id else self.url
         spec = {"table": self.table, "source": self.source, "mode": self.mode, "keys": self.keys, "url": url}
@@ -107,11 +107,13 @@ class WarehouseLoadOperator(BaseOperator):
         return WarehouseLoadOptions.model_validate(spec)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from meta.builtin.operators.warehouse import load
+        from meta import warehouse_load
 
         run = run_context(context)
         with airflow_secrets():
-            result = load(self._options(), pipeline_id=run.pipeline_id, run_id=run.run_id, task_id=self.task_id)
+            result = warehouse_load(
+                self._options(), pipeline_id=run.pipeline_id, run_id=run.run_id, task_id=self.task_id
+            )
         self.log.info("inserted=%d updated=%d deleted=%d", result.inserted, result.updated, result.deleted)
         return result.as_dict()
 
@@ -126,13 +128,13 @@ class _AlertOperator(BaseOperator):
             raise ValueError(
                 f"task {self.task_id!r}: {type(self).__name__} needs a '{self.kind}:<name>' channel, got {channel!r}"
             )
-        from meta.builtin.operators.alerts import AlertOptions
+        from meta import AlertOptions
 
         self.channel, self.message, self.dedup_key = channel, message, dedup_key
         AlertOptions.model_validate({"channel": channel, "message": message})
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from meta.builtin.operators.alerts import run_alert_op
+        from meta import run_alert_op
 
         ti = context.get("ti") or context.get("task_instance")
         op_context = OpContext(run_context(context), self.task_id, try_number=getattr(ti, "try_number", 1) or 1)

@@ -13,10 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from meta.execution.secrets import has_reference
-from meta.spec.errors import CompileError
-from meta.spec.model import CronSchedule, DatasetSchedule, IntervalSchedule, Pipeline, Task
-from meta.spec.states import TriggerRule
+from meta import (
+    CompileError,
+    CronSchedule,
+    DatasetSchedule,
+    IntervalSchedule,
+    Pipeline,
+    Task,
+    TriggerRule,
+    has_reference,
+)
 
 TARGET = "airflow"
 RUNTIME = "meta_airflow.runtime"

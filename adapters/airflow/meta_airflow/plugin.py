@@ -1,4 +1,4 @@
-"""meta plugin registering the ``airflow`` target and importer (entry point ``meta.plugins.manager: airflow``).
+"""meta plugin registering the ``airflow`` target and importer (entry point ``meta.plugins: airflow``).
 
 Imports nothing from Airflow at registration time: listing backends must stay fast.
 """
@@ -10,11 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from meta.plugins.hookspecs import hookimpl
-from meta.plugins.targets import Importer, ProgressCallback, Target
-from meta.spec.errors import CompileError
-from meta.spec.model import Pipeline
-from meta.spec.results import RunResult
+from meta import CompileError, Importer, Pipeline, ProgressCallback, RunResult, Target, hookimpl
 
 
 class AirflowTarget(Target):

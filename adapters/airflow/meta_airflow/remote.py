@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from meta.spec.model import Pipeline
-from meta.spec.results import RunResult, TaskResult
-from meta.spec.states import RunState, TaskState
+from meta import Pipeline, RunResult, RunState, TaskResult, TaskState
 from meta_airflow.client import AirflowClient
 
 FINISHED_RUN_STATES = {"success", "failed"}

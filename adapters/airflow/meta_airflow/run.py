@@ -18,12 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from meta.plugins.targets import ProgressCallback
-from meta.semantics.rules import run_state
-from meta.spec.errors import MetaError
-from meta.spec.model import Pipeline
-from meta.spec.results import RunResult, TaskResult
-from meta.spec.states import RunState
+from meta import MetaError, Pipeline, ProgressCallback, RunResult, RunState, TaskResult, run_state
 
 
 def run_pipeline(

@@ -1,7 +1,7 @@
 """Callables that run inside Airflow tasks and callbacks (imported by workers, never at DAG parse time).
 
-They give python/branch/op tasks exactly what the local runner gives them (meta.execution.attempt): the callable's kwargs plus
-the run-context names its signature asks for, ``TaskSkipped`` -> skipped.
+They give python/branch/op tasks exactly what the local runner gives them (``meta.execute_task``): the callable's
+kwargs plus the run-context names its signature asks for, ``TaskSkipped`` -> skipped.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from meta.execution.callables import call_kwargs, resolve_callable
+from meta import call_kwargs, resolve_callable
 
 log = logging.getLogger(__name__)
 
 
 def run_context(context: dict[str, Any]) -> Any:
     """meta's RunContext for an Airflow task context (manual runs without a logical date use ``run_after``)."""
-    from meta.semantics.context import RunContext
+    from meta import RunContext
 
     dag_run = context.get("dag_run")
     run_after = getattr(dag_run, "run_after", None)
@@ -38,7 +38,7 @@ def run_context(context: dict[str, Any]) -> Any:
 def resolve_secret_refs(value: Any) -> Any:
     """Resolve ``${secret:NAME}`` while a task runs: Airflow connections/variables first, then meta's chain (env
     vars, files). Each resolved value is registered with Airflow's log masker, so task logs show ``***``."""
-    from meta.execution import secrets
+    from meta import secrets
 
     if not secrets.has_reference(value):
         return value
@@ -70,7 +70,7 @@ def _try_number(context: dict[str, Any]) -> int:
 def _call(target: str, kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
     from airflow.exceptions import AirflowSkipException
 
-    from meta.spec.errors import TaskSkipped
+    from meta import TaskSkipped
 
     func = resolve_callable(target)
     ctx = run_context(context)
@@ -95,8 +95,7 @@ def call_branch(target: str, kwargs: dict[str, Any], **context: Any) -> Any:
 
 def run_op(op: str, with_args: dict[str, Any], **context: Any) -> None:
     """A meta ``op`` task: ``meta.plugins.manager.get_op(op).run(OpContext, **with)``."""
-    from meta.plugins.manager import get_op
-    from meta.plugins.ops import OpContext
+    from meta import OpContext, get_op
     from meta_airflow.operators import airflow_secrets
 
     task_id = context["ti"].task_id
@@ -126,8 +125,10 @@ class AlertCallback:
         return f"AlertCallback({self.channels!r}, {self.event!r})"
 
     def __call__(self, context: dict[str, Any]) -> None:
-        from meta.builtin.operators.alerts import send_alert  # lazily: only when an alert fires
-        from meta.builtin.operators.alerts.event import AlertEvent
+        from meta import (
+            AlertEvent,
+            send_alert,  # lazily: only when an alert fires
+        )
 
         dag_run = context.get("dag_run")
         ti = context.get("ti") or context.get("task_instance")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from meta.spec.errors import CompileError
-from meta.spec.model import AirflowOperatorAction, CronSchedule, OpAction, Pipeline
+from meta import AirflowOperatorAction, CompileError, CronSchedule, OpAction, Pipeline
 from meta_prefect.flow import check_param_names
 
 TARGET = "prefect"
@@ -56,8 +55,7 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
 
 
 def _op_problems(pid: str, task_id: str, op_name: str) -> list[CompileError]:
-    from meta.plugins.manager import get_op
-    from meta.spec.errors import PluginError
+    from meta import PluginError, get_op
 
     try:
         op = get_op(op_name)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from meta.spec.errors import MetaError
+from meta import MetaError
 
 BODY_LIMIT = 500
 RETRIES = 5

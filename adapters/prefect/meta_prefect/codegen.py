@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.plugins.codegen import write_generated
-from meta.spec.errors import CompileError
-from meta.spec.model import Pipeline
+from meta import CompileError, Pipeline, write_generated
 from meta_prefect.driver import DEFAULT_MAX_WORKERS
 from meta_prefect.flow import PY_TYPES, check_param_names, flow_options
 

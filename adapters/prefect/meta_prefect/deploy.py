@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meta.spec.errors import MetaError
-from meta.spec.model import CronSchedule, DatasetSchedule, IntervalSchedule, Pipeline
+from meta import CronSchedule, DatasetSchedule, IntervalSchedule, MetaError, Pipeline
 from meta_prefect import events
 from meta_prefect.client import PrefectClient
 from meta_prefect.codegen import module_name, write_flows
@@ -34,7 +33,7 @@ class Deployed:
 
 
 def default_deploy_dir() -> Path:
-    from meta.settings import state_dir
+    from meta import state_dir
 
     return state_dir() / "prefect" / "flows"
 

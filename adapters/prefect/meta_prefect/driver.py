@@ -25,15 +25,21 @@ from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed, State
 
-from meta.execution.attempt import execute_task
-from meta.semantics.context import RunContext
-from meta.semantics.params import resolve_params
-from meta.semantics.rules import Decision, evaluate_trigger_rule, run_state
-from meta.spec.dag import topological_order
-from meta.spec.errors import TaskFailed
-from meta.spec.model import BranchAction, Pipeline
-from meta.spec.model import Task as MetaTask
-from meta.spec.states import RunState, TaskState
+from meta import (
+    BranchAction,
+    Decision,
+    Pipeline,
+    RunContext,
+    RunState,
+    TaskFailed,
+    TaskState,
+    evaluate_trigger_rule,
+    execute_task,
+    resolve_params,
+    run_state,
+    topological_order,
+)
+from meta import Task as MetaTask
 from meta_prefect import events, hooks, states
 from meta_prefect.retries import retry_delays
 from meta_prefect.tasks import prefect_secrets

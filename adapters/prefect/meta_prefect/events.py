@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meta.semantics.context import RunContext
-from meta.spec.model import DatasetSchedule, Pipeline, Task
+from meta import DatasetSchedule, Pipeline, RunContext, Task
 
 DATASET_EVENT = "meta.dataset.updated"
 

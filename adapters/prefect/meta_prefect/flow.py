@@ -11,8 +11,7 @@ from typing import Any
 from prefect import Flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from meta.spec.errors import CompileError
-from meta.spec.model import Pipeline
+from meta import CompileError, Pipeline
 from meta_prefect import hooks
 from meta_prefect.driver import DEFAULT_MAX_WORKERS, Outcome, run_pipeline
 

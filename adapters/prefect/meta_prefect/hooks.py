@@ -4,7 +4,7 @@
 * ``on_success`` -> flow ``on_completion`` hook
 * ``on_retry``   -> task ``on_running`` hook, when a task run starts an attempt after the first
 
-The hooks call ``meta.builtin.operators.alerts.send_alert`` (shared by every backend; it dedups per pipeline, run and event),
+The hooks call ``meta.send_alert`` (shared by every backend; it dedups per pipeline, run and event),
 imported only when a hook fires. An alert that cannot be sent is logged, never raised: a broken channel must not
 change the run's outcome.
 """
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from meta.spec.model import Pipeline
+from meta import Pipeline
 
 log = logging.getLogger("meta.prefect.alerts")
 Hook = Callable[..., None]
@@ -23,8 +23,7 @@ Hook = Callable[..., None]
 
 def _send(channels: tuple[str, ...], pipeline: Pipeline, run_id: str, event: str, **fields: Any) -> None:
     try:
-        from meta.builtin.operators.alerts import send_alert
-        from meta.builtin.operators.alerts.event import AlertEvent
+        from meta import AlertEvent, send_alert
 
         send_alert(
             list(channels), AlertEvent(pipeline_id=pipeline.id, run_id=run_id, event=event, backend="prefect", **fields)

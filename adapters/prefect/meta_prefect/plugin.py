@@ -1,4 +1,4 @@
-"""Registers the ``prefect`` target with meta (entry point ``meta.plugins.manager``: ``prefect = meta_prefect.plugin``)."""
+"""Registers the ``prefect`` target with meta (entry point ``meta.plugins``: ``prefect = ...``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from meta.plugins.hookspecs import hookimpl
-from meta.plugins.targets import ProgressCallback, Target
-from meta.spec.errors import CompileError
-from meta.spec.model import Pipeline
-from meta.spec.results import RunResult
+from meta import CompileError, Pipeline, ProgressCallback, RunResult, Target, hookimpl
 
 
 class PrefectTarget(Target):

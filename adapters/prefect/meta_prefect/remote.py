@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import time
 
-from meta.spec.errors import MetaError
-from meta.spec.model import Pipeline
-from meta.spec.results import RunResult, TaskResult
-from meta.spec.states import TaskState
+from meta import MetaError, Pipeline, RunResult, TaskResult, TaskState
 from meta_prefect import states
 from meta_prefect.client import PrefectClient
 

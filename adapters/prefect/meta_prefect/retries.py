@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from meta.semantics.retries import delay_before_retry, retry_jitter_key
-from meta.spec.model import TaskSettings
+from meta import TaskSettings, delay_before_retry, retry_jitter_key
 
 
 def retry_delays(settings: TaskSettings, pipeline_id: str, task_id: str, logical_date: datetime | None) -> list[float]:

@@ -11,13 +11,17 @@ from typing import Any
 
 from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
-from meta.plugins.targets import ProgressCallback
-from meta.semantics.params import resolve_params
-from meta.semantics.request import check_run_id, default_run_id
-from meta.spec.errors import MetaError
-from meta.spec.model import Pipeline
-from meta.spec.results import RunResult, TaskResult
-from meta.spec.states import TaskState
+from meta import (
+    MetaError,
+    Pipeline,
+    ProgressCallback,
+    RunResult,
+    TaskResult,
+    TaskState,
+    check_run_id,
+    default_run_id,
+    resolve_params,
+)
 from meta_prefect.driver import Outcome
 from meta_prefect.flow import to_flow
 

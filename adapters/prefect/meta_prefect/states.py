@@ -17,7 +17,7 @@ from typing import Any
 
 from prefect.states import Completed, Failed, State
 
-from meta.spec.states import RunState, TaskState
+from meta import RunState, TaskState
 
 SKIPPED = "Skipped"
 UPSTREAM_FAILED = "UpstreamFailed"

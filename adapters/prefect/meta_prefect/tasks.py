@@ -14,9 +14,7 @@ from typing import Any
 
 from prefect import task
 
-from meta.execution import secrets
-from meta.plugins.ops import OpContext
-from meta.semantics.context import RunContext
+from meta import OpContext, RunContext, secrets
 
 
 def block_name(name: str) -> str:
@@ -82,14 +80,14 @@ def warehouse_load_task(
     audit: bool | str = False,
 ) -> dict[str, Any]:
     """An idempotent load (see docs/operators.md); returns the inserted/updated/deleted counts."""
-    from meta.builtin.operators.warehouse import WarehouseLoadOptions, load
+    from meta import WarehouseLoadOptions, warehouse_load
 
     spec: dict[str, Any] = {"table": table, "source": source, "mode": mode, "keys": list(keys), "audit": audit}
     spec.update({k: v for k, v in (("partition", partition), ("url", url), ("conn", conn)) if v is not None})
     options = WarehouseLoadOptions.model_validate(spec)
     run = run_context()
     with prefect_secrets():
-        return load(options, pipeline_id=run.pipeline_id, run_id=run.run_id, task_id=_task_id()).as_dict()
+        return warehouse_load(options, pipeline_id=run.pipeline_id, run_id=run.run_id, task_id=_task_id()).as_dict()
 
 
 @task(name="alert")
@@ -97,7 +95,7 @@ def alert_task(channel: str, message: str, dedup_key: str | None = None) -> dict
     """Send ``message`` to a configured channel once per flow run (a task retry does not resend)."""
     from prefect.runtime import task_run
 
-    from meta.builtin.operators.alerts import run_alert_op
+    from meta import run_alert_op
 
     arguments: dict[str, Any] = {"channel": channel, "message": message}
     if dedup_key:

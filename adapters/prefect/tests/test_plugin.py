@@ -1,4 +1,4 @@
-"""Registration through the ``meta.plugins.manager`` entry point and the capability checks."""
+"""Registration through the ``meta.plugins`` entry point and the capability checks."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The embedded local backend: runs a pipeline on this machine with Airflow's semantics, no server needed.
 
-Names are imported lazily: ``meta.execution.attempt`` (used by other backends too) imports helpers from this package, and an
-eager import of the engine here would make that circular.
+Names are imported lazily, so importing the package costs nothing until a runner is used.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Backend-neutral shared operators: idempotent warehouse loads and alerts (registered by meta.builtin.operators.plugin)."""
+"""Backend-neutral shared operators: idempotent warehouse loads and alerts (registered by ``plugin``)."""
