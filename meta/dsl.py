@@ -1,32 +1,7 @@
 """The Python DSL, as pipeline files import it (``from meta.dsl import pipeline, shell``).
 
-A public name only: the implementation lives in ``meta.authoring.dsl``.
+A public name only: the implementation lives in ``meta.authoring.dsl``, whose ``__all__`` is exactly this module's.
 """
 
-from meta.authoring.dsl import (
-    PipelineBuilder,
-    TaskRef,
-    airflow_operator,
-    branch,
-    load_python_file,
-    noop,
-    op,
-    pipeline,
-    python_task,
-    shell,
-    sql,
-)
-
-__all__ = [
-    "PipelineBuilder",
-    "TaskRef",
-    "airflow_operator",
-    "branch",
-    "load_python_file",
-    "noop",
-    "op",
-    "pipeline",
-    "python_task",
-    "shell",
-    "sql",
-]
+from meta.authoring.dsl import *  # noqa: F403 - re-export the DSL's __all__ unchanged
+from meta.authoring.dsl import __all__ as __all__
