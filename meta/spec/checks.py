@@ -1,7 +1,7 @@
 """Structural checks on a whole pipeline: ids, references, cycles, literal credentials.
 
-The pydantic model calls ``structural_problems`` so both YAML and the Python DSL get the same checks;
-the YAML loader adds file positions to the problems it returns.
+They work on ``TaskShape``s, not on the model, so the pydantic model (``Pipeline``'s validator) and the loader (on
+raw input, before the model exists) run the same checks; the YAML loader adds file positions to the problems.
 """
 
 from __future__ import annotations
@@ -10,13 +10,10 @@ import difflib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from meta.spec.dag import find_cycle
 from meta.spec.errors import Problem
-
-if TYPE_CHECKING:
-    from meta.spec.model import Pipeline
 
 SECRET_REF = re.compile(r"^\$\{secret:[A-Za-z_][A-Za-z0-9_.\-/]*\}$")
 # Keys whose values are credentials (password, token, api_key, private_key, webhook_url, ...).
@@ -109,17 +106,4 @@ def graph_problems(pid: str | None, tasks: Sequence[TaskShape], param_defaults: 
     cycle = find_cycle(graph)
     if cycle:
         problems.append(Problem(f"dependency cycle: {' -> '.join(cycle)}", pipeline=pid, task=cycle[0]))
-    return problems
-
-
-def structural_problems(pipeline: Pipeline) -> list[Problem]:
-    shapes = [
-        TaskShape(t.id, t.upstream, t.action.model_dump(by_alias=True, exclude={"kind"}), t.params)
-        for t in pipeline.tasks
-    ]
-    problems = graph_problems(pipeline.id, shapes, {name: p.default for name, p in pipeline.params.items()})
-    if pipeline.start_date and pipeline.end_date and pipeline.end_date < pipeline.start_date:
-        problems.append(
-            Problem(f"end_date {pipeline.end_date} is before start_date {pipeline.start_date}", pipeline=pipeline.id)
-        )
     return problems

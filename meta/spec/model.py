@@ -21,7 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from meta.spec.checks import TaskShape, graph_problems
 from meta.spec.durations import format_duration, parse_duration
+from meta.spec.errors import Problem, ValidationFailed
 from meta.spec.states import TriggerRule
 
 
@@ -346,9 +348,6 @@ class AlertRoutes(Model):
     on_success: tuple[ChannelRef, ...] = ()
     on_sla_miss: tuple[ChannelRef, ...] = ()
 
-    def is_empty(self) -> bool:
-        return not (self.on_failure or self.on_retry or self.on_success or self.on_sla_miss)
-
 
 # ---------------------------------------------------------------------------------------------- pipeline
 
@@ -385,13 +384,8 @@ class Pipeline(Model):
 
     @model_validator(mode="after")
     def _structure(self) -> Pipeline:
-        # Imported here: validate imports the model's types.
-        from meta.spec.checks import structural_problems
-
-        problems = structural_problems(self)
+        problems = _structural_problems(self)
         if problems:
-            from meta.spec.errors import ValidationFailed
-
             raise ValidationFailed(problems)
         return self
 
@@ -438,3 +432,16 @@ class Pipeline(Model):
 
     def default_params(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.params.items() if not p.required}
+
+
+def _structural_problems(pipeline: Pipeline) -> list[Problem]:
+    shapes = [
+        TaskShape(t.id, t.upstream, t.action.model_dump(by_alias=True, exclude={"kind"}), t.params)
+        for t in pipeline.tasks
+    ]
+    problems = graph_problems(pipeline.id, shapes, {name: p.default for name, p in pipeline.params.items()})
+    if pipeline.start_date and pipeline.end_date and pipeline.end_date < pipeline.start_date:
+        problems.append(
+            Problem(f"end_date {pipeline.end_date} is before start_date {pipeline.start_date}", pipeline=pipeline.id)
+        )
+    return problems
