@@ -80,7 +80,7 @@ class PythonAction(Model):
 
 
 class SqlAction(Model):
-    """Run ``statement`` on the named connection (resolved by each backend; see docs/connections.md)."""
+    """Run ``statement`` on the named connection (resolved by each backend; see docs/local-runner.md)."""
 
     kind: Literal["sql"] = "sql"
     conn: Identifier
