@@ -50,6 +50,9 @@ _PUBLIC: dict[str, str] = {
     "Decision": "meta.semantics.rules:Decision",
     "evaluate_trigger_rule": "meta.semantics.rules:evaluate_trigger_rule",
     "run_state": "meta.semantics.rules:run_state",
+    "Scheduler": "meta.semantics.scheduler:Scheduler",
+    "SchedulerStep": "meta.semantics.scheduler:SchedulerStep",
+    "Completion": "meta.semantics.scheduler:Completion",
     "delay_before_retry": "meta.semantics.retries:delay_before_retry",
     "retry_jitter_key": "meta.semantics.retries:retry_jitter_key",
     "resolve_params": "meta.semantics.params:resolve_params",
@@ -191,6 +194,15 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.semantics.rules import (
         run_state as run_state,
+    )
+    from meta.semantics.scheduler import (
+        Completion as Completion,
+    )
+    from meta.semantics.scheduler import (
+        Scheduler as Scheduler,
+    )
+    from meta.semantics.scheduler import (
+        SchedulerStep as SchedulerStep,
     )
     from meta.settings import (
         state_dir as state_dir,

@@ -182,6 +182,68 @@ CASES: list[Case] = [
         {"pick": "success", "left": "success", "right": "skipped", "after_right": "skipped", "join": "success"},
         "success",
     ),
+    # Cascades move one dependency level per scheduling pass (ADR 0002): one failure starts a skip (all_skipped)
+    # and an upstream_failed (all_success) cascade; the join sees whichever reaches it in fewer levels, and both at
+    # once when they reach it in the same pass. Only `bad` runs, so no timing is involved.
+    Case(
+        "cascade_skip_one_level_shorter",
+        pipeline(
+            "cascade_skip_one_level_shorter",
+            [
+                sh("bad", "exit 1"),
+                sh("skip1", "true", ("bad",), trigger_rule="all_skipped"),
+                sh("fail1", "true", ("bad",)),
+                sh("fail2", "true", ("fail1",)),
+                sh("join", "true", ("skip1", "fail2")),
+            ],
+        ),
+        {
+            "bad": "failed",
+            "skip1": "skipped",
+            "fail1": "upstream_failed",
+            "fail2": "upstream_failed",
+            "join": "skipped",
+        },
+        "success",  # the only leaf, join, is skipped
+    ),
+    Case(
+        "cascade_same_pass",
+        pipeline(
+            "cascade_same_pass",
+            [
+                sh("bad", "exit 1"),
+                sh("skip1", "true", ("bad",), trigger_rule="all_skipped"),
+                sh("skip2", "true", ("skip1",)),
+                sh("fail1", "true", ("bad",)),
+                sh("fail2", "true", ("fail1",)),
+                sh("join", "true", ("skip2", "fail2")),
+            ],
+        ),
+        {
+            "bad": "failed",
+            "skip1": "skipped",
+            "skip2": "skipped",
+            "fail1": "upstream_failed",
+            "fail2": "upstream_failed",
+            "join": "upstream_failed",
+        },
+        "failed",
+    ),
+    # A branch's skips land with its success, so they reach the join before the followed task can fail.
+    Case(
+        "branch_skip_before_failure",
+        pipeline(
+            "branch_skip_before_failure",
+            [
+                {"id": "pick", "action": {"kind": "branch", "callable": "tests.conformance.callables:choose_left"}},
+                sh("left", "exit 1", ("pick",)),
+                sh("right", "true", ("pick",)),
+                sh("join", "true", ("left", "right")),
+            ],
+        ),
+        {"pick": "success", "left": "failed", "right": "skipped", "join": "skipped"},
+        "success",
+    ),
     Case(
         "retries_recover",
         pipeline(

@@ -1,10 +1,11 @@
 """Drive one pipeline run inside a Prefect flow with Airflow's semantics.
 
-The flow function is the scheduler: it submits a Prefect task for every meta task whose trigger rule says RUN, and
-re-evaluates the waiting tasks each time a task run finishes (``meta.semantics.rules.evaluate_trigger_rule``, which decides
-early on partial information exactly like Airflow's TriggerRuleDep). Tasks decided without running get a task run in
-a named state (see ``states``). The flow's final state is computed from the leaf tasks (``meta.semantics.rules.run_state``),
-because Prefect by default does not fail a flow for a failed task it does not return.
+The flow function executes what meta's one scheduler (``meta.Scheduler``, meta/semantics/scheduler.py) decides: it
+submits a Prefect task for every meta task the scheduler starts, reports each finished task run back to it, and
+gives tasks decided without running (skipped / upstream_failed, with the scheduler's reason) a task run in a named
+state (see ``states``). Prefect's own retries run the attempts, so only a task run's final state is a completion.
+The flow's final state is the scheduler's run state (Airflow's leaf rule), because Prefect by default does not fail
+a flow for a failed task it does not return.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import queue
 import shutil
 import tempfile
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,17 +27,16 @@ from prefect.states import Completed, Failed, State
 
 from meta import (
     BranchAction,
-    Decision,
+    Completion,
     Pipeline,
     RunContext,
     RunState,
+    Scheduler,
+    SchedulerStep,
     TaskFailed,
     TaskState,
-    evaluate_trigger_rule,
     execute_task,
     resolve_params,
-    run_state,
-    topological_order,
 )
 from meta import Task as MetaTask
 from meta_prefect import events, hooks, states
@@ -58,94 +57,61 @@ class Outcome:
     state: RunState = RunState.RUNNING
 
 
-def branch_skips(pipeline: Pipeline, branch_id: str, follow: tuple[str, ...]) -> list[str]:
-    """Airflow's skip_all_except: direct downstream tasks neither followed nor downstream of a followed task."""
-    keep = set(follow)
-    frontier = list(follow)
-    while frontier:
-        for child in pipeline.downstream_of(frontier.pop()):
-            if child not in keep:
-                keep.add(child)
-                frontier.append(child)
-    return [t for t in pipeline.downstream_of(branch_id) if t not in keep]
-
-
 class Driver:
     def __init__(self, pipeline: Pipeline, ctx: RunContext, progress: Callable[[str], None] | None = None):
         self.pipeline = pipeline
         self.ctx = ctx
         self.progress = progress
         self.outcome = Outcome(run_id=ctx.run_id)
-        self._order = topological_order({t.id: t.upstream for t in pipeline.tasks})
         self._tasks = {t.id: t for t in pipeline.tasks}
-        self._rules = {t.id: pipeline.settings_for(t).trigger_rule for t in pipeline.tasks}
-        self._downstream: dict[str, list[str]] = {t.id: [] for t in pipeline.tasks}
-        for t in pipeline.tasks:
-            for up in t.upstream:
-                self._downstream[up].append(t.id)
+        self._scheduler = Scheduler(pipeline)  # decides; the driver executes
         self._log_dir = Path(tempfile.mkdtemp(prefix=f"meta-prefect-{pipeline.id}-"))
 
     # -------------------------------------------------------------------------------------------- scheduling
 
     def run(self) -> Outcome:
-        self._pending = set(self._order)
         self._finished: queue.Queue[PrefectFuture[Any]] = queue.Queue()
         self._running: dict[Any, str] = {}
         self._markers: list[PrefectFuture[Any]] = []
-        self._forced: dict[str, str] = {}  # task id -> why a branch skips it
         try:
             self._ensure_concurrency_limits()
-            self._schedule(self._order)
+            self._apply(self._scheduler.start())
             while self._running:
-                future = self._finished.get()
-                task_id = self._running.pop(future.task_run_id)
-                future.wait()  # sets the future's final state from the worker thread's result
-                state = states.of(future.state) or TaskState.FAILED
-                self._record(task_id, state)
-                if state == TaskState.SUCCESS and isinstance(self._tasks[task_id].action, BranchAction):
-                    follow = tuple(future.result() or ())
-                    for skipped in branch_skips(self.pipeline, task_id, follow):
-                        self._forced.setdefault(
-                            skipped, f"not followed by branch {task_id!r} (it chose {list(follow)})"
-                        )
-                self._schedule(self._downstream[task_id])
+                done = [self._finished.get()]
+                while True:  # everything that finished meanwhile shares one scheduling pass
+                    try:
+                        done.append(self._finished.get_nowait())
+                    except queue.Empty:
+                        break
+                self._apply(self._scheduler.complete_many([self._completion(future) for future in done]))
             for marker in self._markers:
                 marker.wait()
         finally:
             shutil.rmtree(self._log_dir, ignore_errors=True)
-        leaves = [self.outcome.states.get(t) for t in self.pipeline.leaves()]
-        self.outcome.state = run_state(leaves)
+        self.outcome.state = self._scheduler.run_state()
         return self.outcome
 
-    def _schedule(self, candidates: Iterable[str]) -> None:
-        """Start or decide each candidate that can be; a decision without running re-examines its downstream.
+    def _completion(self, future: PrefectFuture[Any]) -> Completion:
+        task_id = self._running.pop(future.task_run_id)
+        future.wait()  # sets the future's final state from the worker thread's result
+        state = states.of(future.state) or TaskState.FAILED
+        self._record(task_id, state)
+        follow = None
+        if state == TaskState.SUCCESS and isinstance(self._tasks[task_id].action, BranchAction):
+            follow = tuple(future.result() or ())  # only a branch's task run returns something
+        return Completion(task_id, state, follow)
 
-        Only tasks whose upstream changed are examined, so a run costs O(edges) rule evaluations, not O(tasks^2).
-        """
-        work = deque(candidates)
-        while work:
-            task_id = work.popleft()
-            if task_id not in self._pending:
-                continue
-            task = self._tasks[task_id]
-            rule = self._rules[task_id]
-            if task_id in self._forced:
-                decision, why = Decision.SKIP, self._forced[task_id]
-            else:
-                decision = evaluate_trigger_rule(rule, [self.outcome.states.get(u) for u in task.upstream])
-                why = f"skipped by trigger rule {rule}" if decision == Decision.SKIP else f"upstream failed ({rule})"
-            if decision == Decision.WAIT:
-                continue
-            self._pending.discard(task_id)
-            if decision == Decision.RUN:
-                future = self._prefect_task(task).submit()
-                self._running[future.task_run_id] = task_id
-                future.add_done_callback(self._finished.put)
-                continue
-            skip = decision == Decision.SKIP
-            self._markers.append(self._marker(task, states.skipped if skip else states.upstream_failed, why).submit())
-            self._record(task_id, TaskState.SKIPPED if skip else TaskState.UPSTREAM_FAILED, attempts=0)
-            work.extend(self._downstream[task_id])
+    def _apply(self, step: SchedulerStep) -> None:
+        """Submit the tasks the scheduler starts; give the ones it decided a task run in their state."""
+        for task_id in step.start:
+            future = self._prefect_task(self._tasks[task_id]).submit()
+            self._running[future.task_run_id] = task_id
+            future.add_done_callback(self._finished.put)
+        for decided in step.decided:
+            task = self._tasks[decided.task_id]
+            final = states.skipped if decided.state == TaskState.SKIPPED else states.upstream_failed
+            self._markers.append(self._marker(task, final, decided.reason).submit())
+            self._record(decided.task_id, decided.state, attempts=0)
 
     def _ensure_concurrency_limits(self) -> None:
         """``max_active``: Prefect bounds task runs tagged T by the global concurrency limit named ``tag:T``."""

@@ -1,14 +1,15 @@
-"""The scheduling loop of the local runner: bounded parallel execution with Airflow's trigger-rule semantics.
+"""The local runner's executor: bounded parallel execution of what the one scheduler decides.
 
-Every time a task reaches a terminal state, the trigger rule of each of its downstream tasks is evaluated on the
-states known so far (``meta.semantics.rules.evaluate_trigger_rule``), exactly when Airflow's scheduler would decide: a task
-may run, be skipped or become upstream_failed before all of its upstreams have finished. Attempts run on a thread
-pool (``meta.execution.attempt.execute_task``); failed attempts with retries left wait in ``up_for_retry`` for
-``delay_before_retry(settings, n, jitter key)`` (Airflow's delay, jitter included) without holding a worker.
+``meta.semantics.scheduler.Scheduler`` decides (Airflow's trigger rules, branch skips, pass-by-pass cascades, the
+run state); this loop only executes. Attempts run on a thread pool (``meta.execution.attempt.execute_task``),
+bounded by ``parallelism``/``max_active_tasks`` and by pool slots; failed attempts with retries left wait in
+``up_for_retry`` for ``delay_before_retry(settings, n, jitter key)`` (Airflow's delay, jitter included) without
+holding a worker, and only a task's last attempt is reported to the scheduler as its completion.
 """
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import os
 import queue
@@ -24,8 +25,8 @@ from meta.builtin.local.paths import log_path
 from meta.execution.attempt import AttemptResult, execute_task, terminate_active_tasks
 from meta.semantics.context import RunContext
 from meta.semantics.retries import delay_before_retry, retry_jitter_key
-from meta.semantics.rules import Decision, decide_from_counts, run_state
-from meta.spec.model import BranchAction, Pipeline, TaskSettings
+from meta.semantics.scheduler import Completion, Scheduler, SchedulerStep
+from meta.spec.model import Pipeline, TaskSettings
 from meta.spec.results import RunResult, TaskResult
 from meta.spec.states import RunState, TaskState
 
@@ -106,17 +107,9 @@ class RunLoop:
         self.home = home
         self.progress = progress
         self.tasks = {t.id: t for t in pipeline.tasks}
-        self.upstream = {t.id: t.upstream for t in pipeline.tasks}
-        self.downstream: dict[str, list[str]] = {t.id: [] for t in pipeline.tasks}
-        for t in pipeline.tasks:
-            for up in t.upstream:
-                self.downstream[up].append(t.id)
         self.settings: dict[str, TaskSettings] = {t.id: pipeline.settings_for(t) for t in pipeline.tasks}
-        self.final: dict[str, TaskState] = {}  # terminal states only: what trigger rules look at
+        self.scheduler = Scheduler(pipeline)  # decides; this class executes
         self.terminal_at: dict[str, datetime] = {}
-        # Per task: how many upstreams ended in each state, so a wide fan-in is decided in O(1) per completion.
-        self.upstream_counts: dict[str, Counter[TaskState]] = {t: Counter() for t in self.tasks}
-        self.claimed: set[str] = set()  # tasks decided to run (queued, running, up_for_retry or done)
         self.tries: dict[str, int] = dict.fromkeys(self.tasks, 0)
         self.errors: dict[str, str] = {}
         self.attempts: list[AttemptRecord] = []
@@ -129,11 +122,7 @@ class RunLoop:
 
     def execute(self) -> RunOutcome:
         started = _utcnow()
-        for task_id, ups in self.upstream.items():
-            # Tasks without upstreams, and `always` tasks: Airflow's TriggerRuleDep passes those at once, even while
-            # their upstreams still run.
-            if decide_from_counts(self.settings[task_id].trigger_rule, {}, len(ups)) == Decision.RUN:
-                self._claim(task_id)
+        self._apply(self.scheduler.start())
         with ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix=f"meta-{self.pipeline.id}") as pool:
             try:
                 self._loop(pool)
@@ -141,7 +130,7 @@ class RunLoop:
                 terminate_active_tasks()
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-        undecided = [t for t in self.tasks if t not in self.final]
+        undecided = [t for t in self.tasks if t not in self.scheduler.states]
         if undecided:  # pragma: no cover - every trigger rule decides once all upstreams are terminal
             raise RuntimeError(f"internal error: tasks never reached a terminal state: {undecided}")
         return self._outcome(started)
@@ -160,7 +149,9 @@ class RunLoop:
                 self.tries[task_id] += 1
                 self.running += 1
                 self._say(task_id, TaskState.RUNNING, self.tries[task_id])
-                pool.submit(self._attempt, task_id, self.tries[task_id])
+                # In a copy of this context: the run's import roots (meta.authoring.import_roots) and secret
+                # providers are ContextVars, which plain pool threads would not see.
+                pool.submit(contextvars.copy_context().run, self._attempt, task_id, self.tries[task_id])
             self.ready.extendleft(reversed(waiting_for_slot))
             if not self.running and not self.ready and not self.retry_heap:
                 break
@@ -176,12 +167,15 @@ class RunLoop:
                 item = self.results.get(timeout=wait)
             except queue.Empty:
                 continue
-            self._finish(*item)
-            while True:  # drain whatever else finished meanwhile before launching more
+            done = [self._finish(*item)]
+            while True:  # drain whatever else finished meanwhile: one scheduling pass sees them all
                 try:
-                    self._finish(*self.results.get_nowait())
+                    done.append(self._finish(*self.results.get_nowait()))
                 except queue.Empty:
                     break
+            completions = [c for c in done if c is not None]
+            if completions:
+                self._apply(self.scheduler.complete_many(completions))
 
     # -- worker side --------------------------------------------------------------------------------------
 
@@ -200,7 +194,10 @@ class RunLoop:
 
     # -- scheduler side -----------------------------------------------------------------------------------
 
-    def _finish(self, task_id: str, try_number: int, result: AttemptResult, started: datetime, ended: datetime) -> None:
+    def _finish(
+        self, task_id: str, try_number: int, result: AttemptResult, started: datetime, ended: datetime
+    ) -> Completion | None:
+        """Book one attempt; its task's completion for the scheduler, or None when a retry is due."""
         self.running -= 1
         self.pool_running[self.settings[task_id].pool or ""] -= 1
         if result.error:
@@ -222,67 +219,19 @@ class RunLoop:
             self._say(task_id, TaskState.UP_FOR_RETRY, try_number, duration, f"retry in {delay:g}s")
             if self.on_retry is not None:
                 self.on_retry(task_id, try_number)
-            return
+            return None
         self.attempts.append(AttemptRecord(task_id, try_number, result.state, started, ended, path, result.error))
-        newly_final = [task_id]
-        self._set_final(task_id, result.state, ended)
+        self.terminal_at[task_id] = ended
         self._say(task_id, result.state, try_number, duration, result.error)
-        action = self.tasks[task_id].action
-        if isinstance(action, BranchAction) and result.state == TaskState.SUCCESS:
-            newly_final += self._skip_unfollowed(task_id, result.follow or ())
-        self._propagate(newly_final)
+        return Completion(task_id, result.state, result.follow)
 
-    def _skip_unfollowed(self, branch_id: str, follow: tuple[str, ...]) -> list[str]:
-        """Airflow's skip_all_except: skip direct downstream tasks not followed, unless they are downstream of a
-        followed task (the "empty branch" case: branch -> join and branch -> task1 -> join)."""
-        keep = set(follow)
-        stack = list(follow)
-        while stack:
-            for child in self.downstream[stack.pop()]:
-                if child not in keep:
-                    keep.add(child)
-                    stack.append(child)
-        skipped = []
-        for child in self.downstream[branch_id]:
-            if child not in keep and child not in self.claimed:
-                self._decide(child, TaskState.SKIPPED)
-                skipped.append(child)
-        return skipped
-
-    def _propagate(self, newly_final: list[str]) -> None:
-        """Re-evaluate the downstream tasks of every task that just became terminal (iteratively: long chains of
-        skips must not hit the recursion limit)."""
-        work = list(newly_final)
-        while work:
-            for child in self.downstream[work.pop()]:
-                if child in self.claimed:
-                    continue
-                decision = decide_from_counts(
-                    self.settings[child].trigger_rule, self.upstream_counts[child], len(self.upstream[child])
-                )
-                if decision == Decision.RUN:
-                    self._claim(child)
-                elif decision == Decision.SKIP:
-                    self._decide(child, TaskState.SKIPPED)
-                    work.append(child)
-                elif decision == Decision.UPSTREAM_FAILED:
-                    self._decide(child, TaskState.UPSTREAM_FAILED)
-                    work.append(child)
-
-    def _claim(self, task_id: str) -> None:
-        self.claimed.add(task_id)
-        self.ready.append(task_id)
-
-    def _decide(self, task_id: str, state: TaskState) -> None:
-        self.claimed.add(task_id)
-        self._set_final(task_id, state, _utcnow())
-        self._say(task_id, state, 0)
-
-    def _set_final(self, task_id: str, state: TaskState, at: datetime) -> None:
-        self.final[task_id] = state
-        self.terminal_at[task_id] = at
-        for child in self.downstream[task_id]:
-            self.upstream_counts[child][state] += 1
+    def _apply(self, step: SchedulerStep) -> None:
+        """Do what the scheduler decided: queue the tasks to start, record the ones decided without running."""
+        now = _utcnow()
+        for decided in step.decided:
+            self.terminal_at[decided.task_id] = now
+            self._say(decided.task_id, decided.state, 0, note=decided.reason)
+        self.ready.extend(step.start)
 
     def _promote_due_retries(self) -> None:
         now = time.monotonic()
@@ -303,12 +252,12 @@ class RunLoop:
         self.progress(line)
 
     def _outcome(self, started: datetime) -> RunOutcome:
-        leaves = self.pipeline.leaves()
-        state = run_state(self.final.get(t) for t in leaves)
+        state = self.scheduler.run_state()
+        final = self.scheduler.states
         result = RunResult(
             pipeline=self.pipeline.id,
             state=state if state != RunState.RUNNING else RunState.FAILED,
-            tasks={t: TaskResult(self.final[t], self.tries[t]) for t in self.tasks},
+            tasks={t: TaskResult(final[t], self.tries[t]) for t in self.tasks},
             run_id=self.ctx.run_id,
             backend=self.ctx.backend,
         )
