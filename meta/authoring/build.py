@@ -1,14 +1,15 @@
 """One authoring mapping -> a validated Pipeline, or every problem it has, each with file:line:col.
 
 Shared by the YAML loader and the Python DSL: both hand over the authoring mapping plus a ``Unit`` that knows
-where each authoring path was written (a YAML node, or the line of a DSL call).
+where each authoring path was written (a YAML node, or the line of a DSL call), and both return ``Loaded``: the
+pipelines with where each was defined (no process-wide registry, so concurrent loads never see each other's).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
@@ -17,9 +18,6 @@ from meta.authoring import form, yamlpos
 from meta.spec.checks import SECRET_KEY, TaskShape, did_you_mean, graph_problems
 from meta.spec.errors import Problem, ValidationFailed
 from meta.spec.model import CALLABLE_PATTERN, CHANNEL_PATTERN, DATASET_PATTERN, IDENTIFIER_PATTERN, Pipeline
-
-# Where each loaded pipeline was defined, for `meta list`, error messages of later stages and the dashboard.
-_SOURCES: dict[str, tuple[str, int]] = {}
 
 _PATTERN_HELP = {
     IDENTIFIER_PATTERN: "an id of letters, digits, '_', '.' and '-' (Airflow's rule)",
@@ -30,13 +28,33 @@ _PATTERN_HELP = {
 Where = tuple[str, int | None, int | None, int]  # file, line, col, how many path elements were found
 
 
-def source_of(pipeline_id: str) -> tuple[str, int] | None:
-    """(file, line) where a pipeline loaded in this process was defined."""
-    return _SOURCES.get(pipeline_id)
+class Source(NamedTuple):
+    """Where a pipeline was defined: its file and the line of ``pipeline:`` (or of the DSL's ``pipeline(...)``)."""
+
+    file: str
+    line: int
 
 
-def record_source(pipeline_id: str, file: str, line: int) -> None:
-    _SOURCES[pipeline_id] = (file, line)
+@dataclass
+class Loaded:
+    """What one load found: the pipelines in load order and where each was defined, by pipeline id (for
+    ``meta list``, duplicate-id messages, and messages of later stages that point back at the spec)."""
+
+    pipelines: list[Pipeline] = field(default_factory=list)
+    sources: dict[str, Source] = field(default_factory=dict)
+
+    def source_of(self, pipeline_id: str) -> Source | None:
+        return self.sources.get(pipeline_id)
+
+    def add(self, pipeline: Pipeline, source: Source) -> None:
+        """Append ``pipeline``; a repeated id keeps the first source (the caller reports the duplicate)."""
+        self.pipelines.append(pipeline)
+        self.sources.setdefault(pipeline.id, source)
+
+
+def in_file_order(problems: list[Problem]) -> list[Problem]:
+    """Problems by file, then line and column, as an author reads the file (ties keep their order)."""
+    return sorted(problems, key=lambda p: (p.file or "", p.line is None, p.line or 0, p.col or 0))
 
 
 @dataclass
@@ -49,9 +67,9 @@ class Unit:
     def where(self, path: form.Path, at_key: bool = False) -> Where:
         raise NotImplementedError
 
-    def source(self) -> tuple[str, int]:
+    def source(self) -> Source:
         file, line, _, _ = self.where(())
-        return file, line or 1
+        return Source(file, line or 1)
 
 
 class YamlUnit(Unit):
@@ -69,10 +87,9 @@ class YamlUnit(Unit):
         return self.file, line, col, depth
 
 
-def build(unit: Unit, record: bool = True) -> tuple[Pipeline | None, list[Problem]]:
-    """Validate one authoring mapping into a Pipeline, or return all of its problems.
-
-    ``record``: remember where the pipeline was defined (``source_of``)."""
+def build(unit: Unit) -> tuple[Pipeline | None, list[Problem]]:
+    """Validate one authoring mapping into a Pipeline, or return all of its problems (``unit.source()`` says where
+    the pipeline was defined)."""
     model, issues = form.normalize(unit.value)
     pid = model.get("id") if isinstance(model.get("id"), str) else None
     locate = _Locator(unit, pid)
@@ -95,8 +112,6 @@ def build(unit: Unit, record: bool = True) -> tuple[Pipeline | None, list[Proble
     if problems:
         return None, _dedupe(problems)
     assert pipeline is not None
-    if record:
-        record_source(pipeline.id, *unit.source())
     return pipeline, []
 
 

@@ -16,6 +16,10 @@ the
 same things. Problems point at the file:line of the call that introduced them. A ``.py`` spec file exposes its
 pipelines by creating them in ``with pipeline(...)`` blocks (collected when the file is loaded) or through a
 module-level ``pipelines`` list.
+
+The open ``with pipeline(...)`` blocks and the load collecting finished pipelines are per context (``ContextVar``),
+not per process: two threads building or loading pipelines at once never see each other's builders. Tasks belong to
+the innermost block open *in the same thread*.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from meta.authoring import form
-from meta.authoring.build import Unit, Where, build
+from meta.authoring.build import Loaded, Source, Unit, Where, build, in_file_order
+from meta.authoring.import_roots import import_roots
 from meta.spec.errors import Problem, ValidationFailed
 from meta.spec.model import Pipeline
 
@@ -41,6 +48,7 @@ __all__ = [
     "airflow_operator",
     "branch",
     "load_python_file",
+    "load_python_file_with_sources",
     "noop",
     "op",
     "pipeline",
@@ -50,9 +58,19 @@ __all__ = [
 ]
 
 _THIS_FILE = __file__
-_stack: list[PipelineBuilder] = []
-# While a spec file is being loaded: where finished pipelines and their problems go (instead of raising at once).
-_collector: list[tuple[list[Pipeline], list[Problem]]] = []
+
+
+@dataclass
+class _Collected:
+    """While a spec file is being loaded: where finished pipelines and their problems go (instead of raising)."""
+
+    loaded: Loaded = field(default_factory=Loaded)
+    problems: list[Problem] = field(default_factory=list)
+
+
+# The open ``with pipeline(...)`` blocks of this context, outermost first; the load collecting in this context.
+_stack: ContextVar[tuple[PipelineBuilder, ...]] = ContextVar("meta_dsl_builders", default=())
+_collector: ContextVar[_Collected | None] = ContextVar("meta_dsl_collector", default=None)
 
 
 Site = tuple[str, int, int | None]  # file, line, column (1-based) of a user's call
@@ -152,23 +170,28 @@ class PipelineBuilder:
         self.pipeline: Pipeline | None = None
 
     def __enter__(self) -> PipelineBuilder:
-        _stack.append(self)
+        _stack.set((*_stack.get(), self))
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None):
-        _stack.remove(self)
+        _stack.set(tuple(b for b in _stack.get() if b is not self))
         if exc_type is not None:
             return None
         self.pipeline, problems = self._build()
         problems = self.problems + problems
-        if _collector:
-            _collector[-1][0].extend([self.pipeline] if self.pipeline and not problems else [])
-            _collector[-1][1].extend(problems)
+        collected = _collector.get()
+        if collected is not None:
+            if self.pipeline is not None and not problems:
+                collected.loaded.add(self.pipeline, self.source)
+            collected.problems.extend(problems)
         elif problems:
-            from meta.authoring.load import in_file_order
-
             raise ValidationFailed(in_file_order(problems))
         return None
+
+    @property
+    def source(self) -> Source:
+        """Where this pipeline was defined: the file and line of its ``pipeline(...)`` call."""
+        return Source(self.where[0], self.where[1])
 
     def add(self, task_id: str, fields: dict[str, Any]) -> TaskRef:
         where = _caller()
@@ -208,10 +231,11 @@ def pipeline(pipeline_id: str, **fields: Any) -> PipelineBuilder:
 
 
 def _current(kind: str) -> PipelineBuilder:
-    if not _stack:
+    open_blocks = _stack.get()
+    if not open_blocks:
         message = f"{kind}() was called outside a 'with pipeline(...):' block; tasks belong to a pipeline"
         raise ValidationFailed([Problem(message, *_caller())])
-    return _stack[-1]
+    return open_blocks[-1]
 
 
 def _task(kind: str, task_id: str, action: Any, extra: dict[str, Any], fields: dict[str, Any]) -> TaskRef:
@@ -297,17 +321,28 @@ _SPEC_PREFIX = "meta_spec_"
 
 
 @contextmanager
-def _collecting() -> Iterator[tuple[list[Pipeline], list[Problem]]]:
-    bucket: tuple[list[Pipeline], list[Problem]] = ([], [])
-    _collector.append(bucket)
+def _collecting() -> Iterator[_Collected]:
+    collected = _Collected()
+    token = _collector.set(collected)
     try:
-        yield bucket
+        yield collected
     finally:
-        _collector.remove(bucket)
+        _collector.reset(token)
 
 
 def load_python_file(path: str | Path) -> list[Pipeline]:
     """Import a DSL spec file under an isolated module name; return its pipelines or raise every problem at once."""
+    return load_python_file_with_sources(path).pipelines
+
+
+def load_python_file_with_sources(path: str | Path) -> Loaded:
+    """``load_python_file``, with where each pipeline was defined.
+
+    The file runs as a module of its own unique name (``meta_spec_<hash>_<stem>``, registered in ``sys.modules``
+    only while it runs). It may import helper modules that sit next to it: its folder is an import root for this
+    context while it runs (``meta.authoring.import_roots``), not an entry of ``sys.path``, so a concurrent load in
+    another thread does not search this folder, and nothing is left behind.
+    """
     path = Path(path).resolve()
     digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:10]
     name = f"{_SPEC_PREFIX}{digest}_{path.stem}".replace("-", "_")
@@ -316,38 +351,35 @@ def load_python_file(path: str | Path) -> list[Pipeline]:
         raise ValidationFailed([Problem("cannot import this file as Python", str(path))])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses, pickling and relative lookups expect the module to be registered
-    sys.path.insert(0, str(path.parent))  # so a spec can import helpers that sit next to it
     try:
-        with _collecting() as (pipelines, problems):
+        with import_roots([path.parent]), _collecting() as collected:
             try:
                 spec.loader.exec_module(module)
             except ValidationFailed as exc:
-                problems.extend(exc.problems)
+                collected.problems.extend(exc.problems)
             except Exception as exc:  # the user's module failed to import: report where, like a syntax error
-                problems.append(_import_problem(exc, path))
+                collected.problems.append(_import_problem(exc, path))
     finally:
-        sys.path.remove(str(path.parent))
         sys.modules.pop(name, None)
+    loaded, problems = collected.loaded, collected.problems
     for item in getattr(module, "pipelines", None) or ():
         found = item.pipeline if isinstance(item, PipelineBuilder) else item
-        if isinstance(found, Pipeline) and all(found is not p for p in pipelines):
-            pipelines.append(found)
+        if isinstance(found, Pipeline) and all(found is not p for p in loaded.pipelines):
+            loaded.add(found, item.source if isinstance(item, PipelineBuilder) else Source(str(path), 0))
         elif not isinstance(found, Pipeline | None):
             problems.append(
                 Problem(f"'pipelines' must list pipelines; received {type(found).__name__} {found!r}", str(path))
             )
     first: dict[str, Pipeline] = {}
-    for p in pipelines:
+    for p in loaded.pipelines:
         if p.id in first and first[p.id] is not p:
             problems.append(Problem(f"duplicate pipeline id {p.id!r}; pipeline ids must be unique", str(path)))
         first.setdefault(p.id, p)
     if problems:
-        from meta.authoring.load import in_file_order
-
         raise ValidationFailed(in_file_order(problems))
-    if not pipelines:
+    if not loaded.pipelines:
         raise ValidationFailed([Problem("this file defines no pipeline (no 'with pipeline(...)' block)", str(path))])
-    return pipelines
+    return loaded
 
 
 def _import_problem(exc: Exception, path: Path) -> Problem:

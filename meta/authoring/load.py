@@ -5,10 +5,17 @@ templates (``meta.authoring.generate``) -> translate the authoring form (``meta.
 ``Pipeline.model_validate``
 -> check ``op:`` names and their ``with:`` against the registered op types. Problems from every stage are
 collected and raised together as one ``ValidationFailed``; a pipeline with any problem is never returned.
+
+``loads`` / ``load_file`` / ``load_paths`` return the pipelines; their ``*_with_sources`` twins return a ``Loaded``
+that also says where each pipeline was defined (nothing about a load is kept in the process).
+
+Which ``.py`` files run: a file the caller names is a pipeline file and is executed (``meta.authoring.dsl``); a
+``.py`` file met while walking a directory is executed only when its syntax tree imports the DSL (``uses_dsl``).
 """
 
 from __future__ import annotations
 
+import ast
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,7 +25,7 @@ from typing import Any
 from yaml.nodes import Node
 
 from meta.authoring import yamlpos
-from meta.authoring.build import YamlUnit, build, record_source, source_of
+from meta.authoring.build import Loaded, Source, YamlUnit, build, in_file_order
 from meta.spec.errors import Problem, ValidationFailed
 from meta.spec.model import Pipeline
 
@@ -27,14 +34,18 @@ YAML_SUFFIXES = (".yaml", ".yml")
 # read their entries from .json files that sit next to the specs.
 EXPLICIT_SUFFIXES = (*YAML_SUFFIXES, ".json")
 __all__ = [
+    "Loaded",
+    "Source",
     "discover",
     "json_schema",
     "load_file",
+    "load_file_with_sources",
     "load_paths",
+    "load_paths_with_sources",
     "loads",
+    "loads_with_sources",
     "pipeline_to_yaml",
-    "record_source",
-    "source_of",
+    "uses_dsl",
 ]
 
 
@@ -43,44 +54,57 @@ __all__ = [
 
 def loads(text: str, filename: str = "<string>") -> list[Pipeline]:
     """Load every pipeline of one YAML text (one or more documents). Raises ValidationFailed listing all problems."""
-    pipelines, problems = _load_yaml(text, filename)
-    if problems:
-        raise ValidationFailed(problems)
-    return pipelines
+    return loads_with_sources(text, filename).pipelines
 
 
 def load_file(path: str | Path) -> list[Pipeline]:
-    """Load a .yaml/.yml/.json file or a .py module written with ``meta.authoring.dsl``."""
-    pipelines, problems = _load_one(Path(path))
-    if problems:
-        raise ValidationFailed(problems)
-    return pipelines
+    """Load a .yaml/.yml/.json file or a .py module written with ``meta.dsl``."""
+    return load_file_with_sources(path).pipelines
 
 
 def load_paths(paths: Iterable[str | Path]) -> list[Pipeline]:
     """Load files and directories; collect the problems of all of them and raise once."""
-    found: list[Pipeline] = []
+    return load_paths_with_sources(paths).pipelines
+
+
+def loads_with_sources(text: str, filename: str = "<string>") -> Loaded:
+    """``loads``, with where each pipeline was defined."""
+    loaded, problems = _load_yaml(text, filename)
+    if problems:
+        raise ValidationFailed(problems)
+    return loaded
+
+
+def load_file_with_sources(path: str | Path) -> Loaded:
+    """``load_file``, with where each pipeline was defined."""
+    loaded, problems = _load_one(Path(path))
+    if problems:
+        raise ValidationFailed(problems)
+    return loaded
+
+
+def load_paths_with_sources(paths: Iterable[str | Path]) -> Loaded:
+    """``load_paths``, with where each pipeline was defined."""
+    found = Loaded()
     problems: list[Problem] = []
-    first_seen: dict[str, tuple[str, int]] = {}
     for path in discover(paths, problems):
-        pipelines, file_problems = _load_one(path)
+        loaded, file_problems = _load_one(path)
         problems.extend(file_problems)
-        for p in pipelines:
-            where = source_of(p.id) or (str(path), 0)
-            if p.id in first_seen:
-                file, line = first_seen[p.id]
+        for p in loaded.pipelines:
+            where = loaded.source_of(p.id) or Source(str(path), 0)
+            first = found.source_of(p.id)
+            if first is not None:
                 problems.append(
                     Problem(
-                        f"duplicate pipeline id {p.id!r}: already defined at {file}:{line}; "
+                        f"duplicate pipeline id {p.id!r}: already defined at {first.file}:{first.line}; "
                         "pipeline ids must be unique",
-                        file=where[0],
-                        line=where[1] or None,
+                        file=where.file,
+                        line=where.line or None,
                         pipeline=p.id,
                     )
                 )
                 continue
-            first_seen[p.id] = where
-            found.append(p)
+            found.add(p, where)
     if problems:
         raise ValidationFailed(problems)
     return found
@@ -96,7 +120,7 @@ def discover(paths: Iterable[str | Path], problems: list[Problem] | None = None)
                 rel = child.relative_to(path).parts
                 if any(part.startswith((".", "__")) for part in rel) or not child.is_file():
                     continue
-                if child.suffix in YAML_SUFFIXES or (child.suffix == ".py" and _uses_dsl(child)):
+                if child.suffix in YAML_SUFFIXES or (child.suffix == ".py" and uses_dsl(child)):
                     out.append(child)
         elif path.is_file():
             out.append(path)
@@ -122,30 +146,54 @@ def json_schema() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- files
 
 
-def _uses_dsl(path: Path) -> bool:
+# The modules a DSL spec file imports the DSL from (``meta.dsl`` is the public one).
+DSL_MODULES = frozenset({"meta.dsl", "meta.authoring.dsl"})
+
+
+def uses_dsl(path: Path) -> bool:
+    """Does this ``.py`` file import the DSL (``from meta.dsl import ...``, ``import meta.dsl as d``,
+    ``from meta import dsl``, or the same from ``meta.authoring``)? Decided from its syntax tree, so a comment or a
+    string that mentions ``meta.dsl`` does not make a directory walk execute a file.
+
+    A file that does not parse cannot run any code; it counts when its text names the DSL, so the author sees the
+    syntax error instead of the file being silently skipped."""
     try:
-        return "meta.dsl" in path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except (SyntaxError, ValueError):  # ValueError: null bytes
+        return "meta.dsl" in text or "meta import dsl" in text
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(alias.name in DSL_MODULES for alias in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            if node.module in DSL_MODULES:
+                return True
+            if any(f"{node.module}.{alias.name}" in DSL_MODULES for alias in node.names):
+                return True
+    return False
 
 
-def _load_one(path: Path) -> tuple[list[Pipeline], list[Problem]]:
+def _load_one(path: Path) -> tuple[Loaded, list[Problem]]:
     if path.suffix == ".py":
-        from meta.authoring.dsl import load_python_file
+        from meta.authoring.dsl import load_python_file_with_sources
 
         try:
-            return load_python_file(path), []
+            return load_python_file_with_sources(path), []
         except ValidationFailed as exc:
-            return [], exc.problems
+            return Loaded(), exc.problems
     if path.is_dir():
-        return [], [Problem("is a directory; load_paths (or `meta validate DIR`) searches directories", str(path))]
+        hint = "is a directory; load_paths (or `meta validate DIR`) searches directories"
+        return Loaded(), [Problem(hint, str(path))]
     if path.suffix not in EXPLICIT_SUFFIXES:
         expected = "expected .yaml, .yml, .json or .py"
-        return [], [Problem(f"unsupported file type {path.suffix!r}; {expected}", file=str(path))]
+        return Loaded(), [Problem(f"unsupported file type {path.suffix!r}; {expected}", file=str(path))]
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the YAML
     except (OSError, UnicodeDecodeError) as exc:
-        return [], [Problem(f"cannot read file: {exc}", file=str(path))]
+        return Loaded(), [Problem(f"cannot read file: {exc}", file=str(path))]
     return _load_yaml(text, str(path))
 
 
@@ -167,18 +215,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load_yaml(text: str, file: str) -> tuple[list[Pipeline], list[Problem]]:
+def _load_yaml(text: str, file: str) -> tuple[Loaded, list[Problem]]:
     with _gc_paused():
-        pipelines, problems = _load_yaml_text(text, file)
-    return pipelines, in_file_order(problems)
+        loaded, problems = _load_yaml_text(text, file)
+    return loaded, in_file_order(problems)
 
 
-def in_file_order(problems: list[Problem]) -> list[Problem]:
-    """Problems by file, then line and column, as an author reads the file (ties keep their order)."""
-    return sorted(problems, key=lambda p: (p.file or "", p.line is None, p.line or 0, p.col or 0))
-
-
-def _load_yaml_text(text: str, file: str) -> tuple[list[Pipeline], list[Problem]]:
+def _load_yaml_text(text: str, file: str) -> tuple[Loaded, list[Problem]]:
     docs, problems = yamlpos.compose_all(text, file)
     pipelines: list[Pipeline] = []
     first_line: dict[str, int] = {}
@@ -187,7 +230,7 @@ def _load_yaml_text(text: str, file: str) -> tuple[list[Pipeline], list[Problem]
         value = builder.value(doc.node)
         problems.extend(builder.problems)
         for unit in _units(doc.node, value, file, problems):
-            pipeline, unit_problems = build(unit, record=False)
+            pipeline, unit_problems = build(unit)
             problems.extend(unit_problems)
             if pipeline is None:
                 continue
@@ -205,12 +248,10 @@ def _load_yaml_text(text: str, file: str) -> tuple[list[Pipeline], list[Problem]
                 continue
             first_line[pipeline.id] = line
             pipelines.append(pipeline)
-    if not problems:
-        for p in pipelines:
-            record_source(p.id, file, first_line[p.id])
     if not docs and not problems:
         problems.append(Problem("the file holds no pipeline (it is empty)", file=file, line=1, col=1))
-    return pipelines, problems
+    # The valid pipelines come back even beside problems: load_paths still reports their ids clashing across files.
+    return Loaded(pipelines, {p.id: Source(file, first_line[p.id]) for p in pipelines}), problems
 
 
 def _units(node: Node, value: Any, file: str, problems: list[Problem]) -> list[YamlUnit]:

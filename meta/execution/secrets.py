@@ -4,22 +4,33 @@ Providers are consulted in order; the first that knows the name wins:
   1. runtime providers pushed by a backend while a task runs (Airflow connections/variables, Prefect Secret blocks);
   2. providers registered by plugins (``register_secret_providers``): meta's own are ``env`` then ``file``.
 
-Every value resolved here (and every value passed to ``mark_sensitive``) is remembered in-process so that
-``redact`` can replace it by ``***`` in log records (``RedactingFilter``, installed on the log-record factory)
-and in exception messages (``redact_exception`` / ``redacting``).
+Runtime providers are per task, not per process: they live in a ``ContextVar``, so two tasks running at once on
+different threads (the local runner's pool, Airflow's or Prefect's task threads) each see only their own backend's
+provider. A thread started with plain ``threading``/``ThreadPoolExecutor`` starts with an empty context, so a backend
+pushes its provider inside the thread that runs the task (``meta_airflow.secret_provider.airflow_secrets``,
+``meta_prefect.tasks.prefect_secrets``); a forked child (a task with a timeout) inherits the forking thread's.
+
+Every value resolved here (and every value passed to ``mark_sensitive``) is remembered so that ``redact`` can
+replace it by ``***`` in log records (``RedactingFilter``, installed on the log-record factory) and in exception
+messages (``redact_exception`` / ``redacting``). That set is deliberately process-wide, the one shared state kept
+here: a secret resolved for one task must not appear in *any* log line or error of the process, whichever thread or
+pipeline prints it, and log handlers are process-wide too. Sharing it is safe because it only ever hides text
+(it never changes what a task receives), it is append-only under a lock, and its values never leave the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from meta import settings
+from meta.settings import env_name as env_name  # re-exported: variables spell names one way
 from meta.spec.errors import MetaError
 
 SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_.\-/]*"  # noqa: S105 - a pattern, not a password
@@ -41,26 +52,16 @@ class SecretProvider(Protocol):
         """The secret's value, or None when this provider does not know it."""
 
 
-def meta_home() -> Path:
-    """meta's state directory: ``$META_HOME`` or ``./.meta``."""
-    return Path(os.environ.get("META_HOME") or ".meta")
-
-
-def env_name(name: str) -> str:
-    """``data-team.webhook`` -> ``DATA_TEAM_WEBHOOK`` (what environment variable names allow)."""
-    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-
-
 class EnvSecretProvider:
     """``META_SECRET_<NAME>``: the name upper-cased, every character outside [A-Za-z0-9] replaced by ``_``."""
 
     name = "env"
 
     def get(self, name: str) -> str | None:
-        return os.environ.get(f"META_SECRET_{env_name(name)}")
+        return settings.secret(name)
 
     def describe(self, name: str) -> str:
-        return f"environment variable META_SECRET_{env_name(name)}"
+        return f"environment variable {settings.secret_variable(name)}"
 
 
 class FileSecretProvider:
@@ -77,8 +78,7 @@ class FileSecretProvider:
     def directory(self) -> Path:
         if self._directory is not None:
             return self._directory
-        configured = os.environ.get("META_SECRETS_DIR")
-        return Path(configured) if configured else meta_home() / "secrets"
+        return settings.secrets_dir()
 
     def get(self, name: str) -> str | None:
         if ".." in name.split("/"):
@@ -95,26 +95,30 @@ class FileSecretProvider:
 
 # -------------------------------------------------------------------------------------------- the chain
 
-_runtime_providers: list[SecretProvider] = []
-_lock = threading.Lock()
+# The runtime providers of the task running in this context (thread), innermost first.
+_runtime_providers: ContextVar[tuple[SecretProvider, ...]] = ContextVar("meta_secret_runtime_providers", default=())
+_lock = threading.Lock()  # guards the redaction set below
 
 
 @contextlib.contextmanager
 def runtime_provider(provider: SecretProvider) -> Iterator[None]:
-    """Put ``provider`` first in the chain while the block runs (a backend does this around a task)."""
-    with _lock:
-        _runtime_providers.insert(0, provider)
+    """Put ``provider`` first in this context's chain while the block runs (a backend does this around a task)."""
+    token = _runtime_providers.set((provider, *_runtime_providers.get()))
     try:
         yield
     finally:
-        with _lock:
-            _runtime_providers.remove(provider)
+        _runtime_providers.reset(token)
+
+
+def runtime_providers() -> tuple[SecretProvider, ...]:
+    """The providers pushed in this context, innermost first."""
+    return _runtime_providers.get()
 
 
 def providers() -> list[SecretProvider]:
     from meta.plugins.manager import secret_providers
 
-    return [*_runtime_providers, *secret_providers()]
+    return [*_runtime_providers.get(), *secret_providers()]
 
 
 def get_secret(name: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meta.authoring.load import load_file, loads, pipeline_to_yaml, source_of
+from meta.authoring.load import load_file, load_file_with_sources, loads, pipeline_to_yaml
 from meta.dsl import branch, noop, pipeline, python_task, shell, sql
 from meta.plugins.ops import OpType
 from meta.spec.errors import ValidationFailed
@@ -131,7 +131,8 @@ def test_literal_credential_in_dsl_is_not_shown() -> None:
 def test_spec_file_collects_blocks_and_module_list() -> None:
     alert = OpType(name="fixture_alert", run=lambda ctx, **kw: None)
     with registered_ops(alert):
-        pipelines = load_file(SPECS / "dsl_spec.py")
+        loaded = load_file_with_sources(SPECS / "dsl_spec.py")
+    pipelines = loaded.pipelines
     assert [p.id for p in pipelines] == ["dsl_sales_ch", "dsl_sales_de", "dsl_fan"]
     ch = pipelines[0]
     assert ch.task("extract").action.command == "python -m jobs.extract --country CH --date {{ ds }}"
@@ -139,7 +140,7 @@ def test_spec_file_collects_blocks_and_module_list() -> None:
     fan = pipelines[2]
     assert fan.task("join").upstream == ("left", "right", "pick")
     assert fan.task("notify").action.with_ == {"channel": "slack:data-team"}
-    assert source_of("dsl_fan")[0] == str(SPECS / "dsl_spec.py")
+    assert loaded.source_of("dsl_fan").file == str(SPECS / "dsl_spec.py")
 
 
 def test_spec_file_problems_from_all_blocks(tmp_path: Path) -> None:

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from meta.authoring.load import load_file, loads, source_of
+from meta.authoring.load import load_file, load_file_with_sources, loads
 from meta.spec.errors import ValidationFailed
 
 SPECS = Path(__file__).parents[1] / "fixtures" / "specs"
 
 
 def test_for_each_list_keeps_native_types_and_runtime_templates() -> None:
-    ch, de = load_file(SPECS / "generate_list.yaml")
+    loaded = load_file_with_sources(SPECS / "generate_list.yaml")
+    ch, de = loaded.pipelines
     assert (ch.id, de.id) == ("sales_ch", "sales_de")
     assert ch.description == "Sales for CH (entry 0)" and de.description == "Sales for DE (entry 1)"
     assert (ch.params["country"].default, de.params["country"].default) == ("CH", "DE")
@@ -24,7 +25,7 @@ def test_for_each_list_keeps_native_types_and_runtime_templates() -> None:
         "extract --country CH --date {{ ds }} {% if params.full %}--full{% endif %}"
     )
     assert ch.task_ids == ("extract", "load_ch") and de.task("load_de").upstream == ("extract",)
-    assert source_of("sales_de") == (str(SPECS / "generate_list.yaml"), 6)
+    assert loaded.source_of("sales_de") == (str(SPECS / "generate_list.yaml"), 6)
 
 
 def test_from_csv() -> None:

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from meta.authoring.load import discover, load_file, load_paths, loads, source_of
+from meta.authoring.load import (
+    discover,
+    load_file,
+    load_file_with_sources,
+    load_paths,
+    load_paths_with_sources,
+    loads,
+    loads_with_sources,
+    uses_dsl,
+)
 from meta.authoring.yamlpos import Builder, compose_all
 from meta.spec.errors import ValidationFailed
 from meta.spec.states import TriggerRule
@@ -165,12 +174,13 @@ def test_required_param_and_full_form() -> None:
 
 
 def test_several_pipelines_per_file() -> None:
-    pipelines = load_file(SPECS / "multi.yaml")
+    loaded = load_file_with_sources(SPECS / "multi.yaml")
+    pipelines = loaded.pipelines
     assert [p.id for p in pipelines] == ["first", "second", "third"]
     assert pipelines[1].schedule.model_dump() == {"kind": "interval", "every": timedelta(minutes=15)}
     assert pipelines[2].schedule.mode == "any"
-    assert source_of("third") == (str(SPECS / "multi.yaml"), 8)
-    assert source_of("second") == (str(SPECS / "multi.yaml"), 4)
+    assert loaded.source_of("third") == (str(SPECS / "multi.yaml"), 8)
+    assert loaded.source_of("second") == (str(SPECS / "multi.yaml"), 4)
 
 
 def test_merge_keys_share_settings() -> None:
@@ -190,10 +200,16 @@ def test_error_inside_merged_mapping_points_at_the_anchor() -> None:
 
 
 def test_source_of_and_upstream_string() -> None:
-    [p] = loads("\n\npipeline: somewhere\ntasks:\n  a: {noop: true}\n  b: {noop: true, upstream: a}\n", "x.yaml")
+    loaded = loads_with_sources(
+        "\n\npipeline: somewhere\ntasks:\n  a: {noop: true}\n  b: {noop: true, upstream: a}\n", "x.yaml"
+    )
+    [p] = loaded.pipelines
     assert p.task("b").upstream == ("a",)
-    assert source_of("somewhere") == ("x.yaml", 3)
-    assert source_of("never-loaded") is None
+    assert loaded.source_of("somewhere") == ("x.yaml", 3)
+    assert loaded.source_of("never-loaded") is None
+    assert loads_with_sources("pipeline: elsewhere\ntasks: {a: {noop: true}}\n", "y.yaml").sources == {
+        "elsewhere": ("y.yaml", 1)
+    }  # each load says only what it loaded: nothing is remembered between loads
 
 
 def test_numeric_ids_are_text() -> None:
@@ -206,6 +222,52 @@ def test_discover_and_load_paths() -> None:
     found = [p.relative_to(tree).as_posix() for p in discover([tree])]
     assert found == ["nested/spec.py", "nested/two.yml", "one.yaml"]
     assert sorted(p.id for p in load_paths([tree])) == ["tree_one", "tree_three", "tree_two"]
+
+
+@pytest.mark.parametrize(
+    ("source", "uses"),
+    [
+        ("# written with meta.dsl, one day\nraise SystemExit('executed')\n", False),  # a comment
+        ("NOTE = 'see meta.dsl for pipelines'\nraise SystemExit('executed')\n", False),  # a string
+        ("import meta\nimport meta.spec\nfrom meta import settings\n", False),  # meta, but not the DSL
+        ("from meta import dsl\n", True),
+        ("import meta.dsl as d\n", True),
+        ("from meta.dsl import pipeline, shell\n", True),
+        ("import meta.authoring.dsl\n", True),
+        ("from meta.authoring import dsl\n", True),
+        ("def build():\n    from meta.dsl import pipeline\n", True),  # nested imports count too
+        ("from .meta.dsl import pipeline\n", False),  # a relative import names another package
+        ("from meta.dsl import (\n", True),  # does not parse (so cannot run): shown as a syntax error
+    ],
+)
+def test_uses_dsl_is_decided_from_the_syntax_tree(tmp_path: Path, source: str, uses: bool) -> None:
+    path = tmp_path / "spec.py"
+    path.write_text(source)
+    assert uses_dsl(path) is uses
+
+
+def test_directory_walk_executes_only_dsl_files(tmp_path: Path) -> None:
+    marker = tmp_path / "executed"
+    (tmp_path / "helper.py").write_text(
+        f"# helpers for the meta.dsl pipelines\nopen({str(marker)!r}, 'w').write('helper ran')\n"
+    )
+    (tmp_path / "pipe.py").write_text(
+        "from meta import dsl\nwith dsl.pipeline('walked'):\n    dsl.noop('a')\n"
+    )
+    (tmp_path / "broken.py").write_text("from meta.dsl import (\n")
+    assert [p.name for p in discover([tmp_path])] == ["broken.py", "pipe.py"]
+    with pytest.raises(ValidationFailed) as info:
+        load_paths([tmp_path])
+    assert [(Path(p.file or "").name, p.message.split(":")[0]) for p in info.value.problems] == [
+        ("broken.py", "Python syntax error")
+    ]
+    (tmp_path / "broken.py").unlink()
+    loaded = load_paths_with_sources([tmp_path])
+    assert [p.id for p in loaded.pipelines] == ["walked"]
+    assert loaded.source_of("walked") == (str((tmp_path / "pipe.py").resolve()), 2)
+    assert not marker.exists()  # helper.py was never executed
+    [explicit] = discover([tmp_path / "helper.py"])  # a file the user names is a pipeline file: it is executed
+    assert explicit.name == "helper.py"
 
 
 def test_load_file_rejects_unknown_suffix(tmp_path: Path) -> None:

@@ -1,71 +1,23 @@
 """Native Airflow operators over meta's shared operators: ``WarehouseLoadOperator``, ``SlackAlertOperator``,
 ``EmailAlertOperator``. Thin: they validate at DAG-parse time and call ``meta.builtin.operators`` at run time, with
-Airflow
-connections and variables added to the ``${secret:NAME}`` chain while the task runs:
-
-  ``${secret:conn/<conn_id>}``           the connection as a URI       (``Connection.get(conn_id).get_uri()``)
-  ``${secret:conn/<conn_id>/<field>}``   one field: password, login, host, schema, port, or an extra key
-  ``${secret:<key>}``                    the Airflow variable ``<key>`` (``Variable.get``)
+Airflow connections and variables added to the ``${secret:NAME}`` chain while the task runs
+(``meta_airflow.secret_provider``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import BaseOperator
 
-from meta import OpContext, secrets
+from meta import OpContext
 from meta_airflow.runtime import resolve_secret_refs, run_context
+from meta_airflow.secret_provider import airflow_secrets
 
 log = logging.getLogger("meta.airflow.operators")
-CONNECTION_FIELDS = ("password", "login", "host", "schema", "port", "conn_type")
-
-
-class AirflowSecretProvider:
-    """Secrets from Airflow connections and variables; only meaningful inside a running Airflow task."""
-
-    name = "airflow"
-
-    def get(self, name: str) -> str | None:
-        if name.startswith("conn/"):
-            conn_id, _, field = name[len("conn/") :].partition("/")
-            connection = self._connection(conn_id)
-            if connection is None:
-                return None
-            if not field:
-                return str(connection.get_uri())
-            value = getattr(connection, field) if field in CONNECTION_FIELDS else connection.extra_dejson.get(field)
-            return None if value is None else str(value)
-        try:
-            from airflow.sdk import Variable
-
-            value = Variable.get(name)
-        except Exception:  # not found, or not inside a task: let the next provider try
-            return None
-        return None if value is None else str(value)
-
-    def describe(self, name: str) -> str:
-        return f"Airflow connection {name[5:]!r}" if name.startswith("conn/") else f"Airflow variable {name!r}"
-
-    @staticmethod
-    def _connection(conn_id: str) -> Any:
-        try:
-            from airflow.sdk import Connection
-
-            return Connection.get(conn_id)
-        except Exception:
-            return None
-
-
-@contextlib.contextmanager
-def airflow_secrets() -> Iterator[None]:
-    """Put Airflow's connections and variables first in the secret chain for the duration of a task."""
-    with secrets.runtime_provider(AirflowSecretProvider()):
-        yield
 
 
 class WarehouseLoadOperator(BaseOperator):

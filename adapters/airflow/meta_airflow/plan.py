@@ -23,6 +23,7 @@ from meta import (
     TriggerRule,
     has_reference,
 )
+from meta_airflow.typed_args import ISO_TYPES
 
 TARGET = "airflow"
 RUNTIME = "meta_airflow.runtime"
@@ -89,6 +90,22 @@ def td(value: timedelta) -> Call:
             return Call("datetime:timedelta", kwargs=(("days", seconds_int // 86400),))
         return Call("datetime:timedelta", kwargs=(("seconds", seconds_int),))
     return Call("datetime:timedelta", kwargs=(("seconds", seconds),))
+
+
+def to_plan(value: Any) -> Any:
+    """An imported operator argument (plain data, ``meta_airflow.typed_args.encode``) -> plan values: the typed
+    forms become ``Call`` values, so the loader and codegen recreate the timedelta/datetime/date/time objects."""
+    if isinstance(value, dict):
+        kind = value.get("__type__")
+        if kind == "datetime.timedelta":
+            return td(timedelta(seconds=float(value["seconds"])))
+        if kind in ISO_TYPES:
+            cls = kind.rpartition(".")[2]
+            return Call(f"datetime:{cls}.fromisoformat", args=(str(value["iso"]),))
+        return {k: to_plan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plan(v) for v in value]
+    return value
 
 
 def dt(value: datetime, tz: str) -> Call:
@@ -272,8 +289,6 @@ def action_plan(pipeline: Pipeline, task: Task) -> tuple[str, list[tuple[str, An
         op_kwargs = {"op": a.op, "with_args": dict(a.with_)}
         return PYTHON, [("python_callable", Ref(f"{RUNTIME}:run_op")), ("op_kwargs", op_kwargs)]
     if a.kind == "airflow_operator":
-        from meta_airflow.typed_args import to_plan
-
         module, _, cls = a.operator.rpartition(".")
         return f"{module}:{cls}", [(k, to_plan(v)) for k, v in a.arguments.items()]
     raise CompileError(TARGET, pipeline.id, f"task kind {a.kind!r}", task=task.id)

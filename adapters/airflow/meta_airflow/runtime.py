@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from meta import call_kwargs, resolve_callable
+from meta_airflow.secret_provider import airflow_secrets
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ def resolve_secret_refs(value: Any) -> Any:
     if not secrets.has_reference(value):
         return value
     from airflow.sdk.log import mask_secret
-
-    from meta_airflow.operators import airflow_secrets
 
     with airflow_secrets():
         resolved = secrets.resolve(value)
@@ -96,7 +95,6 @@ def call_branch(target: str, kwargs: dict[str, Any], **context: Any) -> Any:
 def run_op(op: str, with_args: dict[str, Any], **context: Any) -> None:
     """A meta ``op`` task: ``meta.plugins.manager.get_op(op).run(OpContext, **with)``."""
     from meta import OpContext, get_op
-    from meta_airflow.operators import airflow_secrets
 
     task_id = context["ti"].task_id
     op_type = get_op(op)

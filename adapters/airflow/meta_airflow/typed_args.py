@@ -3,7 +3,8 @@
 An imported ``airflow_operator`` keeps its arguments as plain data in the neutral model (YAML-friendly, comparable);
 these four types are stored as ``{"__type__": "datetime.timedelta", "seconds": 30.0}`` or
 ``{"__type__": "datetime.datetime", "iso": "2024-01-01T00:00:00+00:00"}`` and turned back into the objects when the
-task is compiled to Airflow. Other objects (callables, notifiers, ...) have no plain form: the import refuses them.
+task is compiled to Airflow (``meta_airflow.plan.to_plan``). Other objects (callables, notifiers, ...) have no
+plain form: the import refuses them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-_ISO_TYPES: dict[str, type] = {"datetime.datetime": datetime, "datetime.date": date, "datetime.time": time}
+ISO_TYPES: dict[str, type] = {"datetime.datetime": datetime, "datetime.date": date, "datetime.time": time}
 
 
 class NotPlain(ValueError):
@@ -34,20 +35,3 @@ def encode(value: Any) -> Any:
             raise NotPlain("a mapping with a '__type__' key is reserved for typed values")
         return {k: encode(v) for k, v in value.items()}
     raise NotPlain(f"{type(value).__name__} {value!r:.80}")
-
-
-def to_plan(value: Any) -> Any:
-    """Plain data -> plan values (``Call`` for the typed ones), so the loader and codegen recreate the objects."""
-    from meta_airflow.plan import Call, td
-
-    if isinstance(value, dict):
-        kind = value.get("__type__")
-        if kind == "datetime.timedelta":
-            return td(timedelta(seconds=float(value["seconds"])))
-        if kind in _ISO_TYPES:
-            cls = kind.rpartition(".")[2]
-            return Call(f"datetime:{cls}.fromisoformat", args=(str(value["iso"]),))
-        return {k: to_plan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_plan(v) for v in value]
-    return value

@@ -13,13 +13,8 @@ import pytest
 pytest.importorskip("airflow.sdk")
 
 from airflow.sdk import DAG
-from meta_airflow.operators import (
-    AirflowSecretProvider,
-    EmailAlertOperator,
-    SlackAlertOperator,
-    WarehouseLoadOperator,
-    airflow_secrets,
-)
+from meta_airflow.operators import EmailAlertOperator, SlackAlertOperator, WarehouseLoadOperator
+from meta_airflow.secret_provider import AirflowSecretProvider, airflow_secrets
 
 from meta.execution import secrets
 from tests.integration.operators.conftest import WebhookServer

@@ -9,13 +9,13 @@ Values may hold ``${secret:NAME}``, resolved when an alert is sent, never when t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from meta import settings
 from meta.execution import secrets
 from meta.spec.errors import MetaError, PluginError
 
@@ -25,18 +25,17 @@ class ChannelConfigError(MetaError, ValueError):
 
 
 def channels_file() -> Path:
-    configured = os.environ.get("META_CHANNELS_FILE")
-    return Path(configured) if configured else secrets.meta_home() / "channels.yaml"
+    return settings.channels_file()
 
 
 def env_prefix(kind: str, name: str) -> str:
-    return f"META_CHANNEL_{secrets.env_name(kind)}_{secrets.env_name(name)}_"
+    return settings.channel_prefix(kind, name)
 
 
 def raw_settings(ref: str) -> tuple[dict[str, Any], list[str]]:
     """The unresolved settings of channel ``ref`` and where they came from."""
     kind, _, name = ref.partition(":")
-    settings: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     origins: list[str] = []
     path = channels_file()
     if path.is_file():
@@ -52,14 +51,12 @@ def raw_settings(ref: str) -> tuple[dict[str, Any], list[str]]:
         if entry is not None:
             if not isinstance(entry, dict):
                 raise ChannelConfigError(f"{path}: channel {ref!r} must map to settings, got {type(entry).__name__}")
-            settings.update(entry)
+            fields.update(entry)
             origins.append(str(path))
-    prefix = env_prefix(kind, name)
-    for variable, value in sorted(os.environ.items()):
-        if variable.startswith(prefix) and len(variable) > len(prefix):
-            settings[variable[len(prefix) :].lower()] = value
-            origins.append(variable)
-    return settings, origins
+    for field_name, (variable, value) in settings.channel_fields(kind, name).items():
+        fields[field_name] = value
+        origins.append(variable)
+    return fields, origins
 
 
 def channel_config(ref: str) -> tuple[Any, Any]:
@@ -73,13 +70,13 @@ def channel_config(ref: str) -> tuple[Any, Any]:
     if kind not in kinds:
         raise PluginError(f"channel {ref!r}: no channel kind {kind!r}; available: {', '.join(sorted(kinds))}")
     channel = kinds[kind]
-    settings, origins = raw_settings(ref)
-    if not settings:
+    fields, origins = raw_settings(ref)
+    if not fields:
         raise ChannelConfigError(
             f"channel {ref!r} is not configured: add it to {channels_file()} or set {env_prefix(kind, name)}<FIELD> "
             "environment variables (see docs/operators.md)"
         )
-    resolved = secrets.resolve(settings)
+    resolved = secrets.resolve(fields)
     for field_name in getattr(channel, "sensitive_fields", ()):
         value = resolved.get(field_name)
         for item in value.values() if isinstance(value, dict) else [value]:

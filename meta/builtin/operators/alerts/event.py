@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from meta import settings
 from meta.semantics.context import render
 from meta.spec.durations import format_duration
 
@@ -93,13 +93,13 @@ def ui_link(event: AlertEvent) -> str | None:
     if event.url:
         return event.url
     if event.backend == "airflow":
-        base = os.environ.get("META_AIRFLOW_UI_URL")
+        base = settings.airflow_ui_url()
         if not base:
             return None
         link = f"{base.rstrip('/')}/dags/{quote(event.pipeline_id, safe='')}/runs/{quote(event.run_id, safe='')}"
         return link + (f"/tasks/{quote(event.task_id, safe='')}" if event.task_id else "")
     if event.backend == "prefect":
-        base = os.environ.get("META_PREFECT_UI_URL")
+        base = settings.prefect_ui_url()
         # meta-prefect names runs "prefect__<flow run id>"; the UI wants the bare id.
         flow_run_id = event.run_id.removeprefix("prefect__")
         return f"{base.rstrip('/')}/runs/flow-run/{quote(flow_run_id, safe='')}" if base else None

@@ -5,13 +5,12 @@ A small SQLite file, ``$META_ALERT_STORE`` or ``$META_HOME/alerts.db``, shared b
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
 
+from meta import settings
 from meta.builtin.sqlite_files import BUSY_TIMEOUT_S, ensure_ready
-from meta.execution.secrets import meta_home
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_sent (channel TEXT NOT NULL, pipeline_id TEXT NOT NULL, run_id TEXT NOT NULL,
@@ -26,8 +25,7 @@ STALE_CLAIM_SECONDS = 300.0
 
 
 def store_path() -> Path:
-    configured = os.environ.get("META_ALERT_STORE")
-    return Path(configured) if configured else meta_home() / "alerts.db"
+    return settings.alert_store()
 
 
 class AlertStore:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from meta.execution import secrets
+from meta.execution.connections import ConnectionNotFound, connection_url
 from meta.spec.errors import MetaError
 
 
@@ -18,33 +18,12 @@ class EngineConfigError(MetaError, ValueError):
 
 
 def target_url(url: str | None, conn: str | None) -> str:
-    """``url`` (secrets resolved), else ``META_CONN_<CONN>``, else DuckDB at ``$META_HOME/warehouse.duckdb``."""
-    if url is None and conn is not None:
-        variable = f"META_CONN_{secrets.env_name(conn)}"
-        url = os.environ.get(variable)
-        if url is None:
-            raise EngineConfigError(
-                f"connection {conn!r} is not configured: set the environment variable {variable} to a SQLAlchemy URL "
-                "(e.g. postgresql://user:${{secret:PG_PASSWORD}}@host/db)"
-            )
-    if url is None:
-        home = secrets.meta_home()
-        home.mkdir(parents=True, exist_ok=True)
-        return f"duckdb:///{home / 'warehouse.duckdb'}"
-    resolved = secrets.resolve(url)
+    """``url``, else connection ``conn``, else the default warehouse: ``meta.execution.connections.connection_url``,
+    the resolver ``sql`` tasks use too (secrets resolved, password marked sensitive, psycopg for PostgreSQL)."""
     try:
-        secrets.mark_sensitive(make_url(resolved).password)
-    except Exception:  # not a URL at all: create_engine reports it, with the URL hidden
-        secrets.mark_sensitive(resolved)
-    return _with_driver(resolved)
-
-
-def _with_driver(url: str) -> str:
-    # psycopg 3 is meta's PostgreSQL driver; SQLAlchemy's default for a bare postgresql:// is psycopg2.
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+        return connection_url(conn, url)
+    except ConnectionNotFound as exc:
+        raise EngineConfigError(str(exc)) from None
 
 
 def safe_url(url: str) -> str:
