@@ -17,7 +17,7 @@ SPEC = DAGS / "marketing_roi.yaml"
 def main(argv: list[str]) -> int:
     # Like Airflow's dags folder: the pipeline's callables (jobs.marketing_roi:...) import from here.
     sys.path.insert(0, str(DAGS))
-    from meta import LocalRunner, get_target, load_file, run_table, state_dir
+    from meta import LocalRunner, RunRequest, get_target, load_file, run_table, state_dir
 
     (pipeline,) = load_file(SPEC)
     params = {"country": argv[0]} if argv else {}
@@ -25,7 +25,8 @@ def main(argv: list[str]) -> int:
     print(f"running {pipeline.id} from {SPEC.relative_to(Path.cwd()) if SPEC.is_relative_to(Path.cwd()) else SPEC}")
     print(f"state directory: {state_dir().resolve()}\n")
     started = time.monotonic()
-    outcome = LocalRunner().run(pipeline, params=params, progress=lambda line: print(f"  {line}", flush=True))
+    request = RunRequest.build(pipeline, params=params)
+    outcome = LocalRunner().run(pipeline, request, progress=lambda line: print(f"  {line}", flush=True))
     result = outcome.result
     print(f"\n{run_table(outcome)}\n")
     print(f"run {result.run_id}: {result.state} in {time.monotonic() - started:.1f}s")

@@ -56,6 +56,7 @@ _PUBLIC: dict[str, str] = {
     "delay_before_retry": "meta.semantics.retries:delay_before_retry",
     "retry_jitter_key": "meta.semantics.retries:retry_jitter_key",
     "resolve_params": "meta.semantics.params:resolve_params",
+    "RunRequest": "meta.semantics.request:RunRequest",
     "check_run_id": "meta.semantics.request:check_run_id",
     "default_run_id": "meta.semantics.request:default_run_id",
     # plugins
@@ -65,6 +66,8 @@ _PUBLIC: dict[str, str] = {
     "OpType": "meta.plugins.ops:OpType",
     "OpContext": "meta.plugins.ops:OpContext",
     "ProgressCallback": "meta.plugins.targets:ProgressCallback",
+    "RunReport": "meta.plugins.targets:RunReport",
+    "BackendOption": "meta.plugins.commands:BackendOption",
     "get_target": "meta.plugins.manager:get_target",
     "get_op": "meta.plugins.manager:get_op",
     "write_generated": "meta.plugins.codegen:write_generated",
@@ -144,6 +147,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from meta.plugins.codegen import (
         write_generated as write_generated,
     )
+    from meta.plugins.commands import (
+        BackendOption as BackendOption,
+    )
     from meta.plugins.hookspecs import (
         hookimpl as hookimpl,
     )
@@ -166,6 +172,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
         ProgressCallback as ProgressCallback,
     )
     from meta.plugins.targets import (
+        RunReport as RunReport,
+    )
+    from meta.plugins.targets import (
         Target as Target,
     )
     from meta.semantics.context import (
@@ -173,6 +182,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.semantics.params import (
         resolve_params as resolve_params,
+    )
+    from meta.semantics.request import (
+        RunRequest as RunRequest,
     )
     from meta.semantics.request import (
         check_run_id as check_run_id,

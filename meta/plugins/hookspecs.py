@@ -1,7 +1,8 @@
 """Every extension point of meta. Plugins implement these with ``@hookimpl`` and register under the
 ``meta.plugins`` entry-point group; meta's own backends, op types and channels are registered the same way.
 
-Each hook receives a ``register`` callback (the simonw/llm style): call it once per thing you provide.
+Each hook receives a ``register`` callback (the simonw/llm style): call it once per thing you provide. A hookimpl
+whose name matches no hook here is an error when plugins load (``meta.plugins.manager.plugin_manager``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
+    from meta.plugins.commands import BackendOption
     from meta.plugins.ops import OpType
+    from meta.plugins.protocols import ChannelKind, SecretProvider
     from meta.plugins.targets import Importer, Target
 
 hookspec = pluggy.HookspecMarker("meta")
@@ -30,7 +35,7 @@ def register_ops(register: Callable[[OpType], None]) -> None:
 
 
 @hookspec
-def register_channels(register: Callable[[object], None]) -> None:
+def register_channels(register: Callable[[ChannelKind], None]) -> None:
     """Register alert channel kinds (the part before the colon in ``slack:data-team``)."""
 
 
@@ -40,5 +45,12 @@ def register_importers(register: Callable[[Importer], None]) -> None:
 
 
 @hookspec
-def register_secret_providers(register: Callable[[object], None]) -> None:
+def register_secret_providers(register: Callable[[SecretProvider], None]) -> None:
     """Register secret providers consulted, in order, to resolve ``${secret:NAME}``."""
+
+
+@hookspec
+def register_commands(cli: click.Group, add_option: Callable[[BackendOption], None]) -> None:
+    """Extend the ``meta`` command line: ``cli.add_command(...)`` adds a command; ``add_option(BackendOption(...))``
+    adds an option to a core command (``run``, ``deploy``) that only your backend takes (meta/plugins/commands.py).
+    An implementation may take only the arguments it uses."""

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from meta.plugins import hookspecs
+from meta.plugins.commands import BackendOption
 from meta.plugins.ops import OpType
+from meta.plugins.protocols import ChannelKind, SecretProvider
 from meta.plugins.targets import Importer, Target
 from meta.spec.checks import did_you_mean
 from meta.spec.errors import PluginError
+
+if TYPE_CHECKING:
+    import click
 
 ENTRY_POINT_GROUP = "meta.plugins"
 # meta's own plugins; each module holds @hookimpl functions, exactly like a third-party plugin.
@@ -33,8 +38,28 @@ def plugin_manager() -> pluggy.PluginManager:
                 raise
             continue
         pm.register(module, name)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except pluggy.PluginValidationError as exc:  # a hookimpl asking for arguments its hook does not pass
+        raise PluginError(f"plugin {getattr(exc.plugin, '__name__', exc.plugin)!r}: {exc}") from None
+    check_pending(pm)
     return pm
+
+
+def check_pending(pm: pluggy.PluginManager) -> None:
+    """A hookimpl matching no hookspec (a misspelled ``register_target``) is an error, not a silently unused hook."""
+    known = [name for name in vars(hookspecs) if name.startswith("register_")]
+    unknown = []
+    for name, caller in vars(pm.hook).items():
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                unknown.append(
+                    f"plugin {impl.plugin_name!r} implements {name!r}, which is no meta hook{did_you_mean(name, known)}"
+                )
+    if unknown:
+        raise PluginError("; ".join(unknown) + f" (meta's hooks: {', '.join(known)})")
 
 
 def _collect(hook_name: str) -> list[Any]:
@@ -58,12 +83,19 @@ def importers() -> dict[str, Importer]:
     return {i.name: i for i in _collect("register_importers")}
 
 
-def channels() -> dict[str, Any]:
+def channels() -> dict[str, ChannelKind]:
     return {c.kind: c for c in _collect("register_channels")}
 
 
-def secret_providers() -> list[Any]:
+def secret_providers() -> list[SecretProvider]:
     return _collect("register_secret_providers")
+
+
+def register_commands(cli: click.Group) -> list[BackendOption]:
+    """Let every plugin extend ``cli`` (commands) and collect the backend options they add to core commands."""
+    options: list[BackendOption] = []
+    plugin_manager().hook.register_commands(cli=cli, add_option=options.append)
+    return options
 
 
 def _lookup(kind: str, name: str, available: dict[str, Any]) -> Any:

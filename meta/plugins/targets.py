@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
+from meta.semantics.request import RunRequest
 from meta.spec.errors import CompileError, PluginError
 from meta.spec.model import Pipeline
 from meta.spec.results import RunResult
@@ -14,16 +15,38 @@ from meta.spec.results import RunResult
 ProgressCallback = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class RunReport:
+    """What ``meta run`` shows of a finished run: the result, the backend's own task table (None: the CLI's
+    generic one of states and attempts) and extra lines such as where the logs are."""
+
+    result: RunResult
+    table: str | None = None
+    notes: tuple[str, ...] = ()
+
+
 class Target:
-    """A backend. Subclasses override what they support; the rest raises a clear PluginError."""
+    """A backend. Subclasses override what they support; the rest raises a clear PluginError.
+
+    A backend refuses what it cannot express in ``problems``; ``check`` (final) adds the checks every backend shares
+    (``meta.plugins.support.shared_problems``), so none can skip them.
+    """
 
     name: str = ""
     description: str = ""
 
+    @final
     def check(self, pipeline: Pipeline) -> list[CompileError]:
         """Every feature of ``pipeline`` this backend cannot express (empty: all good)."""
+        from meta.plugins.support import shared_problems
+
+        return [*shared_problems(self.name, pipeline), *self.problems(pipeline)]
+
+    def problems(self, pipeline: Pipeline) -> list[CompileError]:
+        """What only this backend cannot express (override it; ``check`` adds the shared checks)."""
         return []
 
+    @final
     def ensure_supported(self, pipeline: Pipeline) -> None:
         errors = self.check(pipeline)
         if errors:
@@ -33,16 +56,21 @@ class Target:
                 else CompileError(self.name, pipeline.id, "several features", "; ".join(str(e) for e in errors))
             )
 
-    def run(
-        self,
-        pipeline: Pipeline,
-        *,
-        params: dict[str, Any] | None = None,
-        logical_date: datetime | None = None,
-        run_id: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> RunResult:
+    def configure(self, **options: Any) -> Target:
+        """This backend with the ``meta run`` options it registered (``register_commands``) applied."""
+        if options:
+            raise PluginError(f"backend {self.name!r} takes no run options, got {', '.join(sorted(options))}")
+        return self
+
+    def run(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
+        """Run ``pipeline`` as ``request`` asks (built by ``RunRequest.build``) and wait for the result."""
         raise PluginError(f"backend {self.name!r} cannot run pipelines")
+
+    def run_report(
+        self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None
+    ) -> RunReport:
+        """``run``, plus what a person reads about it (``meta run``); backends with more detail override it."""
+        return RunReport(self.run(pipeline, request, progress))
 
     def compile(self, pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
         raise PluginError(f"target {self.name!r} does not generate code")

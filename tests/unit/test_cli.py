@@ -11,13 +11,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from meta.cli import cli
 from meta.plugins import manager
+from meta.plugins.commands import BackendOption
 from meta.plugins.hookspecs import hookimpl
 from meta.plugins.targets import Target
+from meta.spec.errors import PluginError
 from meta.spec.model import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -309,6 +312,14 @@ class RecordingPlugin:
     def register_targets(self, register: Callable[[Target], None]) -> None:
         register(self.target)
 
+    @hookimpl
+    def register_commands(self, cli: click.Group, add_option: Callable[[BackendOption], None]) -> None:
+        add_option(BackendOption("deploy", "recording", click.Option(["--region"], help="recording: where")))
+
+        @cli.command("recording-hello")
+        def hello() -> None:
+            click.echo(f"hello from {self.target.name}")
+
 
 @pytest.fixture
 def recording() -> Any:
@@ -327,9 +338,80 @@ def test_compile_and_deploy_go_to_the_named_target(tmp_path: Path, recording: Re
     assert result.exit_code == 0
     assert result.output == f"{out / 'simple.txt'}\n"
     assert (out / "simple.txt").read_text() == "simple: 3 tasks from ['s.yaml']\n"
-    deployed = invoke("deploy", "--target", "recording", spec, "--pool", "p1")
+    deployed = invoke("deploy", "--target", "recording", spec, "--region", "eu")
     assert deployed.output == "deployed simple\n"
-    assert recording.deployed == [(["simple"], {"pool": "p1"})]  # only the options given are passed
+    assert recording.deployed == [(["simple"], {"region": "eu"})]  # only the options given are passed
+    assert "--region" in invoke("deploy", "--help").output
+
+
+def test_a_plugin_adds_its_own_command(recording: RecordingTarget) -> None:
+    assert invoke("recording-hello").output == "hello from recording\n"
+    assert "recording-hello" in invoke("--help").output
+
+
+def test_an_option_of_another_backend_is_refused_not_ignored(tmp_path: Path, recording: RecordingTarget) -> None:
+    spec = str(write(tmp_path, "s.yaml", SIMPLE))
+    refused = CliRunner().invoke(cli, ["deploy", "--target", "local", spec, "--region", "eu"])
+    assert refused.exit_code == 2
+    assert "--region is an option of recording; --target local does not take it" in refused.output
+    assert recording.deployed == []
+    parallel = CliRunner().invoke(cli, ["run", spec, "--backend", "recording", "--parallelism", "2"])
+    assert parallel.exit_code == 2
+    assert "--parallelism is an option of local; --backend recording does not take it" in parallel.output
+
+
+def test_deploy_to_airflow_refuses_prefect_options_and_honours_its_own(tmp_path: Path) -> None:
+    pytest.importorskip("meta_airflow")
+    spec = str(write(tmp_path, "s.yaml", SIMPLE))
+    for flag in ("--pool", "--api-url"):
+        result = CliRunner().invoke(cli, ["deploy", "--target", "airflow", spec, flag, "x"])
+        assert result.exit_code == 2
+        assert f"{flag} is an option of prefect; --target airflow does not take it" in result.output
+    specs = tmp_path / "specs"
+    deployed = CliRunner().invoke(cli, ["deploy", "--target", "airflow", spec, "--specs-dir", str(specs)])
+    assert deployed.exit_code == 0, deployed.output
+    assert deployed.output == f"{specs / 'simple.json'}\n"
+
+
+def test_run_id_under_dag_test_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dag.test() names its own run; a given --run-id must not be dropped silently (no Airflow is started)."""
+    pytest.importorskip("meta_airflow")
+    monkeypatch.delenv("META_AIRFLOW_URL", raising=False)
+    result = CliRunner().invoke(
+        cli, ["run", str(write(tmp_path, "s.yaml", SIMPLE)), "--backend", "airflow", "--run-id", "mine"]
+    )
+    assert result.exit_code == 2
+    assert "run id 'mine': Airflow's dag.test() names its own run" in result.output
+
+
+def test_a_misspelled_hookimpl_is_an_error_naming_plugin_and_hook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "misspelled_meta_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            from meta.plugins.hookspecs import hookimpl
+
+            @hookimpl
+            def register_target(register):
+                raise AssertionError("never called")
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(manager, "BUILTIN_PLUGINS", (*manager.BUILTIN_PLUGINS, "misspelled_meta_plugin"))
+    manager.reset()
+    try:
+        with pytest.raises(PluginError) as raised:
+            manager.plugin_manager()
+        message = str(raised.value)
+        assert "plugin 'misspelled_meta_plugin' implements 'register_target', which is no meta hook" in message
+        assert "did you mean 'register_targets'?" in message
+        result = CliRunner().invoke(cli, ["list", "."])
+        assert result.exit_code == 2 and "register_target" in result.output  # the CLI reports it cleanly
+    finally:
+        monkeypatch.undo()
+        manager.reset()
 
 
 def test_import_needs_a_registered_importer(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from meta.builtin.local import LocalRunner, RunOutcome
 from meta.builtin.local.state import History
 from meta.builtin.local.target import LocalTarget
+from meta.semantics.request import RunRequest
 from meta.semantics.retries import delay_before_retry, retry_jitter_key
 from meta.spec.errors import CompileError, TaskSkipped, ValidationFailed
 from meta.spec.model import Pipeline
@@ -95,9 +96,9 @@ def make(tasks: list[dict], **fields: Any) -> Pipeline:
 
 def run(pipeline: Pipeline, home: Path, **kwargs: Any) -> RunOutcome:
     lines: list[str] = []
-    outcome = LocalRunner(home=home, parallelism=kwargs.pop("parallelism", 4)).run(
-        pipeline, logical_date=kwargs.pop("logical_date", LOGICAL), progress=lines.append, **kwargs
-    )
+    runner = LocalRunner(home=home, parallelism=kwargs.pop("parallelism", 4))
+    request = RunRequest.build(pipeline, logical_date=kwargs.pop("logical_date", LOGICAL), **kwargs)
+    outcome = runner.run(pipeline, request, progress=lines.append)
     outcome.progress_lines = lines  # type: ignore[attr-defined]
     return outcome
 
@@ -554,7 +555,8 @@ def test_logical_date_default_is_now(meta_home: Path) -> None:
 
 
 def test_state_dir_defaults_to_meta_home(meta_home: Path) -> None:
-    LocalRunner().run(make([py("a", "noop")], id="homed"), run_id="r")
+    homed = make([py("a", "noop")], id="homed")
+    LocalRunner().run(homed, RunRequest.build(homed, run_id="r"))
     assert (meta_home / "meta.db").exists()
     assert (meta_home / "logs/homed/r/a/attempt-1.log").exists()
     assert os.environ["META_HOME"] == str(meta_home)

@@ -5,19 +5,28 @@ Imports nothing from Airflow at registration time: listing backends must stay fa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from meta import CompileError, Importer, Pipeline, ProgressCallback, RunResult, Target, hookimpl
+from meta import (
+    BackendOption,
+    CompileError,
+    Importer,
+    Pipeline,
+    ProgressCallback,
+    RunRequest,
+    RunResult,
+    Target,
+    hookimpl,
+)
 
 
 class AirflowTarget(Target):
     name = "airflow"
     description = "Apache Airflow 3: parse-time loader, generated DAG files, runs via dag.test() or a server's REST API"
 
-    def check(self, pipeline: Pipeline) -> list[CompileError]:
+    def problems(self, pipeline: Pipeline) -> list[CompileError]:
         from meta_airflow.plan import problems
 
         return problems(pipeline)
@@ -25,26 +34,20 @@ class AirflowTarget(Target):
     def compile(self, pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
         from meta_airflow.codegen import write_dag_files
 
+        for pipeline in pipelines:
+            self.ensure_supported(pipeline)
         return write_dag_files(pipelines, out_dir, sources)
 
-    def run(
-        self,
-        pipeline: Pipeline,
-        *,
-        params: dict[str, Any] | None = None,
-        logical_date: datetime | None = None,
-        run_id: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> RunResult:
+    def run(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
         from meta_airflow.run import run_pipeline
 
-        return run_pipeline(pipeline, params=params, logical_date=logical_date, run_id=run_id, progress=progress)
+        self.ensure_supported(pipeline)
+        return run_pipeline(pipeline, request, progress=progress)
 
     def deploy(self, pipelines: Sequence[Pipeline], **options: Any) -> list[str]:
         """Write specs into an Airflow loader folder (``specs_dir=`` or env META_AIRFLOW_SPECS_DIR)."""
         import os
 
-        from meta_airflow.plan import ensure_supported
         from meta_airflow.remote import write_spec
 
         specs_dir = options.get("specs_dir") or os.environ.get("META_AIRFLOW_SPECS_DIR")
@@ -57,7 +60,7 @@ class AirflowTarget(Target):
             )
         out = []
         for pipeline in pipelines:
-            ensure_supported(pipeline)
+            self.ensure_supported(pipeline)
             out.append(str(write_spec(Path(specs_dir), pipeline)))
         return out
 
@@ -73,10 +76,23 @@ class AirflowImporter(Importer):
 
 
 @hookimpl
-def register_targets(register: Any) -> None:
+def register_targets(register: Callable[[Target], None]) -> None:
     register(AirflowTarget())
 
 
 @hookimpl
-def register_importers(register: Any) -> None:
+def register_importers(register: Callable[[Importer], None]) -> None:
     register(AirflowImporter())
+
+
+@hookimpl
+def register_commands(add_option: Callable[[BackendOption], None]) -> None:
+    """``meta deploy --target airflow --specs-dir DIR``: reach ``deploy(specs_dir=...)``."""
+    import click
+
+    option = click.Option(
+        ["--specs-dir"],
+        type=click.Path(file_okay=False),
+        help="airflow: the folder the loader reads specs from (default: META_AIRFLOW_SPECS_DIR)",
+    )
+    add_option(BackendOption("deploy", "airflow", option))

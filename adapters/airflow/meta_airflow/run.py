@@ -14,37 +14,27 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from meta import MetaError, Pipeline, ProgressCallback, RunResult, RunState, TaskResult, run_state
+from meta import MetaError, Pipeline, ProgressCallback, RunRequest, RunResult, RunState, TaskResult, run_state
 
 
-def run_pipeline(
-    pipeline: Pipeline,
-    params: dict[str, Any] | None = None,
-    logical_date: datetime | None = None,
-    run_id: str | None = None,
-    progress: ProgressCallback | None = None,
-) -> RunResult:
-    from meta_airflow.plan import ensure_supported
-
-    ensure_supported(pipeline)
+def run_pipeline(pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
+    """The target's ``run`` (AirflowTarget.run has checked the pipeline is supported)."""
+    request = request.for_pipeline(pipeline)
     if os.environ.get("META_AIRFLOW_URL"):
-        return run_remote(pipeline, params, logical_date, run_id, progress)
-    if run_id is not None and progress:
-        progress("dag.test() names its own run id; the given run id is ignored")
-    return run_dag_test(pipeline, params, logical_date, progress)
+        return run_remote(pipeline, request, progress)
+    if request.run_id_given:
+        # dag.test() names the run itself (DagRun.generate_run_id: manual__<logical date>); refuse rather than
+        # report a run under a different id than the one asked for.
+        raise MetaError(
+            f"run id {request.run_id!r}: Airflow's dag.test() names its own run (manual__<logical date>); "
+            "drop --run-id, or run on an Airflow server (set META_AIRFLOW_URL and META_AIRFLOW_SPECS_DIR)"
+        )
+    return run_dag_test(pipeline, request, progress)
 
 
-def run_remote(
-    pipeline: Pipeline,
-    params: dict[str, Any] | None,
-    logical_date: datetime | None,
-    run_id: str | None,
-    progress: ProgressCallback | None,
-) -> RunResult:
+def run_remote(pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None) -> RunResult:
     from meta_airflow.client import AirflowClient, PasswordTokenAuth
     from meta_airflow.remote import trigger, wait_for_dags, wait_for_runs, write_spec
 
@@ -58,10 +48,11 @@ def run_remote(
     user = os.environ.get("META_AIRFLOW_USER")
     auth = PasswordTokenAuth(url, user, os.environ.get("META_AIRFLOW_PASSWORD", "")) if user else None
     write_spec(Path(specs_dir), pipeline)
-    run_id = run_id or f"meta_{uuid.uuid4().hex[:16]}"
+    # Without a given run id, a fresh one: a server keeps its runs, so a second run must not collide with the first.
+    run_id = request.run_id if request.run_id_given else f"meta_{uuid.uuid4().hex[:16]}"
     with AirflowClient(url, auth=auth) as client:
         wait_for_dags(client, [pipeline.id])
-        trigger(client, pipeline, params, run_id, logical_date)
+        trigger(client, pipeline, request.params, run_id, request.logical_date)
         if progress:
             progress(f"triggered {pipeline.id} run {run_id} on {url}")
         return wait_for_runs(client, {pipeline.id: run_id}, timeout=24 * 3600, progress=progress)[pipeline.id]
@@ -112,12 +103,7 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_dag_test(
-    pipeline: Pipeline,
-    params: dict[str, Any] | None,
-    logical_date: datetime | None,
-    progress: ProgressCallback | None,
-) -> RunResult:
+def run_dag_test(pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None) -> RunResult:
     from meta_airflow.dagtest import RESULT_MARK
     from meta_airflow.remote import task_state, write_spec
 
@@ -128,8 +114,8 @@ def run_dag_test(
     request = {
         "pipeline_id": pipeline.id,
         "dags_folder": str(home / "dags"),
-        "params": dict(params or {}),
-        "logical_date": (logical_date or datetime.now(UTC)).isoformat(),
+        "params": dict(request.params),
+        "logical_date": request.logical_date.isoformat(),
     }
     request_path = home / f"request_{uuid.uuid4().hex[:8]}.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")

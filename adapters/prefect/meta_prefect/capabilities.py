@@ -1,8 +1,10 @@
-"""What the Prefect target cannot express: each is a CompileError naming the feature (docs/capabilities-prefect.md)."""
+"""What the Prefect target cannot express: each is a CompileError naming the feature (docs/capabilities-prefect.md).
+
+The checks every backend shares (op types, airflow_operator tasks) run in the base ``Target.check``."""
 
 from __future__ import annotations
 
-from meta import AirflowOperatorAction, CompileError, CronSchedule, OpAction, Pipeline
+from meta import CompileError, CronSchedule, Pipeline
 from meta_prefect.flow import check_param_names
 
 TARGET = "prefect"
@@ -42,25 +44,4 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                 f"scheduled runs cannot supply {required}; give them defaults (Airflow refuses this too)",
             )
         )
-    for task in pipeline.tasks:
-        if isinstance(task.action, AirflowOperatorAction):
-            out.append(
-                CompileError(
-                    TARGET, pid, f"the Airflow operator {task.action.operator}", "it runs only on airflow", task=task.id
-                )
-            )
-        if isinstance(task.action, OpAction):
-            out.extend(_op_problems(pid, task.id, task.action.op))
     return out
-
-
-def _op_problems(pid: str, task_id: str, op_name: str) -> list[CompileError]:
-    from meta import PluginError, get_op
-
-    try:
-        op = get_op(op_name)
-    except PluginError as exc:
-        return [CompileError(TARGET, pid, f"op {op_name!r}", str(exc), task=task_id)]
-    if op.backends is not None and TARGET not in op.backends:
-        return [CompileError(TARGET, pid, f"op {op_name!r}", f"it runs only on {sorted(op.backends)}", task=task_id)]
-    return []

@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from meta import CompileError, Pipeline, ProgressCallback, RunResult, Target, hookimpl
+from meta import BackendOption, CompileError, Pipeline, ProgressCallback, RunRequest, RunResult, Target, hookimpl
 
 
 class PrefectTarget(Target):
     name = "prefect"
     description = "Prefect 3: flows built at run time, generated flow files, deployments on a Prefect server"
 
-    def check(self, pipeline: Pipeline) -> list[CompileError]:
+    def problems(self, pipeline: Pipeline) -> list[CompileError]:
         from meta_prefect.capabilities import problems
 
         return problems(pipeline)
 
-    def run(
-        self,
-        pipeline: Pipeline,
-        *,
-        params: dict[str, Any] | None = None,
-        logical_date: datetime | None = None,
-        run_id: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> RunResult:
+    def run(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
         from meta_prefect.run import run_pipeline
 
         self.ensure_supported(pipeline)
-        return run_pipeline(pipeline, params=params, logical_date=logical_date, run_id=run_id, progress=progress)
+        return run_pipeline(pipeline, request, progress=progress)
 
     def compile(self, pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
         from meta_prefect.codegen import write_flows
@@ -51,3 +42,18 @@ class PrefectTarget(Target):
 @hookimpl
 def register_targets(register: Callable[[Target], None]) -> None:
     register(PrefectTarget())
+
+
+@hookimpl
+def register_commands(add_option: Callable[[BackendOption], None]) -> None:
+    """``meta deploy --target prefect --pool NAME [--api-url URL]``: reach ``deploy(pool=..., api_url=...)``."""
+    import click
+
+    add_option(BackendOption("deploy", "prefect", click.Option(["--pool"], help="prefect: the work pool to deploy to")))
+    add_option(
+        BackendOption(
+            "deploy",
+            "prefect",
+            click.Option(["--api-url"], help="prefect: the server's API URL (default: PREFECT_API_URL)"),
+        )
+    )

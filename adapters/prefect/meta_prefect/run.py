@@ -6,21 +6,16 @@ The flow reports to the server at ``PREFECT_API_URL`` when set, else Prefect sta
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
 from meta import (
     MetaError,
     Pipeline,
     ProgressCallback,
+    RunRequest,
     RunResult,
     TaskResult,
     TaskState,
-    check_run_id,
-    default_run_id,
-    resolve_params,
 )
 from meta_prefect.driver import Outcome
 from meta_prefect.flow import to_flow
@@ -33,21 +28,19 @@ class PrefectRunFailed(MetaError, RuntimeError):
     """The flow ended before meta's driver could report task states (e.g. it crashed)."""
 
 
-def run_pipeline(
-    pipeline: Pipeline,
-    *,
-    params: dict[str, Any] | None = None,
-    logical_date: datetime | None = None,
-    run_id: str | None = None,
-    progress: ProgressCallback | None = None,
-) -> RunResult:
-    values = resolve_params(pipeline, params)  # bad params fail here, before any server is involved
-    logical_date = logical_date or datetime.now(UTC)
-    run_id = check_run_id(run_id) if run_id is not None else default_run_id(logical_date)
+def run_pipeline(pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
+    """``request`` (``RunRequest.build``) has checked the params and run id before any server is involved."""
+    request = request.for_pipeline(pipeline)
     outcomes: list[Outcome] = []
-    flow = to_flow(pipeline, run_id=run_id, logical_date=logical_date, observer=outcomes.append, progress=progress)
+    flow = to_flow(
+        pipeline,
+        run_id=request.run_id,
+        logical_date=request.logical_date,
+        observer=outcomes.append,
+        progress=progress,
+    )
     with temporary_settings(set_defaults={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_SECONDS}):
-        state = flow(**values, return_state=True)
+        state = flow(**request.params, return_state=True)
     if not outcomes:
         ended = f"{state.type.value} ({state.message})" if state is not None else "no state"
         raise PrefectRunFailed(

@@ -16,6 +16,7 @@ import pytest
 from meta_prefect.events import DATASET_EVENT
 
 from meta.plugins.manager import get_target
+from meta.semantics.request import RunRequest
 from meta.spec.errors import ValidationFailed
 from meta.spec.model import Pipeline
 from meta.spec.states import RunState
@@ -31,8 +32,8 @@ def sh(task_id: str, command: str, upstream: tuple[str, ...] = (), **fields: Any
     return {"id": task_id, "action": {"kind": "shell", "command": command}, "upstream": upstream, **fields}
 
 
-def run(p: Pipeline, **kwargs: Any):
-    return get_target("prefect").run(p, **kwargs)
+def run(p: Pipeline, progress: Any = None, **kwargs: Any):
+    return get_target("prefect").run(p, RunRequest.build(p, **kwargs), progress=progress)
 
 
 def test_failed_task_that_is_not_a_leaf_does_not_fail_the_run_but_a_failed_leaf_does() -> None:

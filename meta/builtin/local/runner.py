@@ -7,14 +7,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from meta.builtin.local.alerts import RouteAlerts
 from meta.builtin.local.engine import Progress, RunLoop, RunOutcome
 from meta.builtin.local.state import History
 from meta.semantics.context import RunContext
-from meta.semantics.params import resolve_params
-from meta.semantics.request import InvalidRunRequest, check_run_id, default_run_id
+from meta.semantics.request import InvalidRunRequest, RunRequest
 from meta.settings import state_dir
 from meta.spec.model import Pipeline
 
@@ -55,20 +53,11 @@ class LocalRunner:
         self.record_history = record_history
 
     def run(
-        self,
-        pipeline: Pipeline,
-        *,
-        params: Mapping[str, Any] | None = None,
-        logical_date: datetime | None = None,
-        run_id: str | None = None,
-        progress: Progress | None = None,
+        self, pipeline: Pipeline, request: RunRequest | None = None, progress: Progress | None = None
     ) -> RunOutcome:
-        values = resolve_params(pipeline, params)
-        if logical_date is None:
-            logical_date = datetime.now(UTC)
-        elif logical_date.tzinfo is None:  # a naive date means UTC, as in Airflow's API
-            logical_date = logical_date.replace(tzinfo=UTC)
-        run_id = check_run_id(run_id) if run_id is not None else default_run_id(logical_date)
+        """Run ``pipeline`` as ``request`` asks (default: ``RunRequest.build(pipeline)``: defaults, now, manual id)."""
+        request = (request or RunRequest.build(pipeline)).for_pipeline(pipeline)
+        run_id, logical_date, values = request.run_id, request.logical_date, dict(request.params)
         ctx = RunContext(pipeline.id, run_id, logical_date, values, backend="local")
         home = (self.home or state_dir()).resolve()
         history = History(home / "meta.db") if self.record_history else None

@@ -1,14 +1,14 @@
-"""The ``local`` target: the embedded runner behind meta's common Target interface."""
+"""The ``local`` target: the embedded runner behind meta's common Target interface (``meta run --backend local``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from meta.builtin.local.engine import RunOutcome
 from meta.builtin.local.runner import LocalRunner
-from meta.plugins.targets import ProgressCallback, Target
-from meta.spec.errors import CompileError, PluginError
-from meta.spec.model import AirflowOperatorAction, OpAction, Pipeline
+from meta.plugins.targets import ProgressCallback, RunReport, Target
+from meta.semantics.request import RunRequest
+from meta.spec.model import Pipeline
 from meta.spec.results import RunResult
 
 
@@ -19,51 +19,23 @@ class LocalTarget(Target):
     def __init__(self, parallelism: int | None = None):
         self.parallelism = parallelism
 
-    def check(self, pipeline: Pipeline) -> list[CompileError]:
-        errors = []
-        for task in pipeline.tasks:
-            action = task.action
-            if isinstance(action, AirflowOperatorAction):
-                errors.append(
-                    CompileError(
-                        self.name,
-                        pipeline.id,
-                        f"the Airflow operator {action.operator}",
-                        "only the airflow backend runs airflow_operator tasks",
-                        task=task.id,
-                    )
-                )
-            elif isinstance(action, OpAction):
-                from meta.plugins.manager import get_op
+    def configure(self, *, parallelism: int | None = None, **options: Any) -> LocalTarget:
+        super().configure(**options)  # refuses options this backend does not know
+        return LocalTarget(parallelism=parallelism if parallelism is not None else self.parallelism)
 
-                try:
-                    op = get_op(action.op)
-                except PluginError as exc:
-                    errors.append(
-                        CompileError(self.name, pipeline.id, f"op type {action.op!r}", str(exc), task=task.id)
-                    )
-                    continue
-                if op.backends is not None and self.name not in op.backends:
-                    errors.append(
-                        CompileError(
-                            self.name,
-                            pipeline.id,
-                            f"op type {action.op!r}",
-                            f"it supports only {sorted(op.backends)}",
-                            task=task.id,
-                        )
-                    )
-        return errors
+    def run(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
+        return self.run_outcome(pipeline, request, progress).result
 
-    def run(
-        self,
-        pipeline: Pipeline,
-        *,
-        params: dict[str, Any] | None = None,
-        logical_date: datetime | None = None,
-        run_id: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> RunResult:
+    def run_report(
+        self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None
+    ) -> RunReport:
+        from meta.builtin.local.report import run_table
+
+        outcome = self.run_outcome(pipeline, request, progress)
+        notes = (f"logs: {outcome.log_dir}",) if outcome.log_dir is not None else ()
+        return RunReport(outcome.result, run_table(outcome), notes)
+
+    def run_outcome(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None) -> RunOutcome:
+        """The run with everything the local runner knows (timings, log folder), after the shared checks."""
         self.ensure_supported(pipeline)
-        runner = LocalRunner(parallelism=self.parallelism)
-        return runner.run(pipeline, params=params, logical_date=logical_date, run_id=run_id, progress=progress).result
+        return LocalRunner(parallelism=self.parallelism).run(pipeline, request, progress=progress)

@@ -13,6 +13,7 @@ from meta_airflow.client import AirflowApiError, AirflowClient, PasswordTokenAut
 from meta_airflow.codegen import write_dag_files
 from meta_airflow.remote import read_result, trigger, wait_for_dags, wait_for_runs, write_spec
 
+from meta.semantics.request import RunRequest
 from meta.spec.model import Pipeline
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -125,7 +126,8 @@ def test_meta_run_through_a_configured_server(airflow_server, monkeypatch) -> No
         }
     )
     seen: list[str] = []
-    result = get_target("airflow").run(p, params={"country": "CH"}, run_id="it_meta_run_1", progress=seen.append)
+    request = RunRequest.build(p, params={"country": "CH"}, run_id="it_meta_run_1")
+    result = get_target("airflow").run(p, request, progress=seen.append)
     assert result.to_json() == {
         "pipeline": "it_meta_run",
         "state": "success",

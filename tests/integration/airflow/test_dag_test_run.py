@@ -38,11 +38,13 @@ SPEC = {
 def test_run_with_dag_test_gives_the_local_json(tmp_path: Path) -> None:
     from meta_airflow.run import run_pipeline
 
+    from meta.semantics.request import RunRequest
     from meta.spec.model import Pipeline
 
     env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("META_AIRFLOW_")}
     try:
-        result = run_pipeline(Pipeline.model_validate(SPEC), params={"country": "CH"})
+        p = Pipeline.model_validate(SPEC)
+        result = run_pipeline(p, RunRequest.build(p, params={"country": "CH"}))
     finally:
         os.environ.update(env_backup)
     out = result.to_json()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from meta.plugins.manager import get_target
+from meta.semantics.request import RunRequest
 from meta.spec.model import Pipeline
 from tests.integration.operators.conftest import WebhookServer
 from tests.unit.operators.loads_model import DDL, execute, table_state
@@ -54,7 +55,7 @@ def test_pipeline_with_ops_is_idempotent_per_run(
     spec = pipeline(url, [{"id": 1, "part": "odd", "v": 1}, {"id": 2, "part": "even", "v": 2}])
     local = get_target("local")
     for _ in range(2):  # the same run id twice: a re-run
-        result = local.run(spec, logical_date=LOGICAL, run_id="manual__sales_1")
+        result = local.run(spec, RunRequest.build(spec, logical_date=LOGICAL, run_id="manual__sales_1"))
         assert result.states() == {"load": "success", "tell": "success"}
     assert table_state(url, "t") == {1: 1, 2: 2}
     assert [p["text"].split("\n")[0] for p in hook.received] == ["sales 2024-07-01 loaded"]
@@ -67,7 +68,7 @@ def test_schema_error_fails_the_task_and_writes_nothing(
     execute(url, DDL.format(table="t"))
     monkeypatch.setenv("META_CHANNEL_SLACK_DATA_TEAM_URL", "http://127.0.0.1:9/never-called")
     spec = pipeline(url, [{"id": 1, "part": "odd", "v": "one"}])
-    result = get_target("local").run(spec, logical_date=LOGICAL, run_id="manual__bad")
+    result = get_target("local").run(spec, RunRequest.build(spec, logical_date=LOGICAL, run_id="manual__bad"))
     assert result.states() == {"load": "failed", "tell": "upstream_failed"}
     assert table_state(url, "t") == {}
     log = (meta_home / "logs" / "sales" / "manual__bad" / "load" / "attempt-1.log").read_text()

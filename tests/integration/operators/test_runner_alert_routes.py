@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from meta.plugins.manager import get_target
+from meta.semantics.request import RunRequest
 from meta.spec.model import Pipeline
 from tests.integration.operators.conftest import WebhookServer
 
@@ -42,7 +43,8 @@ def test_failure_and_each_retry_are_announced_once(
     webhook_server: WebhookServer, monkeypatch: pytest.MonkeyPatch, meta_home: Path
 ) -> None:
     received = route_to(webhook_server, monkeypatch, meta_home)
-    result = get_target("local").run(pipeline("exit 1", retries=2, retry_delay="0s"), run_id="r1")
+    failing = pipeline("exit 1", retries=2, retry_delay="0s")
+    result = get_target("local").run(failing, RunRequest.build(failing, run_id="r1"))
     assert str(result.state) == "failed"
     messages = texts(received)
     assert len(messages) == 3, messages
@@ -57,8 +59,9 @@ def test_success_is_announced_and_a_rerun_of_the_same_run_is_deduplicated(
 ) -> None:
     received = route_to(webhook_server, monkeypatch, meta_home)
     target = get_target("local")
-    target.run(pipeline("true"), run_id="same")
-    target.run(pipeline("true"), run_id="same")
+    ok = pipeline("true")
+    target.run(ok, RunRequest.build(ok, run_id="same"))
+    target.run(ok, RunRequest.build(ok, run_id="same"))
     assert len(received) == 1
     assert "alerting succeeded" in received[0]["text"]
 
@@ -68,7 +71,7 @@ def test_a_run_longer_than_max_duration_misses_its_sla(
 ) -> None:
     received = route_to(webhook_server, monkeypatch, meta_home)
     slow = Pipeline.model_validate({**pipeline("sleep 1.2").model_dump(), "sla": {"max_duration": "1s"}})
-    get_target("local").run(slow, run_id="slow")
+    get_target("local").run(slow, RunRequest.build(slow, run_id="slow"))
     messages = texts(received)
     assert any("missed its SLA" in m for m in messages), messages
     assert any("succeeded" in m for m in messages)

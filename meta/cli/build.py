@@ -1,0 +1,39 @@
+"""``meta compile`` and ``meta deploy``: backend code and deployments, through the named target's plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from meta.cli import _load, cli
+from meta.cli.backend_options import BackendCommand, take
+
+
+@cli.command("compile")
+@click.option("--target", "target_name", required=True, help="a target a plugin provides, e.g. airflow or prefect")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
+def compile_(target_name: str, specs: tuple[str, ...], out_dir: str) -> None:
+    """Generate backend code, such as Airflow DAG files, for the pipelines in SPECS."""
+    from meta.plugins.manager import get_target
+
+    target = get_target(target_name)
+    pipelines = _load(specs)
+    written = target.compile(pipelines, Path(out_dir), [Path(s) for s in specs])
+    for path in written:
+        click.echo(str(path))
+
+
+@cli.command(cls=BackendCommand)
+@click.option("--target", "target_name", required=True, help="a target a plugin provides, e.g. airflow or prefect")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
+def deploy(target_name: str, specs: tuple[str, ...], **backend_options: Any) -> None:
+    """Deploy the pipelines in SPECS to a running backend (options marked with a backend are for it alone)."""
+    from meta.plugins.manager import get_target
+
+    options = take(click.get_current_context(), target_name, backend_options, "--target")
+    target = get_target(target_name)
+    for line in target.deploy(_load(specs), **options):
+        click.echo(line)
