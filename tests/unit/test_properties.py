@@ -2,8 +2,9 @@
 
 The expected states come from an independent oracle written from Airflow's documented trigger-rule semantics, with
 every upstream finished (it does not call meta.spec.dag). Airflow decides some rules early; the only order-dependent
-case is ``all_success`` seeing both a skipped and a failed upstream (skipped if the skip is seen first, else
-upstream_failed), so the oracle gives a set of allowed states per task.
+case is ``all_success`` seeing both a skipped and a failed upstream (skipped if a scheduling pass sees the skip
+first, else upstream_failed; ADR 0002), so the oracle gives a set of allowed states per task. The same oracles
+check the scheduler alone, without threads (tests/unit/test_scheduler.py).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def rule_outcomes(rule: TriggerRule, ups: tuple[str, ...]) -> set[str]:
         if success == n:
             return {"run"}
         if failures and skipped:
-            return {K, U}  # whichever Airflow sees first
+            return {K, U}  # whichever a scheduling pass sees first
         return {U} if failures else {K}
     if rule == TriggerRule.ALL_FAILED:
         return {"run"} if failures == n else {K}

@@ -239,15 +239,18 @@ def cascade(skip_depth: int, fail_depth: int) -> Pipeline:
 def test_a_cascade_reaches_the_join_one_level_per_pass(
     skip_depth: int, fail_depth: int, join: TaskState, run: RunState
 ) -> None:
-    sched = Scheduler(cascade(skip_depth, fail_depth))
-    assert sched.start().start == ["bad"]
-    step = sched.complete("bad", F)
-    assert step.start == []
-    assert sched.states["join"] == join
-    assert sched.run_state() == run
-    # Decisions come out pass by pass: a chain's n-th task in pass n, the join in the pass after the shorter chain.
-    passes = [min(skip_depth, fail_depth) + 1 if d.task_id == "join" else int(d.task_id[-1]) for d in step.decided]
-    assert passes == sorted(passes)
+    pipeline = cascade(skip_depth, fail_depth)
+    # The order in which tasks are listed never matters (the immediate cascades it replaced depended on it).
+    for tasks in (pipeline.tasks, pipeline.tasks[::-1]):
+        sched = Scheduler(pipeline.model_copy(update={"tasks": tasks}))
+        assert sched.start().start == ["bad"]
+        step = sched.complete("bad", F)
+        assert step.start == []
+        assert sched.states["join"] == join
+        assert sched.run_state() == run
+        # Pass by pass: a chain's n-th task in pass n, the join in the pass after the shorter chain reaches it.
+        passes = [min(skip_depth, fail_depth) + 1 if d.task_id == "join" else int(d.task_id[-1]) for d in step.decided]
+        assert passes == sorted(passes)
 
 
 def test_a_pass_does_not_see_what_it_decides() -> None:

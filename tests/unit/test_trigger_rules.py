@@ -5,6 +5,9 @@ Sources: https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/dag
 a task is decided as soon as the states seen so far make the outcome certain, e.g. ``all_success`` with one failed
 upstream is ``upstream_failed`` even while the other upstream still runs.
 
+The N columns are what a scheduling pass decides while an upstream is unfinished; tests/unit/test_scheduler.py
+reads this table pass by pass to check the scheduler itself.
+
 Letters: S success, F failed, K skipped, U upstream_failed, N not finished yet.
 Decisions: R run now, W wait, K skipped, U upstream_failed.
 """
