@@ -63,6 +63,9 @@ _PUBLIC: dict[str, str] = {
     "hookimpl": "meta.plugins.hookspecs:hookimpl",
     "Target": "meta.plugins.targets:Target",
     "Importer": "meta.plugins.targets:Importer",
+    "ImportOutcome": "meta.plugins.importing:ImportOutcome",
+    "ImportedPipeline": "meta.plugins.importing:ImportedPipeline",
+    "ImportRefusal": "meta.plugins.importing:ImportRefusal",
     "OpType": "meta.plugins.ops:OpType",
     "OpContext": "meta.plugins.ops:OpContext",
     "ProgressCallback": "meta.plugins.targets:ProgressCallback",
@@ -152,6 +155,15 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.plugins.hookspecs import (
         hookimpl as hookimpl,
+    )
+    from meta.plugins.importing import (
+        ImportedPipeline as ImportedPipeline,
+    )
+    from meta.plugins.importing import (
+        ImportOutcome as ImportOutcome,
+    )
+    from meta.plugins.importing import (
+        ImportRefusal as ImportRefusal,
     )
     from meta.plugins.manager import (
         get_op as get_op,

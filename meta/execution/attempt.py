@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, assert_never
 
 from meta.execution.callables import call_kwargs, resolve_callable
 from meta.execution.capture import capture_stdout
@@ -162,51 +162,58 @@ def _dispatch(
     timeout: float | None,
     log: TextIO,
 ) -> AttemptResult:
+    # Exhaustive over meta.spec.model.Action: a new task kind fails mypy here (assert_never) until it is handled.
     action = task.action
-    if isinstance(action, NoopAction):
-        return AttemptResult(TaskState.SUCCESS)
-    if isinstance(action, ShellAction):
-        return _run_shell(action, task, ctx, try_number, variables, timeout, log)
-    if isinstance(action, AirflowOperatorAction):
-        return AttemptResult(
-            TaskState.FAILED,
-            error=f"task {task.id!r} uses the Airflow operator {action.operator}, which only the airflow backend "
-            f"can run (received backend {ctx.backend!r})",
-        )
-    if isinstance(action, PythonAction | BranchAction):
-        try:
-            func = resolve_callable(action.callable)
-        except Exception as exc:  # import problems are the task's failure, reported clearly
-            return AttemptResult(TaskState.FAILED, error=f"cannot import {action.callable!r}: {exc}")
-        kwargs = render_value(dict(action.kwargs), variables)
-        allowed = pipeline.downstream_of(task.id) if isinstance(action, BranchAction) else None
-
-        def work() -> AttemptResult:
-            try:
-                resolved = resolve_secrets(kwargs)
-            except MetaError as exc:  # a missing secret is the task's failure, named clearly
-                return AttemptResult(TaskState.FAILED, error=str(exc))
-            return _call_python(func, resolved, variables, allowed, action.callable)
-
-        return _in_process_or_child(work, task, ctx, try_number, timeout, log)
-    if isinstance(action, SqlAction):
-        statement = render(action.statement, variables)
-        parameters = render_value(dict(action.parameters), variables)
-
-        def work() -> AttemptResult:
-            from meta.execution.sql import run_sql
-
-            count = run_sql(action.conn, statement, resolve_secrets(parameters), sys.stdout)
-            if not count:
-                return AttemptResult(TaskState.FAILED, error="the sql statement holds nothing to run (only comments?)")
+    match action:
+        case NoopAction():
             return AttemptResult(TaskState.SUCCESS)
+        case ShellAction():
+            return _run_shell(action, task, ctx, try_number, variables, timeout, log)
+        case AirflowOperatorAction():
+            return AttemptResult(
+                TaskState.FAILED,
+                error=f"task {task.id!r} uses the Airflow operator {action.operator}, which only the airflow backend "
+                f"can run (received backend {ctx.backend!r})",
+            )
+        case PythonAction() | BranchAction():
+            try:
+                func = resolve_callable(action.callable)
+            except Exception as exc:  # import problems are the task's failure, reported clearly
+                return AttemptResult(TaskState.FAILED, error=f"cannot import {action.callable!r}: {exc}")
+            kwargs = render_value(dict(action.kwargs), variables)
+            allowed = pipeline.downstream_of(task.id) if isinstance(action, BranchAction) else None
+            target = action.callable
 
-        return _in_process_or_child(_guard(work), task, ctx, try_number, timeout, log)
-    if isinstance(action, OpAction):
-        return _in_process_or_child(
-            _guard(_op_work(action, task, ctx, try_number, variables)), task, ctx, try_number, timeout, log
-        )
-    return AttemptResult(TaskState.FAILED, error=f"unknown task kind {task.kind!r}")  # pragma: no cover
+            def call() -> AttemptResult:
+                try:
+                    resolved = resolve_secrets(kwargs)
+                except MetaError as exc:  # a missing secret is the task's failure, named clearly
+                    return AttemptResult(TaskState.FAILED, error=str(exc))
+                return _call_python(func, resolved, variables, allowed, target)
+
+            return _in_process_or_child(call, task, ctx, try_number, timeout, log)
+        case SqlAction():
+            statement = render(action.statement, variables)
+            parameters = render_value(dict(action.parameters), variables)
+            conn = action.conn
+
+            def query() -> AttemptResult:
+                from meta.execution.sql import run_sql
+
+                count = run_sql(conn, statement, resolve_secrets(parameters), sys.stdout)
+                if not count:
+                    return AttemptResult(
+                        TaskState.FAILED, error="the sql statement holds nothing to run (only comments?)"
+                    )
+                return AttemptResult(TaskState.SUCCESS)
+
+            return _in_process_or_child(_guard(query), task, ctx, try_number, timeout, log)
+        case OpAction():
+            return _in_process_or_child(
+                _guard(_op_work(action, task, ctx, try_number, variables)), task, ctx, try_number, timeout, log
+            )
+        case _:
+            assert_never(action)
 
 
 # ------------------------------------------------------------------------------------------------ python

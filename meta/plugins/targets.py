@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, final
 
 from meta.semantics.request import RunRequest
+from meta.plugins.importing import ImportOutcome
 from meta.spec.errors import CompileError, PluginError
 from meta.spec.model import Pipeline
 from meta.spec.results import RunResult
@@ -80,10 +81,13 @@ class Target:
 
 
 class Importer:
-    """Turns another tool's definitions into neutral pipelines (``meta import <name>``)."""
+    """Turns another tool's definitions into neutral pipelines (``meta import <name>``).
+
+    Imports definition by definition: what maps comes back with its notes, what does not as a refusal with its
+    reason (``meta.plugins.importing``); only a problem with ``source`` itself (missing, unreadable) raises."""
 
     name: str = ""
     description: str = ""
 
-    def import_pipelines(self, source: Path, **options: Any) -> list[Pipeline]:
+    def import_pipelines(self, source: Path, **options: Any) -> ImportOutcome:
         raise NotImplementedError

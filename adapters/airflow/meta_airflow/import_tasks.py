@@ -90,7 +90,14 @@ NEUTRAL = {
 
 
 class ImportRefused(MetaError, ValueError):
-    """A DAG whose structure has no neutral form."""
+    """A DAG whose structure has no neutral form: the reason, the task at fault (to locate it in the DAG file), what
+    the DAG has (``received``) and what meta would need instead (``expected``)."""
+
+    def __init__(
+        self, reason: str, *, task: str | None = None, received: str | None = None, expected: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.task, self.received, self.expected = task, received, expected
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -162,16 +169,28 @@ def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str])
             return {"kind": "op", "op": op_kwargs["op"], "with": op_kwargs.get("with_args", {})}
         ref = callable_ref(func, module_names)
         if ref is None:
+            name = getattr(func, "__qualname__", func)
             raise ImportRefused(
-                f"task {tid}: its callable {getattr(func, '__qualname__', func)!r} is not importable "
-                "by name (a lambda or a function nested in another); move it to module level"
+                f"task {tid}: its callable {name!r} is not importable "
+                "by name (a lambda or a function nested in another); move it to module level",
+                task=tid,
+                received=f"python_callable {name}",
+                expected="a function defined at module level (meta references callables as module:function)",
             )
         if op.op_args:
-            raise ImportRefused(f"task {tid}: positional op_args {list(op.op_args)!r} have no neutral form")
+            raise ImportRefused(
+                f"task {tid}: positional op_args {list(op.op_args)!r} have no neutral form",
+                task=tid,
+                received=f"op_args={list(op.op_args)!r}"[:200],
+                expected="keyword arguments (op_kwargs) holding plain data",
+            )
         if not jsonable(op_kwargs):
             raise ImportRefused(
                 f"task {tid}: op_kwargs hold values that are not plain data (e.g. XCom results of "
-                "other tasks); meta tasks do not pass data between tasks"
+                "other tasks); meta tasks do not pass data between tasks",
+                task=tid,
+                received="op_kwargs " + ", ".join(f"{k}={v!r}"[:100] for k, v in op_kwargs.items() if not jsonable(v)),
+                expected="JSON data (strings, numbers, booleans, lists, mappings)",
             )
         if path.endswith("DecoratedOperator"):
             notes.append(f"task {tid}: @task return values (XCom) are not passed to downstream tasks by meta")
@@ -184,7 +203,12 @@ def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str])
         action = {"kind": "sql", "conn": op.conn_id, "statement": statement}
         if op.parameters:
             if not isinstance(op.parameters, dict) or not jsonable(op.parameters):
-                raise ImportRefused(f"task {tid}: SQL parameters {op.parameters!r} are not a JSON mapping")
+                raise ImportRefused(
+                    f"task {tid}: SQL parameters {op.parameters!r} are not a JSON mapping",
+                    task=tid,
+                    received=f"parameters={op.parameters!r}"[:200],
+                    expected="a mapping of names to JSON values",
+                )
             action["parameters"] = dict(op.parameters)
         return action
     return passthrough(op, notes, module_names, dag)
@@ -198,9 +222,14 @@ def passthrough(op: Any, notes: list[str], module_names: dict[str, str], dag: An
     cls = type(op)
     path = f"{module_names.get(cls.__module__, cls.__module__)}.{cls.__qualname__}"
     if "<locals>" in path:
-        raise ImportRefused(f"task {op.task_id}: operator class {path} is defined inside a function")
+        raise ImportRefused(
+            f"task {op.task_id}: operator class {path} is defined inside a function",
+            task=op.task_id,
+            received=f"class {path}",
+            expected="an operator class defined at module level (importable by its path)",
+        )
     arguments: dict[str, Any] = {}
-    dropped = []
+    dropped: dict[str, str] = {}
     inherited = dict(dag.default_args or {})
     for key, value in sorted(_init_kwargs(op).items()):
         if key in BASE_ARGS or (key in inherited and inherited[key] == value):  # default_args are not its own
@@ -208,12 +237,15 @@ def passthrough(op: Any, notes: list[str], module_names: dict[str, str], dag: An
         try:
             arguments[key] = encode(value)
         except NotPlain:
-            dropped.append(key)
+            dropped[key] = type(value).__name__
     if dropped:
         # Leaving an argument out would compile to a different (or broken) operator: refuse instead.
         raise ImportRefused(
-            f"task {op.task_id}: {path} arguments {dropped} are not plain data (callables, objects); an "
-            "airflow_operator passthrough keeps JSON-like arguments plus timedelta/datetime/date/time"
+            f"task {op.task_id}: {path} arguments {list(dropped)} are not plain data (callables, objects); an "
+            "airflow_operator passthrough keeps JSON-like arguments plus timedelta/datetime/date/time",
+            task=op.task_id,
+            received=", ".join(f"{k}: {t}" for k, t in dropped.items()),
+            expected="JSON-like values, timedelta, datetime, date or time",
         )
     notes.append(f"task {op.task_id}: {path} has no neutral form; kept as an airflow_operator (Airflow only)")
     return {"kind": "airflow_operator", "operator": path, "arguments": arguments}
@@ -264,7 +296,12 @@ def task_of(
     op: Any, dag: Any, baseline: dict[str, Any], module_names: dict[str, str], notes: list[str]
 ) -> dict[str, Any]:
     if getattr(op, "is_mapped", False) or class_path(op).endswith("MappedOperator"):
-        raise ImportRefused(f"task {op.task_id}: dynamic task mapping (expand) has no neutral form")
+        raise ImportRefused(
+            f"task {op.task_id}: dynamic task mapping (expand) has no neutral form",
+            task=op.task_id,
+            received=f"{op.task_id}.expand(...): one task instance per mapped value, decided at run time",
+            expected="a fixed set of tasks, known when the DAG file is parsed (e.g. one task per value in a loop)",
+        )
     task: dict[str, Any] = {"id": op.task_id, "action": action_of(op, dag, module_names, notes)}
     upstream = [t for t in dag.task_dict if t in op.upstream_task_ids]
     if upstream:

@@ -1,21 +1,27 @@
 """Airflow DAGs -> neutral pipelines (``meta import airflow --dags-folder DIR [--dag-id ID]``).
 
 This module maps the DAG (schedule, timezone, dates, params, defaults, alert callbacks, deadlines) and reads
-folders; import_tasks.py maps the operators. What cannot be carried over is listed in the import's notes
-(``ImportedDag.notes``); a DAG whose structure has no neutral form is refused with the reason. Importing a DAG that
-meta compiled gives back the same pipeline (a fixed point; tested).
+folders; import_tasks.py maps the operators. Each DAG is imported on its own: what cannot be carried over is listed
+in its notes (``ImportedDag.notes``); a DAG whose structure has no neutral form is refused with the reason, its
+file:line, what it has and what meta expects; a file Airflow cannot import is refused as a file. ``import_dags``
+gathers these into the ``meta.ImportOutcome`` that ``meta import airflow`` prints. Importing a DAG that meta
+compiled gives back the same pipeline (a fixed point; tested).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import logging
+import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from meta import MetaError, Pipeline
+from meta import ImportedPipeline, ImportOutcome, ImportRefusal, MetaError, Pipeline, ValidationFailed
 from meta_airflow.import_tasks import AIRFLOW_DEFAULTS, ImportRefused, jsonable, retry_fields, seconds, task_of
 
 __all__ = ["ImportRefused", "ImportedDag", "import_dags", "import_folder", "pipeline_of"]
@@ -46,6 +52,10 @@ class ImportedDag:
     pipeline: Pipeline | None
     notes: list[str] = field(default_factory=list)
     refused: str | None = None
+    location: str | None = None  # "file:line" of the DAG, or of the refused task
+    received: str | None = None
+    expected: str | None = None
+    unexpected: bool = False  # refused because mapping it raised an error meta_airflow did not foresee (a bug)
 
     @property
     def status(self) -> str:
@@ -53,8 +63,30 @@ class ImportedDag:
             return "refused"
         return "partial" if self.notes else "full"
 
+    def outcome(self) -> ImportedPipeline | ImportRefusal:
+        """This DAG's entry in the public ``meta.ImportOutcome``."""
+        if self.pipeline is not None:
+            return ImportedPipeline(self.pipeline, tuple(self.notes), self.location)
+        assert self.refused is not None
+        return ImportRefusal(f"DAG {self.dag_id!r}", self.refused, self.location, self.received, self.expected)
+
 
 # -------------------------------------------------------------------------------------------- DAG
+
+
+_MISSING = object()
+
+
+def timetable_field(tt: Any, name: str) -> Any:
+    """A timetable setting. ``schedule="0 5 * * *"`` builds airflow.sdk's timetables, which expose ``expression``,
+    ``timezone``, ``delta``, ``interval``; the scheduler's own classes in airflow.timetables (``trigger.py``,
+    ``interval.py``; also accepted as ``schedule=``) keep the same settings as ``_expression``, ``_timezone``, ...
+    ``_MISSING`` when neither exists."""
+    for attr in (name, f"_{name}"):
+        value = getattr(tt, attr, _MISSING)
+        if value is not _MISSING:
+            return value
+    return _MISSING
 
 
 def schedule_of(dag: Any, notes: list[str]) -> tuple[dict[str, Any] | None, str | None]:
@@ -64,15 +96,24 @@ def schedule_of(dag: Any, notes: list[str]) -> tuple[dict[str, Any] | None, str 
     if name == "NullTimetable":
         return None, None
     if name in ("CronTriggerTimetable", "CronDataIntervalTimetable"):
-        if name == "CronDataIntervalTimetable":
-            notes.append("schedule: a cron *data interval* timetable becomes a trigger schedule (runs at the tick)")
-        tz = getattr(tt.timezone, "name", None) or str(tt.timezone)
-        return {"kind": "cron", "cron": tt.expression}, tz
+        expression, tz = timetable_field(tt, "expression"), timetable_field(tt, "timezone")
+        if isinstance(expression, str) and tz is not _MISSING:
+            if name == "CronDataIntervalTimetable":
+                notes.append("schedule: a cron *data interval* timetable becomes a trigger schedule (runs at the tick)")
+            _note_trigger_extras(tt, notes)
+            return {"kind": "cron", "cron": expression}, getattr(tz, "name", None) or str(tz)
     if name in ("DeltaTriggerTimetable", "DeltaDataIntervalTimetable"):
-        if not isinstance(tt.delta, timedelta):
-            notes.append(f"schedule: relativedelta {tt.delta!r} has no neutral form; left unscheduled")
+        delta = timetable_field(tt, "delta")
+        if delta is not _MISSING and not isinstance(delta, timedelta):
+            notes.append(f"schedule: relativedelta {delta!r} has no neutral form; left unscheduled")
             return None, None
-        return {"kind": "interval", "every": tt.delta.total_seconds()}, None
+        if isinstance(delta, timedelta):
+            if name == "DeltaDataIntervalTimetable":
+                notes.append(
+                    "schedule: a delta *data interval* timetable becomes a trigger schedule (runs at the tick)"
+                )
+            _note_trigger_extras(tt, notes)
+            return {"kind": "interval", "every": delta.total_seconds()}, None
     if name == "AssetTriggeredTimetable":
         cond = tt.asset_condition
         kind = type(cond).__name__
@@ -85,6 +126,17 @@ def schedule_of(dag: Any, notes: list[str]) -> tuple[dict[str, Any] | None, str 
         return None, None
     notes.append(f"schedule: {name} has no neutral form; the pipeline is left unscheduled")
     return None, None
+
+
+def _note_trigger_extras(tt: Any, notes: list[str]) -> None:
+    """Trigger timetables' ``interval`` (a data interval before each tick) and ``run_immediately`` (a run at
+    unpause when catchup is off) have no field in meta's schedule; meta compiles them to their defaults."""
+    interval = timetable_field(tt, "interval")
+    if interval is not _MISSING and interval != timedelta(0):
+        notes.append(f"schedule: interval={interval!r} (the data interval before each run) is not carried over")
+    immediately = timetable_field(tt, "run_immediately")
+    if immediately is not _MISSING and immediately is not False:
+        notes.append(f"schedule: run_immediately={immediately!r} is not carried over")
 
 
 def param_of(p: Any) -> dict[str, Any] | None:
@@ -121,11 +173,48 @@ def local_naive(value: datetime | None, tz: str) -> datetime | None:
 
 
 def pipeline_of(dag: Any, module_names: dict[str, str]) -> ImportedDag:
+    """One DAG, mapped or refused; never raises, so one DAG cannot lose the others of its folder."""
     notes: list[str] = []
     try:
-        return ImportedDag(dag.dag_id, _pipeline(dag, module_names, notes), notes)
+        pipeline = _pipeline(dag, module_names, notes)
     except ImportRefused as exc:
-        return ImportedDag(dag.dag_id, None, notes, refused=str(exc))
+        where = location(dag, exc.task)
+        return ImportedDag(dag.dag_id, None, notes, str(exc), where, exc.received, exc.expected)
+    except Exception as exc:  # a DAG shape this module does not foresee: refuse it, keep importing the rest
+        return ImportedDag(
+            dag.dag_id,
+            None,
+            notes,
+            f"meta_airflow could not map this DAG ({type(exc).__name__}: {exc}); please report it",
+            location(dag, None),
+            unexpected=True,
+        )
+    return ImportedDag(dag.dag_id, pipeline, notes, location=location(dag, None))
+
+
+def location(dag: Any, task_id: str | None) -> str | None:
+    """``file:line`` of the task (when given and found) or of the DAG in its DAG file; the file alone otherwise.
+
+    Airflow keeps no line numbers, so this looks for the id in the file: the first string literal equal to it, or a
+    function of that name (``@dag``/``@task`` ids default to the function's name)."""
+    file = getattr(dag, "fileloc", None)
+    if not file:
+        return None
+    try:
+        tree = ast.parse(Path(file).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return str(file)
+    names = [task_id, task_id.rsplit(".", 1)[-1]] if task_id else []  # a task group prefixes its tasks' ids
+    for name in [*names, dag.dag_id]:
+        lines = [
+            node.lineno
+            for node in ast.walk(tree)
+            if (isinstance(node, ast.Constant) and node.value == name)
+            or (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name)
+        ]
+        if lines:
+            return f"{file}:{min(lines)}"
+    return str(file)
 
 
 def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipeline:
@@ -203,6 +292,10 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
             alerts["on_sla_miss"] = sla["channels"]
     if alerts:
         data["alerts"] = alerts
+    if not dag.task_dict:
+        raise ImportRefused(
+            "the DAG has no tasks", received="a DAG with 0 tasks", expected="at least one task (a pipeline runs tasks)"
+        )
     data["tasks"] = [task_of(op, dag, baseline, module_names, notes) for op in dag.task_dict.values()]
     for attr, default in UNMAPPED_DAG_FIELDS.items():
         value = getattr(dag, attr, default)
@@ -211,7 +304,42 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
     try:
         return Pipeline.model_validate(data)
     except ValueError as exc:
-        raise ImportRefused(f"the mapped pipeline is not valid: {exc}") from exc
+        raise invalid(exc, data) from exc
+
+
+def invalid(exc: ValueError, data: dict[str, Any]) -> ImportRefused:
+    """The pipeline's validation errors as one refusal: ``field: message`` each (pydantic's own text carries its
+    input repr and a documentation URL, which say nothing about the DAG)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return ImportRefused(f"the mapped pipeline is not valid: {exc}")
+    items: list[str] = []
+    task: str | None = None
+    received: str | None = None
+    expected: str | None = None
+    found = errors(include_url=False)
+    for err in found:
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, ValidationFailed):  # the whole-pipeline checks (cycles, literal secrets, ...)
+            items += [p.message for p in inner.problems]
+            task = task or next((p.task for p in inner.problems if p.task), None)
+            continue
+        loc = ".".join(str(part) for part in err["loc"]) or "pipeline"
+        items.append(f"{loc}: {err['msg']}")
+        task = task or _task_at(tuple(err["loc"]), data)
+        if len(found) == 1:
+            received, expected = f"{loc} = {err.get('input')!r}"[:200], err["msg"]
+    return ImportRefused(
+        "the mapped pipeline is not valid: " + "; ".join(items), task=task, received=received, expected=expected
+    )
+
+
+def _task_at(loc: tuple[Any, ...], data: dict[str, Any]) -> str | None:
+    """The id of the task an error is located in (``tasks.<n>...``)."""
+    tasks = data.get("tasks") or []
+    if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int) and loc[1] < len(tasks):
+        return str(tasks[loc[1]].get("id"))
+    return None
 
 
 def sla_of(dag: Any, schedule: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
@@ -249,45 +377,110 @@ def _callbacks(value: Any) -> list[Any]:
 # -------------------------------------------------------------------------------------------- files
 
 
-def parse_folder(folder: Path) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
-    """(dags by id, import errors by file, Airflow module name -> importable module name) for a dags folder."""
+@contextlib.contextmanager
+def output_on_stderr() -> Iterator[None]:
+    """While Airflow parses DAG files, send its output to stderr: stdout is meta's output channel (``meta import``
+    lists only the files it wrote there). DAG files may print; Airflow's log handlers were bound to the stdout of
+    the moment ``airflow`` was first imported (``airflow.logging_config.configure_logging``), so redirecting
+    ``sys.stdout`` alone does not move its "Failed to import" tracebacks: the handlers are re-pointed, then restored."""
+    stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        import airflow.settings  # noqa: F401 - configures Airflow's logging now, inside the redirect
+
+        moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+        for logger in [logging.getLogger(), *list(logging.Logger.manager.loggerDict.values())]:
+            for handler in getattr(logger, "handlers", ()):  # (placeholders in loggerDict have none)
+                stream = getattr(handler, "stream", None)
+                if not isinstance(handler, logging.StreamHandler) or stream is None or stream is sys.stderr:
+                    continue
+                if stream is stdout or stream is sys.__stdout__ or getattr(stream, "name", None) == "<stdout>":
+                    moved.append((handler, handler.setStream(sys.stderr)))
+        try:
+            yield
+        finally:
+            for handler, stream in moved:
+                handler.setStream(stream)
+
+
+@dataclass
+class FileError:
+    """A DAG file Airflow could not import (so none of its DAGs exist)."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def refusal(self) -> ImportRefusal:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return ImportRefusal(
+            "DAG file",
+            f"Airflow could not import it: {self.message}",
+            where,
+            expected="a file Airflow can import (Airflow's traceback is in the log above)",
+        )
+
+
+def file_error(folder: Path, rel: str, text: str) -> FileError:
+    """``bag.import_errors`` entry -> where and what: the last traceback frame in the file, the exception line."""
+    root = folder if folder.is_dir() else folder.parent
+    file = str(root / rel) if not Path(rel).is_absolute() else rel
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    message = lines[-1].strip() if lines else "unknown error"
+    line_no = None
+    for match in re.finditer(r'File "([^"]+)", line (\d+)', str(text)):
+        if match.group(1).endswith(rel):
+            line_no = int(match.group(2))
+    return FileError(file, line_no, message)
+
+
+def parse_folder(folder: Path) -> tuple[dict[str, Any], list[FileError], dict[str, str]]:
+    """(dags by id, files that did not import, Airflow module name -> importable module name) for a dags folder."""
     if not folder.exists():
         raise MetaError(f"dags folder {folder} does not exist")
-    from airflow.dag_processing.dagbag import BundleDagBag
-
     root = folder if folder.is_dir() else folder.parent
-    # Airflow logs "Filling up the DagBag" (and DAG files may print) on stdout, which is meta's output channel.
-    with contextlib.redirect_stdout(sys.stderr):
+    with output_on_stderr():
+        from airflow.dag_processing.dagbag import BundleDagBag
+
         bag = BundleDagBag(dag_folder=str(folder), bundle_path=root, safe_mode=False, load_op_links=False)
+    errors = [file_error(folder, rel, text) for rel, text in sorted(bag.import_errors.items())]
     # Airflow imports each DAG file under a private module name; callables defined there are importable by the
     # file's own name, because Airflow puts the dags folder on sys.path.
-    root = folder if folder.is_dir() else folder.parent
     files = {str(Path(d.fileloc)) for d in bag.dags.values()}
     module_names: dict[str, str] = {}
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
         if file in files:
             try:
-                rel = Path(file).relative_to(root).with_suffix("")
+                rel_path = Path(file).relative_to(root).with_suffix("")
             except ValueError:
                 continue
-            module_names[name] = ".".join(rel.parts)
-    return dict(bag.dags), dict(bag.import_errors), module_names
+            module_names[name] = ".".join(rel_path.parts)
+    return dict(bag.dags), errors, module_names
+
+
+def _import(folder: Path, dag_id: str | None) -> tuple[list[ImportedDag], list[FileError]]:
+    dags, errors, module_names = parse_folder(folder)
+    if dag_id is not None and dag_id not in dags:
+        detail = "; files that did not import: " + "; ".join(f"{e.file}: {e.message}" for e in errors)
+        raise MetaError(
+            f"no DAG {dag_id!r} in {folder}; found: {', '.join(sorted(dags)) or 'none'}{detail if errors else ''}"
+        )
+    ids = [dag_id] if dag_id else sorted(dags)
+    # With --dag-id, the other files' import errors are not that DAG's problem.
+    return [pipeline_of(dags[i], module_names) for i in ids], ([] if dag_id else errors)
 
 
 def import_folder(folder: Path, dag_id: str | None = None) -> list[ImportedDag]:
-    dags, errors, module_names = parse_folder(folder)
-    if dag_id is not None and dag_id not in dags:
-        detail = f"; import errors: {errors}" if errors else ""
-        raise MetaError(f"no DAG {dag_id!r} in {folder}; found: {', '.join(sorted(dags)) or 'none'}{detail}")
-    ids = [dag_id] if dag_id else sorted(dags)
-    return [pipeline_of(dags[i], module_names) for i in ids]
+    """Every DAG of the folder (or only ``dag_id``), each mapped or refused on its own."""
+    return _import(folder, dag_id)[0]
 
 
-def import_dags(folder: Path, dag_id: str | None = None) -> list[Pipeline]:
-    """The importer behind ``meta import airflow``: refused DAGs raise with their reason."""
-    results = import_folder(folder, dag_id)
-    refused = [r for r in results if r.pipeline is None]
-    if refused:
-        raise MetaError("cannot import: " + "; ".join(f"DAG {r.dag_id!r}: {r.refused}" for r in refused))
-    return [r.pipeline for r in results if r.pipeline is not None]
+def import_dags(folder: Path, dag_id: str | None = None) -> ImportOutcome:
+    """The importer behind ``meta import airflow``: the DAGs that map, and a refusal for each DAG that does not and
+    for each file Airflow could not import. Raises only for the folder itself or an unknown ``dag_id``."""
+    results, errors = _import(folder, dag_id)
+    outcomes = [r.outcome() for r in results]
+    return ImportOutcome(
+        imported=tuple(o for o in outcomes if isinstance(o, ImportedPipeline)),
+        refused=tuple([e.refusal() for e in errors] + [o for o in outcomes if isinstance(o, ImportRefusal)]),
+    )
