@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, final
 
-from meta.semantics.request import RunRequest
 from meta.plugins.importing import ImportOutcome
+from meta.semantics.request import RunRequest
 from meta.spec.errors import CompileError, PluginError
 from meta.spec.model import Pipeline
 from meta.spec.results import RunResult

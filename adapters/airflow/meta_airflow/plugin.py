@@ -13,6 +13,7 @@ from meta import (
     BackendOption,
     CompileError,
     Importer,
+    ImportOutcome,
     Pipeline,
     ProgressCallback,
     RunRequest,
@@ -69,7 +70,7 @@ class AirflowImporter(Importer):
     name = "airflow"
     description = "Airflow DAG files -> neutral pipelines (unknown operators become airflow_operator passthroughs)"
 
-    def import_pipelines(self, source: Path, **options: Any) -> list[Pipeline]:
+    def import_pipelines(self, source: Path, **options: Any) -> ImportOutcome:
         from meta_airflow.importer import import_dags
 
         return import_dags(Path(source), dag_id=options.get("dag_id"))
