@@ -51,7 +51,7 @@ def pool_variable(name: str) -> str:
     return f"META_POOL_{env_name(name)}"
 
 
-def pool_slots(name: str) -> str | None:
+def pool(name: str) -> str | None:
     """``META_POOL_<NAME>``: the slots of pool ``name`` on the local runner, unparsed (the runner checks it)."""
     return os.environ.get(pool_variable(name))
 

@@ -53,7 +53,8 @@ class WarehouseLoadOperator(BaseOperator):
         from meta import WarehouseLoadOptions
 
         url = f"${{secret:conn/{self.airflow_conn_id}}}" if self.airflow_conn_id else self.url
-        spec = {"table": self.table, "source": self.source, "mode": self.mode, "keys": self.keys, "url": url}
+        spec: dict[str, Any] = {"table": self.table, "source": self.source, "mode": self.mode, "keys": self.keys}
+        spec["url"] = url
         spec.update({k: v for k, v in (("partition", self.partition), ("conn", self.conn)) if v is not None})
         spec["audit"] = self.audit
         return WarehouseLoadOptions.model_validate(spec)

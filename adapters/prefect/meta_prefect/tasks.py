@@ -31,7 +31,8 @@ class PrefectSecretProvider:
         from prefect.exceptions import ObjectNotFound
 
         try:
-            block = Secret.load(block_name(name), _sync=True)  # type: ignore[call-arg]
+            # _sync=True: a plain call (no coroutine) even when a Prefect task runs inside an event loop.
+            block: Any = Secret.load(block_name(name), _sync=True)  # type: ignore[call-arg]
         except (ValueError, ObjectNotFound):  # Prefect raises ValueError for an unknown block name
             return None
         value = block.get()
