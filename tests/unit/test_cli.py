@@ -420,6 +420,164 @@ def test_import_needs_a_registered_importer(tmp_path: Path) -> None:
     assert "no importer named 'nosuchtool'" in result.output
 
 
+class CannedImporter:
+    """A real importer registered through the plugin hook, returning a preset ImportOutcome (and printing, as
+    tools being imported do)."""
+
+    name = "canned"
+    description = "test importer"
+
+    def __init__(self) -> None:
+        from meta.plugins.importing import ImportOutcome
+
+        self.outcome = ImportOutcome()
+        self.calls: list[tuple[Path, dict[str, Any]]] = []
+
+    def import_pipelines(self, source: Path, **options: Any) -> Any:
+        print("Filling up the DagBag")  # a tool's own chatter must not reach stdout
+        self.calls.append((source, options))
+        return self.outcome
+
+
+@pytest.fixture
+def canned() -> Any:
+    importer = CannedImporter()
+
+    class Plugin:
+        @hookimpl
+        def register_importers(self, register: Callable[[Any], None]) -> None:
+            register(importer)
+
+    manager.plugin_manager().register(Plugin(), "canned-test")
+    manager.importers.cache_clear()
+    yield importer
+    manager.plugin_manager().unregister(name="canned-test")
+    manager.importers.cache_clear()
+
+
+def _pipeline(pid: str) -> Pipeline:
+    return Pipeline.model_validate({"id": pid, "tasks": [{"id": "a", "action": {"kind": "noop"}}]})
+
+
+def test_import_writes_what_maps_and_reports_notes_and_refusals_on_stderr(tmp_path: Path, canned: Any) -> None:
+    from meta.plugins.importing import ImportedPipeline, ImportOutcome, ImportRefusal
+
+    canned.outcome = ImportOutcome(
+        imported=(
+            ImportedPipeline(_pipeline("full")),
+            ImportedPipeline(_pipeline("half"), ("task a: kept as an airflow_operator",), "dags/half.py:4"),
+        ),
+        refused=(ImportRefusal("DAG 'bad'", "task t: no neutral form", "dags/bad.py:9", "t.expand(...)", "no expand"),),
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["import", "canned", "--dags-folder", str(tmp_path), "-o", str(out)])
+    assert result.exit_code == 1  # something was refused
+    assert result.stdout == f"{out / 'full.yaml'}\n{out / 'half.yaml'}\n"  # only the files written
+    assert (out / "full.yaml").exists() and (out / "half.yaml").exists() and not (out / "bad.yaml").exists()
+    assert result.stderr.splitlines() == [
+        "Filling up the DagBag",
+        "partial: half (dags/half.py:4), written with 1 note:",
+        "  - task a: kept as an airflow_operator",
+        "refused: DAG 'bad' (dags/bad.py:9): task t: no neutral form",
+        "  received: t.expand(...)",
+        "  expected: no expand",
+        "imported 2 (1 partial), refused 1",
+    ]
+
+
+def test_import_exit_codes(tmp_path: Path, canned: Any) -> None:
+    from meta.plugins.importing import ImportedPipeline, ImportOutcome
+
+    out = tmp_path / "out"
+    args = ["import", "canned", "--dags-folder", str(tmp_path), "-o", str(out)]
+    nothing = CliRunner().invoke(cli, args)  # a folder where nothing parsed
+    assert nothing.exit_code == 1 and nothing.stdout == "" and not out.exists()
+    assert f"error: nothing to import: canned found no definitions in {tmp_path}" in nothing.stderr
+    canned.outcome = ImportOutcome(imported=(ImportedPipeline(_pipeline("only")),))
+    everything = CliRunner().invoke(cli, [*args, "--dag-id", "only"])
+    assert everything.exit_code == 0 and everything.stdout == f"{out / 'only.yaml'}\n"
+    assert canned.calls[-1] == (tmp_path, {"dag_id": "only"})
+
+
+AIRFLOW_FOLDER = {
+    "good.py": """
+        from airflow.sdk import DAG
+        from airflow.providers.standard.operators.bash import BashOperator
+
+        with DAG("good", schedule="@daily"):
+            BashOperator(task_id="hello", bash_command="echo hi")
+    """,
+    "scheduler_classes.py": """
+        from airflow.sdk import DAG
+        from airflow.providers.standard.operators.empty import EmptyOperator
+        from airflow.timetables.interval import CronDataIntervalTimetable
+        from airflow.timetables.trigger import CronTriggerTimetable
+
+        with DAG("trigger", schedule=CronTriggerTimetable("0 3 * * *", timezone="Europe/Paris")):
+            EmptyOperator(task_id="a")
+
+        with DAG("interval", schedule=CronDataIntervalTimetable("0 4 * * *", timezone="UTC")):
+            EmptyOperator(task_id="a")
+    """,
+    "mapped.py": """
+        from airflow.sdk import DAG, task
+
+        @task
+        def double(x):
+            return 2 * x
+
+        with DAG("mapped", schedule=None):
+            double.expand(x=[1, 2])
+    """,
+    "empty.py": """
+        from airflow.sdk import DAG
+
+        with DAG("no_tasks", schedule=None):
+            pass
+    """,
+    "broken.py": """
+        raise RuntimeError("boom")
+    """,
+}
+
+
+def test_import_airflow_folder_per_dag(tmp_path: Path) -> None:
+    """The real Airflow importer on a folder mixing good DAGs, scheduler timetable classes, a refused DAG, a DAG
+    without tasks and a file that does not import: the good ones are written, the rest listed, exit 1."""
+    pytest.importorskip("meta_airflow")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    for name, text in AIRFLOW_FOLDER.items():
+        (dags / name).write_text(textwrap.dedent(text).lstrip())
+    out = tmp_path / "out"
+    result = meta("import", "airflow", "--dags-folder", str(dags), "-o", str(out), home=tmp_path / "home")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("Traceback (most recent call last)") == 1  # Airflow's, for broken.py; none of meta's
+    # stdout lists exactly the written files: Airflow's "Failed to import" traceback went to stderr
+    assert result.stdout.splitlines() == [str(out / f"{d}.yaml") for d in ("good", "interval", "trigger")]
+    assert "Failed to import" in result.stderr and "RuntimeError: boom" in result.stderr
+    assert "timezone: Europe/Paris" in (out / "trigger.yaml").read_text()
+    assert f"partial: interval ({dags / 'scheduler_classes.py'}:9), written with 1 note:" in result.stderr
+    assert "  - schedule: a cron *data interval* timetable becomes a trigger schedule" in result.stderr
+    assert f"refused: DAG 'mapped' ({dags / 'mapped.py'}:4): task double: dynamic task mapping" in result.stderr
+    assert "  received: double.expand(...)" in result.stderr
+    assert f"refused: DAG 'no_tasks' ({dags / 'empty.py'}:3): the DAG has no tasks" in result.stderr
+    assert f"refused: DAG file ({dags / 'broken.py'}:1): Airflow could not import it: RuntimeError: boom" in (
+        result.stderr
+    )
+    assert "pydantic" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "imported 3 (1 partial), refused 3"
+
+
+def test_import_airflow_empty_folder_exits_1(tmp_path: Path) -> None:
+    pytest.importorskip("meta_airflow")
+    (tmp_path / "dags").mkdir()
+    result = meta("import", "airflow", "--dags-folder", str(tmp_path / "dags"), "-o", str(tmp_path / "out"),
+                  home=tmp_path / "home")  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert "error: nothing to import: airflow found no definitions in" in result.stderr
+
+
 def _running_after(pid: int, seconds: float) -> bool:
     """Is ``pid`` still running (not gone, not a zombie) after waiting up to ``seconds``?"""
     import time
