@@ -15,6 +15,9 @@ from pathlib import Path
 # How long a connection waits for another writer (SQLite's busy timeout), and how long setup keeps retrying.
 BUSY_TIMEOUT_S = 30.0
 
+# The files this process has set up (absolute paths). Process-wide on purpose, and safe in a server: it records a
+# fact about a file on disk (its schema and WAL mode are in place), the same for every run or pipeline using it,
+# and holds no data of theirs; a file deleted since is set up again.
 _ready: set[Path] = set()
 _lock = threading.Lock()
 
