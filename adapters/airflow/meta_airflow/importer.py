@@ -308,8 +308,8 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
 
 
 def invalid(exc: ValueError, data: dict[str, Any]) -> ImportRefused:
-    """The pipeline's validation errors as one refusal: ``field: message`` each (pydantic's own text carries its
-    input repr and a documentation URL, which say nothing about the DAG)."""
+    """The pipeline's validation errors as one refusal: ``[task <id>: ]field: message`` each (pydantic's own text
+    carries list indexes, its input repr and a documentation URL, which say nothing about the DAG)."""
     errors = getattr(exc, "errors", None)
     if not callable(errors):
         return ImportRefused(f"the mapped pipeline is not valid: {exc}")
@@ -324,11 +324,13 @@ def invalid(exc: ValueError, data: dict[str, Any]) -> ImportRefused:
             items += [p.message for p in inner.problems]
             task = task or next((p.task for p in inner.problems if p.task), None)
             continue
-        loc = ".".join(str(part) for part in err["loc"]) or "pipeline"
-        items.append(f"{loc}: {err['msg']}")
-        task = task or _task_at(tuple(err["loc"]), data)
+        loc = tuple(err["loc"])
+        tid = _task_at(loc, data)  # tasks.<n>.field -> "task <id>: field", as the DAG file names it
+        path = ".".join(str(part) for part in (loc[2:] if tid else loc)) or ("task" if tid else "pipeline")
+        items.append(f"task {tid}: {path}: {err['msg']}" if tid else f"{path}: {err['msg']}")
+        task = task or tid
         if len(found) == 1:
-            received, expected = f"{loc} = {err.get('input')!r}"[:200], err["msg"]
+            received, expected = f"{path}={err.get('input')!r}"[:200], err["msg"]
     return ImportRefused(
         "the mapped pipeline is not valid: " + "; ".join(items), task=task, received=received, expected=expected
     )

@@ -187,9 +187,9 @@ def test_a_dag_without_tasks_is_refused_plainly(mixed_folder: Path) -> None:
 
 def test_an_invalid_mapped_pipeline_names_the_field_without_pydantic_noise(mixed_folder: Path) -> None:
     rule = refusal(import_dags(mixed_folder), "DAG 'airflow_only_rule'")
-    assert rule.reason.startswith("the mapped pipeline is not valid: tasks.1.trigger_rule: Input should be")
+    assert rule.reason.startswith("the mapped pipeline is not valid: task last: trigger_rule: Input should be")
     assert rule.location == f"{mixed_folder / 'rule.py'}:6"  # the task 'last'
-    assert rule.received == "tasks.1.trigger_rule = 'all_done_setup_success'"
+    assert rule.received == "trigger_rule='all_done_setup_success'"
     assert rule.expected and rule.expected.startswith("Input should be 'all_success'")
     assert "errors.pydantic.dev" not in str(rule) and "validation error for" not in str(rule)
 
