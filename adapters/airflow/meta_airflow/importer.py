@@ -193,10 +193,7 @@ def pipeline_of(dag: Any, module_names: dict[str, str]) -> ImportedDag:
 
 
 def location(dag: Any, task_id: str | None) -> str | None:
-    """``file:line`` of the task (when given and found) or of the DAG in its DAG file; the file alone otherwise.
-
-    Airflow keeps no line numbers, so this looks for the id in the file: the first string literal equal to it, or a
-    function of that name (``@dag``/``@task`` ids default to the function's name)."""
+    """``file:line`` of the task (when given and found) or of the DAG in its DAG file; the file alone otherwise."""
     file = getattr(dag, "fileloc", None)
     if not file:
         return None
@@ -204,17 +201,31 @@ def location(dag: Any, task_id: str | None) -> str | None:
         tree = ast.parse(Path(file).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return str(file)
-    names = [task_id, task_id.rsplit(".", 1)[-1]] if task_id else []  # a task group prefixes its tasks' ids
-    for name in [*names, dag.dag_id]:
-        lines = [
-            node.lineno
-            for node in ast.walk(tree)
-            if (isinstance(node, ast.Constant) and node.value == name)
-            or (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name)
-        ]
-        if lines:
-            return f"{file}:{min(lines)}"
+    wanted = [(task_id, "task_id"), (task_id.rsplit(".", 1)[-1], "task_id")] if task_id else []  # task groups
+    for name, keyword in [*wanted, (dag.dag_id, "dag_id")]:
+        line = line_of(tree, name, keyword)
+        if line is not None:
+            return f"{file}:{line}"
     return str(file)
+
+
+def line_of(tree: ast.Module, name: str, keyword: str) -> int | None:
+    """Where ``name`` is defined: Airflow keeps no line numbers, so look for the call that names it
+    (``task_id="x"``; ``DAG("x")`` or ``dag_id="x"``), else a function of that name (``@dag``/``@task`` ids default
+    to it), else any string literal equal to it. The first in the file wins within each kind."""
+    calls, functions, literals = [], [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            named = [k.value for k in node.keywords if k.arg == keyword]
+            if keyword == "dag_id" and node.args:
+                named.append(node.args[0])
+            if any(isinstance(v, ast.Constant) and v.value == name for v in named):
+                calls.append(node.lineno)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            functions.append(node.lineno)
+        elif isinstance(node, ast.Constant) and node.value == name:
+            literals.append(node.lineno)
+    return next((min(found) for found in (calls, functions, literals) if found), None)
 
 
 def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipeline:

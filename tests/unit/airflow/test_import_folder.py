@@ -245,3 +245,24 @@ def test_parsing_prints_nothing_on_stdout(mixed_folder: Path, capfd: pytest.Capt
     out, err = capfd.readouterr()
     assert out == "after\n"
     assert "Failed to import" in err and handler.stream is sys.__stdout__
+
+
+def test_location_is_the_call_that_names_the_id_not_an_earlier_literal(tmp_path: Path) -> None:
+    (tmp_path / "named.py").write_text(
+        textwrap.dedent("""
+            from airflow.sdk import DAG
+            from airflow.providers.standard.operators.python import PythonOperator
+            TAGS = ["nightly", "fan"]
+
+            with DAG("nightly", tags=TAGS, schedule=None):
+                pass
+
+            with DAG(schedule=None, dag_id="other"):
+                PythonOperator(task_id="fan", python_callable=lambda: 1)
+        """).lstrip()
+    )
+    outcome = import_dags(tmp_path)
+    assert {r.subject: r.location for r in outcome.refused} == {
+        "DAG 'nightly'": f"{tmp_path / 'named.py'}:5",
+        "DAG 'other'": f"{tmp_path / 'named.py'}:9",
+    }
