@@ -85,7 +85,7 @@ _PUBLIC: dict[str, str] = {
     "LocalRunner": "meta.builtin.local:LocalRunner",
     "run_table": "meta.builtin.local.report:run_table",
     "state_dir": "meta.settings:state_dir",
-    "warehouse_load": "meta.builtin.operators.warehouse:load",
+    "warehouse_load": "meta.builtin.operators.warehouse.load:load",
     "WarehouseLoadOptions": "meta.builtin.operators.warehouse:WarehouseLoadOptions",
     "send_alert": "meta.builtin.operators.alerts:send_alert",
     "run_alert_op": "meta.builtin.operators.alerts:run_alert_op",
@@ -126,7 +126,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from meta.builtin.operators.warehouse import (
         WarehouseLoadOptions as WarehouseLoadOptions,
     )
-    from meta.builtin.operators.warehouse import (
+    from meta.builtin.operators.warehouse.load import (  # the function, not the package's submodule of that name
         load as warehouse_load,  # noqa: F401 - re-exported through __all__
     )
     from meta.execution import (

@@ -30,7 +30,11 @@ def compile_(target_name: str, specs: tuple[str, ...], out_dir: str) -> None:
 @click.option("--target", "target_name", required=True, help="a target a plugin provides, e.g. airflow or prefect")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
 def deploy(target_name: str, specs: tuple[str, ...], **backend_options: Any) -> None:
-    """Deploy the pipelines in SPECS to a running backend (options marked with a backend are for it alone)."""
+    """Deploy the pipelines in SPECS to a running backend.
+
+    Options whose help starts with a backend's name (airflow:, prefect:) come from that backend's plugin and are
+    refused with another --target.
+    """
     from meta.plugins.manager import get_target
 
     options = take(click.get_current_context(), target_name, backend_options, "--target")

@@ -27,9 +27,10 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from meta import settings
+from meta.plugins.protocols import SecretProvider as SecretProvider  # the hook's type, one definition
 from meta.settings import env_name as env_name  # re-exported: variables spell names one way
 from meta.spec.errors import MetaError
 
@@ -42,14 +43,6 @@ MIN_REDACT_LENGTH = 4
 
 class SecretNotFound(MetaError, LookupError):
     """No provider in the chain knows a ``${secret:NAME}``."""
-
-
-@runtime_checkable
-class SecretProvider(Protocol):
-    name: str
-
-    def get(self, name: str) -> str | None:
-        """The secret's value, or None when this provider does not know it."""
 
 
 class EnvSecretProvider:

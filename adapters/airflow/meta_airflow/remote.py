@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ def wait_for_dags(client: AirflowClient, dag_ids: Sequence[str], timeout: float 
 def trigger(
     client: AirflowClient,
     pipeline: Pipeline,
-    params: dict[str, Any] | None,
+    params: Mapping[str, Any] | None,
     run_id: str,
     logical_date: datetime | None = None,
 ) -> None:

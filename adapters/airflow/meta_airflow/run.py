@@ -111,14 +111,14 @@ def run_dag_test(pipeline: Pipeline, request: RunRequest, progress: ProgressCall
     for old in (home / "specs").glob("*.json"):
         old.unlink()  # one pipeline per dag.test(): the loader then builds only this DAG
     write_spec(home / "specs", pipeline)
-    request = {
+    child_request = {
         "pipeline_id": pipeline.id,
         "dags_folder": str(home / "dags"),
         "params": dict(request.params),
         "logical_date": request.logical_date.isoformat(),
     }
     request_path = home / f"request_{uuid.uuid4().hex[:8]}.json"
-    request_path.write_text(json.dumps(request), encoding="utf-8")
+    request_path.write_text(json.dumps(child_request), encoding="utf-8")
     if progress:
         progress(f"running {pipeline.id} with Airflow dag.test() in {home}")
     proc = subprocess.run(

@@ -21,7 +21,5 @@ def register_targets(register: Callable[[Target], None]) -> None:
 @hookimpl
 def register_commands(add_option: Callable[[BackendOption], None]) -> None:
     # Reaches LocalTarget.configure(parallelism=...).
-    option = click.Option(
-        ["--parallelism"], type=click.IntRange(min=1), help="local backend: tasks at once (default: CPUs)"
-    )
+    option = click.Option(["--parallelism"], type=click.IntRange(min=1), help="local: tasks at once (default: CPUs)")
     add_option(BackendOption("run", "local", option))

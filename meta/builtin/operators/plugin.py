@@ -9,6 +9,7 @@ from typing import Any
 from meta.execution.secrets import EnvSecretProvider, FileSecretProvider
 from meta.plugins.hookspecs import hookimpl
 from meta.plugins.ops import OpContext, OpType
+from meta.plugins.protocols import ChannelKind, SecretProvider
 
 
 def run_warehouse_load(ctx: OpContext, **with_args: Any) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def register_ops(register: Callable[[OpType], None]) -> None:
 
 
 @hookimpl
-def register_channels(register: Callable[[object], None]) -> None:
+def register_channels(register: Callable[[ChannelKind], None]) -> None:
     from meta.builtin.operators.alerts.channels import BUILTIN_CHANNELS
 
     for channel in BUILTIN_CHANNELS:
@@ -60,6 +61,6 @@ def register_channels(register: Callable[[object], None]) -> None:
 
 
 @hookimpl
-def register_secret_providers(register: Callable[[object], None]) -> None:
+def register_secret_providers(register: Callable[[SecretProvider], None]) -> None:
     register(EnvSecretProvider())
     register(FileSecretProvider())
