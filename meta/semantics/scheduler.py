@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from meta.semantics.rules import Decision, decide_from_counts, run_state
-from meta.spec.model import BranchAction, Pipeline
+from meta.spec.model import BranchAction, Pipeline, TaskSettings
 from meta.spec.states import RunState, TaskState, TriggerRule
 
 # What an attempt can end in; upstream_failed is only ever decided, never reported.
@@ -64,11 +64,15 @@ class SchedulerStep:
 class Scheduler:
     """One run of one pipeline. Create, call ``start()`` once, then report every completion."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, settings: Mapping[str, TaskSettings] | None = None) -> None:
+        """``settings``: each task's ``pipeline.settings_for(task)``, when the executor has them already."""
         self.pipeline = pipeline
         self._order = pipeline.task_ids
         self._upstream_count = {t.id: len(t.upstream) for t in pipeline.tasks}
-        self._rule: dict[str, TriggerRule] = {t.id: pipeline.settings_for(t).trigger_rule for t in pipeline.tasks}
+        self._rule: dict[str, TriggerRule] = {
+            t.id: (settings[t.id] if settings is not None else pipeline.settings_for(t)).trigger_rule
+            for t in pipeline.tasks
+        }
         self._branches = {t.id for t in pipeline.tasks if isinstance(t.action, BranchAction)}
         self._downstream: dict[str, list[str]] = {t: [] for t in self._order}
         for t in pipeline.tasks:

@@ -108,7 +108,7 @@ class RunLoop:
         self.progress = progress
         self.tasks = {t.id: t for t in pipeline.tasks}
         self.settings: dict[str, TaskSettings] = {t.id: pipeline.settings_for(t) for t in pipeline.tasks}
-        self.scheduler = Scheduler(pipeline)  # decides; this class executes
+        self.scheduler = Scheduler(pipeline, self.settings)  # decides; this class executes
         self.terminal_at: dict[str, datetime] = {}
         self.tries: dict[str, int] = dict.fromkeys(self.tasks, 0)
         self.errors: dict[str, str] = {}
@@ -227,10 +227,11 @@ class RunLoop:
 
     def _apply(self, step: SchedulerStep) -> None:
         """Do what the scheduler decided: queue the tasks to start, record the ones decided without running."""
-        now = _utcnow()
-        for decided in step.decided:
-            self.terminal_at[decided.task_id] = now
-            self._say(decided.task_id, decided.state, 0, note=decided.reason)
+        if step.decided:
+            now = _utcnow()
+            for decided in step.decided:
+                self.terminal_at[decided.task_id] = now
+                self._say(decided.task_id, decided.state, 0, note=decided.reason)
         self.ready.extend(step.start)
 
     def _promote_due_retries(self) -> None:
