@@ -8,7 +8,7 @@ would decide what another pipeline's ``import jobs`` finds. Instead, ``ScopedRoo
 appended ``sys.path`` entry) looks top-level names up in the roots of the *current context* only:
 
 * ``import_roots(folders)``: a ``with`` block (``meta.authoring.dsl.load_python_file`` while it executes a spec);
-* ``add_import_roots(folders)``: for the rest of the current context (the ``meta`` command, for its whole run).
+* ``add_import_roots(folders)``: until the function it returns is called (the ``meta`` command: until it ends).
 
 The roots live in a ``ContextVar``: a thread sees the roots of the context it runs in. Threads started with plain
 ``threading``/``ThreadPoolExecutor`` start with an empty context; code that hands work to such threads copies its
@@ -25,7 +25,7 @@ import contextlib
 import importlib.machinery
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -76,7 +76,9 @@ def import_roots(folders: Iterable[str | Path]) -> Iterator[None]:
         _roots.reset(token)
 
 
-def add_import_roots(folders: Iterable[str | Path]) -> None:
-    """Let top-level imports find modules in ``folders`` for the rest of the current context."""
+def add_import_roots(folders: Iterable[str | Path]) -> Callable[[], None]:
+    """Let top-level imports find modules in ``folders`` in the current context until the returned function is
+    called (in the same context; the ``meta`` command calls it when the command ends)."""
     _install()
-    _roots.set(_merged(folders))
+    token = _roots.set(_merged(folders))
+    return lambda: _roots.reset(token)

@@ -126,7 +126,7 @@ def test_yaml_and_dsl_pipelines_loaded_and_run_concurrently(
         "    python_task('record', helper_dsl.record,\n"
         f"                kwargs={{'token': '${{secret:TOKEN}}', 'out': {str(dsl_out)!r}}})\n"
     )
-    path_before = list(sys.path)
+    path_before, roots_before = list(sys.path), current_roots()
     loaded_barrier = threading.Barrier(2, timeout=WAIT)
 
     def load_and_run(spec: Path, folder: Path, token: str) -> tuple[Any, str]:
@@ -157,7 +157,7 @@ def test_yaml_and_dsl_pipelines_loaded_and_run_concurrently(
     # Nothing leaked into the process: no path entries, no providers or roots outside the blocks.
     assert sys.path == path_before
     assert secrets.runtime_providers() == ()
-    assert current_roots() == ()
+    assert current_roots() == roots_before
 
 
 def test_runtime_providers_of_two_threads_stay_apart(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,3 +177,28 @@ def test_runtime_providers_of_two_threads_stay_apart(monkeypatch: pytest.MonkeyP
         ["first-token", "0"],
         ["second-token", "0"],
     ]
+
+
+def test_the_meta_command_finds_callables_beside_the_spec_only_while_it_runs(
+    tmp_path: Path, meta_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from meta.cli import cli
+
+    specs = tmp_path / "specs"
+    (specs / "beside_jobs").mkdir(parents=True)
+    (specs / "beside_jobs" / "__init__.py").write_text("")
+    out = tmp_path / "out.txt"
+    (specs / "beside_jobs" / "work.py").write_text(
+        f"def run():\n    open({str(out)!r}, 'w').write('ran')\n"  # runs on a worker thread of the run loop
+    )
+    (specs / "p.yaml").write_text("pipeline: beside\ntasks:\n  a: {python: 'beside_jobs.work:run'}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "beside_jobs", raising=False)
+    monkeypatch.delitem(sys.modules, "beside_jobs.work", raising=False)
+    path_before, roots_before = list(sys.path), current_roots()
+    result = CliRunner().invoke(cli, ["run", str(specs / "p.yaml")])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == "ran"
+    assert sys.path == path_before and current_roots() == roots_before  # nothing outlives the command
