@@ -2,9 +2,9 @@
 
 Parse time matters in Airflow: this reads files and builds objects only (no network, no subprocess), imports
 Airflow classes lazily and once, and validates meta-written ``.json`` specs directly (YAML goes through
-meta.authoring.load).
-A broken spec is logged with its file and problem and skipped, so one bad file does not hide every other DAG;
-``META_LOADER_STRICT=1`` raises instead (Airflow then shows it as an import error of the loader file).
+``meta.load_file``). A broken spec is logged with its file and problem and skipped, so one bad file does not hide
+every other DAG; ``META_LOADER_STRICT=1`` raises instead (Airflow then shows it as an import error of the loader
+file).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ def read_spec(path: Path) -> list[Any]:
     """The pipelines of one spec file.
 
     JSON written by meta (``meta deploy``, ``meta run``: the model's own dump) is validated directly, the fast path
-    for parse time; anything else (meta's YAML format, hand-written JSON) goes through ``meta.authoring.load``, which
-    reports
-    problems with file:line.
+    for parse time; anything else (meta's YAML format, hand-written JSON) goes through ``meta.load_file``, which
+    reports problems with file:line.
     """
     from meta import Pipeline
 
