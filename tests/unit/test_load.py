@@ -251,9 +251,7 @@ def test_directory_walk_executes_only_dsl_files(tmp_path: Path) -> None:
     (tmp_path / "helper.py").write_text(
         f"# helpers for the meta.dsl pipelines\nopen({str(marker)!r}, 'w').write('helper ran')\n"
     )
-    (tmp_path / "pipe.py").write_text(
-        "from meta import dsl\nwith dsl.pipeline('walked'):\n    dsl.noop('a')\n"
-    )
+    (tmp_path / "pipe.py").write_text("from meta import dsl\nwith dsl.pipeline('walked'):\n    dsl.noop('a')\n")
     (tmp_path / "broken.py").write_text("from meta.dsl import (\n")
     assert [p.name for p in discover([tmp_path])] == ["broken.py", "pipe.py"]
     with pytest.raises(ValidationFailed) as info:
