@@ -13,7 +13,10 @@ from typing import Any
 
 
 def resolve_callable(ref: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` (the function part may be dotted, e.g. ``Class.method``)."""
+    """Import ``package.module:function`` (the function part may be dotted, e.g. ``Class.method``).
+
+    The module is found like any import: installed packages, ``sys.path``, then the import roots of the current
+    context (the folders of the specs, ``meta.authoring.import_roots``)."""
     module_name, _, attr_path = ref.partition(":")
     obj: Any = importlib.import_module(module_name)
     for part in attr_path.split("."):
