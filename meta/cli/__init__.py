@@ -1,7 +1,8 @@
 """The ``meta`` command line. Exit codes: 0 ok, 1 a run failed or validation found problems, 2 usage/meta errors.
 
 One module per group of commands: ``inspect`` (validate, list, schema), ``graph``, ``run`` (run, runs), ``build``
-(compile, deploy); ``import`` is below. Backend-specific commands (``compile``, ``deploy``, ``import``,
+(compile, deploy), each importing only ``meta.cli.common`` and ``meta.cli.backend_options``, never this package;
+``import`` is below. Backend-specific commands (``compile``, ``deploy``, ``import``,
 ``run --backend``) only look targets and importers up through the plugin manager, and backends add their own
 options and commands through the ``register_commands`` hook (meta/plugins/commands.py), so adapters plug in
 without touching this package.
@@ -17,6 +18,10 @@ from typing import Any
 import click
 
 from meta import __version__
+from meta.cli.build import compile_, deploy
+from meta.cli.graph import graph
+from meta.cli.inspect import list_, schema, validate
+from meta.cli.run import run, runs
 from meta.plugins.commands import OptionGroup
 from meta.spec.errors import MetaError
 from meta.spec.model import Pipeline
@@ -54,6 +59,10 @@ class MetaGroup(click.Group):
         if replaced:
             raise MetaError(f"a plugin replaced meta's own command(s) {', '.join(replaced)}; choose another name")
 
+    def load_pipelines(self, paths: Sequence[str]) -> list[Pipeline]:
+        """What the command modules load pipelines with (meta.cli.common.load)."""
+        return _load(paths)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -90,23 +99,6 @@ def _add_import_paths(paths: Sequence[str]) -> None:
     ]:
         if entry not in sys.path:
             sys.path.append(entry)
-
-
-def _pick(pipelines: list[Pipeline], pipeline_id: str | None, source: str) -> Pipeline:
-    if pipeline_id is not None:
-        for p in pipelines:
-            if p.id == pipeline_id:
-                return p
-        raise click.BadParameter(
-            f"no pipeline {pipeline_id!r} in {source}; it defines: {', '.join(p.id for p in pipelines)}",
-            param_hint="--pipeline",
-        )
-    if len(pipelines) != 1:
-        raise click.BadParameter(
-            f"{source} defines {len(pipelines)} pipelines ({', '.join(p.id for p in pipelines)}); choose one",
-            param_hint="--pipeline",
-        )
-    return pipelines[0]
 
 
 # ---------------------------------------------------------------------------------------------- import
@@ -155,8 +147,8 @@ def import_(source: str, dags_folder: str, dag_id: str | None, out_dir: str) -> 
     sys.exit(0 if outcome.complete else 1)
 
 
-# Each module registers its commands on ``cli`` when imported (after ``cli`` and the helpers above exist).
-from meta.cli import build, graph, inspect, run  # noqa: E402, F401
+for _command in (validate, list_, schema, graph, run, runs, compile_, deploy):
+    cli.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

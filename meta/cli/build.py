@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from meta.cli import _load, cli
 from meta.cli.backend_options import BackendCommand, take
+from meta.cli.common import load
 
 
-@cli.command("compile")
+@click.command("compile")
 @click.option("--target", "target_name", required=True, help="a target a plugin provides, e.g. airflow or prefect")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
@@ -20,13 +20,13 @@ def compile_(target_name: str, specs: tuple[str, ...], out_dir: str) -> None:
     from meta.plugins.manager import get_target
 
     target = get_target(target_name)
-    pipelines = _load(specs)
+    pipelines = load(specs)
     written = target.compile(pipelines, Path(out_dir), [Path(s) for s in specs])
     for path in written:
         click.echo(str(path))
 
 
-@cli.command(cls=BackendCommand)
+@click.command(cls=BackendCommand)
 @click.option("--target", "target_name", required=True, help="a target a plugin provides, e.g. airflow or prefect")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
 def deploy(target_name: str, specs: tuple[str, ...], **backend_options: Any) -> None:
@@ -39,5 +39,5 @@ def deploy(target_name: str, specs: tuple[str, ...], **backend_options: Any) -> 
 
     options = take(click.get_current_context(), target_name, backend_options, "--target")
     target = get_target(target_name)
-    for line in target.deploy(_load(specs), **options):
+    for line in target.deploy(load(specs), **options):
         click.echo(line)

@@ -6,19 +6,19 @@ import json
 
 import click
 
-from meta.cli import _load, _pick, cli
+from meta.cli.common import load, pick
 from meta.spec.model import Pipeline
 
 GRAPH_FORMATS = ("mermaid", "dot", "ascii")
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="ascii", show_default=True)
 @click.option("--pipeline", "pipeline_id", help="which pipeline, when the file defines several")
 def graph(file: str, fmt: str, pipeline_id: str | None) -> None:
     """Print a pipeline's task graph as Mermaid, Graphviz dot or plain text."""
-    p = _pick(_load([file]), pipeline_id, file)
+    p = pick(load([file]), pipeline_id, file)
     click.echo({"mermaid": _mermaid, "dot": _dot, "ascii": _ascii}[fmt](p))
 
 

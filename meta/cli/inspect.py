@@ -7,31 +7,31 @@ import sys
 
 import click
 
-from meta.cli import _load, cli
+from meta.cli.common import load
 from meta.spec.errors import ValidationFailed
 from meta.spec.model import Pipeline
 
 
-@cli.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 def validate(paths: tuple[str, ...]) -> None:
     """Check pipeline files and folders; list every problem (file:line:col), exit 1 if any."""
     try:
-        pipelines = _load(paths)
+        pipelines = load(paths)
     except ValidationFailed as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     click.echo(f"{len(pipelines)} pipeline{'s' if len(pipelines) != 1 else ''} OK")
 
 
-@cli.command("list")
+@click.command("list")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list instead of a table")
 def list_(paths: tuple[str, ...], as_json: bool) -> None:
     """List pipelines with their schedule, task count and owner."""
     from meta.builtin.local.report import table
 
-    pipelines = _load(paths)
+    pipelines = load(paths)
     rows = [
         {"pipeline": p.id, "schedule": _schedule_text(p), "tasks": len(p.tasks), "owner": p.owner or ""}
         for p in pipelines
@@ -55,7 +55,7 @@ def _schedule_text(p: Pipeline) -> str:
     return f"on {s.mode} of {', '.join(s.datasets)}"
 
 
-@cli.command()
+@click.command()
 def schema() -> None:
     """Print the JSON Schema of the YAML pipeline format."""
     from meta.authoring.load import json_schema

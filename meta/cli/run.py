@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from meta.cli import _load, _pick, cli
 from meta.cli.backend_options import BackendCommand, take
+from meta.cli.common import load, pick
 
 
 def _parse_logical_date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -24,7 +24,7 @@ def _parse_logical_date(ctx: click.Context, param: click.Parameter, value: str |
         ) from None
 
 
-@cli.command(cls=BackendCommand)
+@click.command(cls=BackendCommand)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--pipeline", "pipeline_id", help="which pipeline, when the file defines several")
 @click.option("--param", "param_pairs", multiple=True, metavar="NAME=VALUE", help="run parameter (repeatable)")
@@ -49,7 +49,7 @@ def run(
     from meta.semantics.request import RunRequest
 
     options = take(click.get_current_context(), backend, backend_options, "--backend")
-    p = _pick(_load([file]), pipeline_id, file)
+    p = pick(load([file]), pipeline_id, file)
     params = parse_param_args(p, param_pairs)
     target = get_target(backend).configure(**options)
     request = RunRequest.build(p, params=params, logical_date=logical_date, run_id=run_id)
@@ -69,7 +69,7 @@ def run(
     sys.exit(0 if result.state == "success" else 1)
 
 
-@cli.command()
+@click.command()
 @click.option("--pipeline", "pipeline_id", help="only this pipeline")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")

@@ -70,7 +70,11 @@ def _collect(hook_name: str) -> list[Any]:
 
 @lru_cache(maxsize=1)
 def targets() -> dict[str, Target]:
-    return {t.name: t for t in _collect("register_targets")}
+    registered: dict[str, Target] = {}
+    for target in _collect("register_targets"):
+        target.op_lookup = get_op  # what Target.check needs for the shared op checks
+        registered[target.name] = target
+    return registered
 
 
 @lru_cache(maxsize=1)

@@ -8,8 +8,10 @@ fails ``mypy`` here until someone decides what each backend does with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import assert_never
 
+from meta.plugins.ops import OpType
 from meta.spec.errors import CompileError, PluginError
 from meta.spec.model import (
     AirflowOperatorAction,
@@ -25,8 +27,9 @@ from meta.spec.model import (
 AIRFLOW = "airflow"
 
 
-def shared_problems(backend: str, pipeline: Pipeline) -> list[CompileError]:
-    """What ``backend`` cannot run in ``pipeline`` for reasons that are the same on every backend."""
+def shared_problems(backend: str, pipeline: Pipeline, get_op: Callable[[str], OpType]) -> list[CompileError]:
+    """What ``backend`` cannot run in ``pipeline`` for reasons that are the same on every backend; ``get_op`` looks
+    registered op types up (``meta.plugins.manager.get_op``, given by the caller: the registry is above this)."""
     errors: list[CompileError] = []
     for task in pipeline.tasks:
         action = task.action
@@ -34,7 +37,7 @@ def shared_problems(backend: str, pipeline: Pipeline) -> list[CompileError]:
             case ShellAction() | PythonAction() | BranchAction() | SqlAction() | NoopAction():
                 pass
             case OpAction():
-                errors.extend(_op_problems(backend, pipeline.id, task.id, action.op))
+                errors.extend(_op_problems(backend, pipeline.id, task.id, get_op, action.op))
             case AirflowOperatorAction():
                 if backend != AIRFLOW:
                     errors.append(
@@ -51,9 +54,9 @@ def shared_problems(backend: str, pipeline: Pipeline) -> list[CompileError]:
     return errors
 
 
-def _op_problems(backend: str, pipeline_id: str, task_id: str, op_name: str) -> list[CompileError]:
-    from meta.plugins.manager import get_op
-
+def _op_problems(
+    backend: str, pipeline_id: str, task_id: str, get_op: Callable[[str], OpType], op_name: str
+) -> list[CompileError]:
     feature = f"op type {op_name!r}"
     try:
         op = get_op(op_name)

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any, final
 
 from meta.plugins.importing import ImportOutcome
+from meta.plugins.ops import OpType
 from meta.semantics.request import RunRequest
 from meta.spec.errors import CompileError, PluginError
 from meta.spec.model import Pipeline
 from meta.spec.results import RunResult
 
 ProgressCallback = Callable[[str], None]
+OpLookup = Callable[[str], OpType]  # op type name -> OpType, raising PluginError for an unknown name
 
 
 @dataclass(frozen=True)
@@ -30,18 +32,26 @@ class Target:
     """A backend. Subclasses override what they support; the rest raises a clear PluginError.
 
     A backend refuses what it cannot express in ``problems``; ``check`` (final) adds the checks every backend shares
-    (``meta.plugins.support.shared_problems``), so none can skip them.
+    (``meta.plugins.support.shared_problems``), so none can skip them. Those need the registered op types: the
+    plugin manager hands them over as ``op_lookup`` when it registers the target (``meta.plugins.manager.targets``),
+    so this interface never imports the registry.
     """
 
     name: str = ""
     description: str = ""
+    op_lookup: OpLookup | None = None
 
     @final
     def check(self, pipeline: Pipeline) -> list[CompileError]:
         """Every feature of ``pipeline`` this backend cannot express (empty: all good)."""
         from meta.plugins.support import shared_problems
 
-        return [*shared_problems(self.name, pipeline), *self.problems(pipeline)]
+        if self.op_lookup is None:
+            raise PluginError(
+                f"backend {self.name!r} was not registered through the plugin manager (meta.get_target), so the op "
+                "types its pipelines use cannot be checked"
+            )
+        return [*shared_problems(self.name, pipeline, self.op_lookup), *self.problems(pipeline)]
 
     def problems(self, pipeline: Pipeline) -> list[CompileError]:
         """What only this backend cannot express (override it; ``check`` adds the shared checks)."""

@@ -11,7 +11,7 @@ from meta.plugins import manager
 from meta.plugins.protocols import ChannelKind, SecretProvider
 from meta.plugins.targets import Target
 from meta.semantics.request import InvalidRunRequest, RunRequest
-from meta.spec.errors import CompileError, ValidationFailed
+from meta.spec.errors import CompileError, PluginError, ValidationFailed
 from meta.spec.model import Pipeline
 
 
@@ -72,11 +72,22 @@ class BareTarget(Target):
     name = "bare"
 
 
+def bare() -> BareTarget:
+    target = BareTarget()
+    target.op_lookup = manager.get_op  # what the plugin manager does when a plugin registers it
+    return target
+
+
+def test_a_target_the_manager_did_not_register_cannot_skip_the_op_checks() -> None:
+    with pytest.raises(PluginError, match="'bare' was not registered through the plugin manager"):
+        BareTarget().check(pipeline())
+
+
 @pytest.mark.parametrize("backend", ["local", "airflow", "prefect", "bare"])
 def test_every_backend_refuses_an_unknown_op_type(backend: str) -> None:
     if backend in ("airflow", "prefect"):
         pytest.importorskip(f"meta_{backend}")
-    target = BareTarget() if backend == "bare" else manager.get_target(backend)
+    target = bare() if backend == "bare" else manager.get_target(backend)
     p = pipeline([{"id": "x", "action": {"kind": "op", "op": "no_such_op"}}])
     (error,) = target.check(p)
     assert error.feature == "op type 'no_such_op'" and error.task == "x" and error.target == backend
@@ -89,7 +100,7 @@ def test_every_backend_refuses_an_unknown_op_type(backend: str) -> None:
 def test_airflow_operator_tasks_are_refused_except_on_airflow(backend: str) -> None:
     if backend == "prefect":
         pytest.importorskip("meta_prefect")
-    target = BareTarget() if backend == "bare" else manager.get_target(backend)
+    target = bare() if backend == "bare" else manager.get_target(backend)
     p = pipeline([{"id": "x", "action": {"kind": "airflow_operator", "operator": "pkg.mod.Op"}}])
     assert [e.feature for e in target.check(p)] == ["the Airflow operator pkg.mod.Op"]
 

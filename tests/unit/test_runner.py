@@ -15,7 +15,7 @@ import pytest
 
 from meta.builtin.local import LocalRunner, RunOutcome
 from meta.builtin.local.state import History
-from meta.builtin.local.target import LocalTarget
+from meta.plugins.manager import get_target
 from meta.semantics.request import RunRequest
 from meta.semantics.retries import delay_before_retry, retry_jitter_key
 from meta.spec.errors import CompileError, TaskSkipped, ValidationFailed
@@ -525,7 +525,7 @@ def test_sql_connection_from_env(meta_home: Path, tmp_path: Path, monkeypatch: p
 
 def test_airflow_operator_is_refused_by_the_local_target() -> None:
     p = make([{"id": "x", "action": {"kind": "airflow_operator", "operator": "airflow.operators.email.EmailOperator"}}])
-    errors = LocalTarget().check(p)
+    errors = get_target("local").check(p)
     assert len(errors) == 1 and isinstance(errors[0], CompileError)
     assert str(errors[0]) == (
         "local cannot express the Airflow operator airflow.operators.email.EmailOperator (pipeline 'p', task 'x'): "
@@ -628,7 +628,7 @@ def test_op_task_runs_the_registered_op_with_rendered_with(meta_home: Path) -> N
 
 def test_unknown_op_fails_the_attempt_and_is_refused_by_check(meta_home: Path) -> None:
     p = make([{"id": "x", "action": {"kind": "op", "op": "no_such_op"}}])
-    (error,) = LocalTarget().check(p)
+    (error,) = get_target("local").check(p)
     assert "local cannot express op type 'no_such_op' (pipeline 'p', task 'x'): no op type named 'no_such_op'" in str(
         error
     )

@@ -46,7 +46,7 @@ def test_target_is_registered_by_entry_point() -> None:
     ],
 )
 def test_unsupported_features_are_compile_errors_naming_them(fields: dict[str, Any], feature: str) -> None:
-    target = PrefectTarget()
+    target = get_target("prefect")
     p = pipeline(**fields)
     errors = target.check(p)
     assert [e.feature for e in errors] == [feature]
@@ -63,4 +63,4 @@ def test_supported_pipeline_has_no_problems() -> None:
         max_active_runs=1,
         max_active_tasks=2,
     )
-    assert PrefectTarget().check(p) == []
+    assert get_target("prefect").check(p) == []

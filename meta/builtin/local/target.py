@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from meta.builtin.local.engine import RunOutcome
@@ -21,7 +22,10 @@ class LocalTarget(Target):
 
     def configure(self, *, parallelism: int | None = None, **options: Any) -> LocalTarget:
         super().configure(**options)  # refuses options this backend does not know
-        return LocalTarget(parallelism=parallelism if parallelism is not None else self.parallelism)
+        configured = copy.copy(self)  # keeps what the plugin manager bound (op_lookup)
+        if parallelism is not None:
+            configured.parallelism = parallelism
+        return configured
 
     def run(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
         return self.run_outcome(pipeline, request, progress).result
