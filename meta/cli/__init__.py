@@ -92,13 +92,17 @@ def _load(paths: Sequence[str]) -> list[Pipeline]:
 
 
 def _add_import_paths(paths: Sequence[str]) -> None:
-    """Like Airflow's dags folder: python callables next to a spec (``jobs.x:f`` beside ``dags/x.yaml``) import."""
-    # Appended, not prepended: a spec folder must not shadow the standard library or installed packages.
-    for entry in [str(Path.cwd())] + [
-        str(Path(p).resolve().parent if Path(p).is_file() else Path(p).resolve()) for p in paths
-    ]:
-        if entry not in sys.path:
-            sys.path.append(entry)
+    """Like Airflow's dags folder: python callables next to a spec (``jobs.x:f`` beside ``dags/x.yaml``) import.
+
+    Import roots of this command's context (``meta.authoring.import_roots``), not ``sys.path`` entries; looked up
+    after the standard library and installed packages, so a spec folder never shadows them."""
+    from meta.authoring.import_roots import add_import_roots
+
+    folders = [Path(p).resolve().parent if Path(p).is_file() else Path(p) for p in paths]
+    restore = add_import_roots([Path.cwd(), *folders])
+    command = click.get_current_context(silent=True)
+    if command is not None:  # scoped to this command: an in-process caller (CliRunner, a server) gets them back
+        command.call_on_close(restore)
 
 
 # ---------------------------------------------------------------------------------------------- import

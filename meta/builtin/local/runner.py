@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +11,7 @@ from meta.builtin.local.engine import Progress, RunLoop, RunOutcome
 from meta.builtin.local.state import History
 from meta.semantics.context import RunContext
 from meta.semantics.request import InvalidRunRequest, RunRequest
-from meta.settings import state_dir
+from meta.settings import pool, pool_variable, state_dir
 from meta.spec.model import Pipeline
 
 
@@ -21,8 +19,8 @@ def pool_slots(pipeline: Pipeline, given: Mapping[str, int]) -> dict[str, int]:
     """Slots of each pool the pipeline uses: ``given``, else ``META_POOL_<NAME>`` (an integer), else unlimited."""
     out: dict[str, int] = {}
     for name in sorted({s.pool for s in map(pipeline.settings_for, pipeline.tasks) if s.pool}):
-        var = "META_POOL_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-        raw = given.get(name, os.environ.get(var))
+        var = pool_variable(name)
+        raw = given.get(name, pool(name))
         if raw is None:
             continue
         try:
