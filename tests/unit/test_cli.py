@@ -373,6 +373,27 @@ def test_deploy_to_airflow_refuses_prefect_options_and_honours_its_own(tmp_path:
     assert deployed.output == f"{specs / 'simple.json'}\n"
 
 
+def test_parallelism_reaches_the_local_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meta.builtin.local.target import LocalTarget
+
+    seen: list[dict[str, Any]] = []
+    configure = LocalTarget.configure
+
+    def recording_configure(self: LocalTarget, **options: Any) -> LocalTarget:
+        seen.append(options)
+        configured = configure(self, **options)
+        assert configured.parallelism == options.get("parallelism", self.parallelism)
+        return configured
+
+    monkeypatch.setattr(LocalTarget, "configure", recording_configure)
+    spec = str(write(tmp_path, "s.yaml", SIMPLE))
+    result = CliRunner().invoke(cli, ["run", spec, "--parallelism", "1"], env={"META_HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert seen == [{"parallelism": 1}]
+    zero = CliRunner().invoke(cli, ["run", spec, "--parallelism", "0"], env={"META_HOME": str(tmp_path)})
+    assert zero.exit_code == 2 and "--parallelism" in zero.output
+
+
 def test_run_id_under_dag_test_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """dag.test() names its own run; a given --run-id must not be dropped silently (no Airflow is started)."""
     pytest.importorskip("meta_airflow")
