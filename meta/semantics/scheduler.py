@@ -35,7 +35,7 @@ from meta.spec.states import RunState, TaskState, TriggerRule
 REPORTABLE = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Completion:
     """A task the executor finished for good: its terminal state and, for a successful branch, the ids it follows."""
 
@@ -44,7 +44,7 @@ class Completion:
     follow: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decided:
     """A task the scheduler decided without running it."""
 
@@ -53,7 +53,7 @@ class Decided:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class SchedulerStep:
     """What the executor must do after a report: start these tasks (in this order) and record these decisions."""
 
@@ -163,6 +163,8 @@ class Scheduler:
                     state = TaskState.SKIPPED if decision == Decision.SKIP else TaskState.UPSTREAM_FAILED
                     decided.append(Decided(task_id, state, _rule_reason(rule, state, counts)))
             # Only now, after the whole pass: Airflow's snapshot does not contain what this pass set.
+            if not decided:
+                return
             for d in decided:
                 self._set(d.task_id, d.state)
             step.decided += decided
