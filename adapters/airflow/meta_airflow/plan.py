@@ -162,7 +162,7 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                     "sla.finish_by",
                     "Airflow 3.3 Deadline Alerts are relative to a run (its logical date or queued time), so a local "
                     "time of day is expressible only for a cron schedule with a fixed minute and hour (e.g. "
-                    "'0 1 * * *'); use sla.max_duration, or let the control plane watch finish_by",
+                    "'0 1 * * *'); use sla.max_duration instead",
                 )
             )
         if pipeline.sla.start_by is not None:
@@ -171,7 +171,7 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                     TARGET,
                     pipeline.id,
                     "sla.start_by",
-                    "Airflow 3.3 has no start deadline; let the control plane watch start_by",
+                    "Airflow 3.3 has no start deadline; remove sla.start_by for this target",
                 )
             )
     return out
