@@ -1,8 +1,8 @@
 """The ``meta`` command line. Exit codes: 0 ok, 1 a run failed or validation found problems, 2 usage/meta errors.
 
 One module per group of commands: ``inspect`` (validate, list, schema), ``graph``, ``run`` (run, runs), ``build``
-(compile, deploy), each importing only ``meta.cli.common`` and ``meta.cli.backend_options``, never this package;
-``import`` is below. Backend-specific commands (``compile``, ``deploy``, ``import``,
+(compile, deploy), ``importing`` (import); they import ``meta.cli.common`` and ``meta.cli.backend_options``, never
+this package, which adds their commands to ``cli``. Backend-specific commands (``compile``, ``deploy``, ``import``,
 ``run --backend``) only look targets and importers up through the plugin manager, and backends add their own
 options and commands through the ``register_commands`` hook (meta/plugins/commands.py), so adapters plug in
 without touching this package.
@@ -20,6 +20,7 @@ import click
 from meta import __version__
 from meta.cli.build import compile_, deploy
 from meta.cli.graph import graph
+from meta.cli.importing import import_
 from meta.cli.inspect import list_, schema, validate
 from meta.cli.run import run, runs
 from meta.plugins.commands import OptionGroup
@@ -105,53 +106,7 @@ def _add_import_paths(paths: Sequence[str]) -> None:
         command.call_on_close(restore)
 
 
-# ---------------------------------------------------------------------------------------------- import
-
-
-@cli.command("import")
-@click.argument("source")
-@click.option("--dags-folder", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--dag-id", help="only this DAG")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for YAML")
-def import_(source: str, dags_folder: str, dag_id: str | None, out_dir: str) -> None:
-    """Convert another tool's definitions (SOURCE: airflow, ...) into meta YAML, one file per pipeline.
-
-    Imports each definition on its own: writes those that map (stdout lists only the files written), and prints on
-    stderr the notes of partial imports and every refusal with its reason. Exit 0 if everything was imported, 1 if
-    anything was refused or nothing was found.
-    """
-    import contextlib
-
-    from meta.authoring.load import pipeline_to_yaml
-    from meta.plugins.manager import get_importer
-
-    importer = get_importer(source)
-    options = {"dag_id": dag_id} if dag_id is not None else {}
-    with contextlib.redirect_stdout(sys.stderr):  # whatever the importer or the tool prints is not our output
-        outcome = importer.import_pipelines(Path(dags_folder), **options)
-    out = Path(out_dir)
-    for item in outcome.imported:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{item.pipeline.id}.yaml"
-        path.write_text(pipeline_to_yaml(item.pipeline), encoding="utf-8")
-        click.echo(str(path))
-        if item.notes:
-            where = f" ({item.location})" if item.location else ""
-            count = f"{len(item.notes)} note{'s' if len(item.notes) != 1 else ''}"
-            click.echo(f"partial: {item.pipeline.id}{where}, written with {count}:", err=True)
-            for note in item.notes:
-                click.echo(f"  - {note}", err=True)
-    for refusal in outcome.refused:
-        click.echo(f"refused: {refusal}", err=True)
-    if not outcome.imported and not outcome.refused:
-        click.echo(f"error: nothing to import: {source} found no definitions in {dags_folder}", err=True)
-    else:
-        partial = sum(1 for i in outcome.imported if i.partial)
-        click.echo(f"imported {len(outcome.imported)} ({partial} partial), refused {len(outcome.refused)}", err=True)
-    sys.exit(0 if outcome.complete else 1)
-
-
-for _command in (validate, list_, schema, graph, run, runs, compile_, deploy):
+for _command in (validate, list_, schema, graph, run, runs, compile_, deploy, import_):
     cli.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
