@@ -90,28 +90,29 @@ def test_the_layer_contracts_hold(tree_copy: Path) -> None:
     assert "broken" not in result.stdout.lower().replace("0 broken", "")
 
 
+def _lint_with(tree: Path, module: str, addition: str) -> subprocess.CompletedProcess[str]:
+    """lint-imports on ``tree`` with ``addition`` appended to ``module`` (restored afterwards)."""
+    path = tree / module
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original + addition, encoding="utf-8")
+    try:
+        return _lint_imports(tree)
+    finally:
+        path.write_text(original, encoding="utf-8")
+
+
 def test_an_upward_import_breaks_the_layer_contract(tree_copy: Path) -> None:
     """The check can fail: the model importing the CLI (a lazy import, inside a function) is reported by name."""
-    dag = tree_copy / "meta" / "spec" / "dag.py"
-    original = dag.read_text(encoding="utf-8")
-    dag.write_text(original + "\n\ndef _upward() -> None:\n    from meta.cli import cli  # noqa: F401\n", "utf-8")
-    try:
-        result = _lint_imports(tree_copy)
-    finally:
-        dag.write_text(original, encoding="utf-8")
+    lazy_upward = "\n\ndef _upward() -> None:\n    from meta.cli import cli  # noqa: F401\n"
+    result = _lint_with(tree_copy, "meta/spec/dag.py", lazy_upward)
     assert result.returncode != 0
     assert "meta's layers import only downwards BROKEN" in result.stdout
     assert "meta.spec.dag -> meta.cli" in result.stdout
 
 
 def test_an_adapter_reaching_past_the_surface_breaks_its_contract(tree_copy: Path) -> None:
-    states = tree_copy / "adapters" / "prefect" / "meta_prefect" / "states.py"
-    original = states.read_text(encoding="utf-8")
-    states.write_text(original + "\nfrom meta.spec.model import Pipeline as _P  # noqa: E402,F401\n", "utf-8")
-    try:
-        result = _lint_imports(tree_copy)
-    finally:
-        states.write_text(original, encoding="utf-8")
+    internal = "\nfrom meta.spec.model import Pipeline as _P  # noqa: E402,F401\n"
+    result = _lint_with(tree_copy, "adapters/prefect/meta_prefect/states.py", internal)
     assert result.returncode != 0
     assert "adapters use only meta's public surface (meta, meta.dsl) BROKEN" in result.stdout
     assert "meta_prefect.states -> meta.spec.model" in result.stdout

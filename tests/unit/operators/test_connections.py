@@ -4,7 +4,6 @@ get the same URL, driver and redaction for the same connection; the message for 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,7 @@ from meta.builtin.operators.warehouse.engines import EngineConfigError, target_u
 from meta.execution import secrets
 from meta.execution.connections import ConnectionNotFound, connection_url
 
-
-@pytest.fixture(autouse=True)
-def clean_secrets(meta_home: Path) -> Iterator[None]:
-    secrets.forget_sensitive()
-    yield
-    secrets.forget_sensitive()
+pytestmark = pytest.mark.usefixtures("clean_secrets")
 
 
 def test_sql_tasks_and_warehouse_loads_resolve_alike(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,12 +10,7 @@ import pytest
 from meta.execution import secrets
 from meta.spec.errors import MetaError
 
-
-@pytest.fixture(autouse=True)
-def clean_secrets(meta_home: Path) -> Iterator[None]:
-    secrets.forget_sensitive()
-    yield
-    secrets.forget_sensitive()
+pytestmark = pytest.mark.usefixtures("clean_secrets")
 
 
 def test_env_provider_normalises_the_name(monkeypatch: pytest.MonkeyPatch) -> None:
