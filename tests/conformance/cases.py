@@ -48,6 +48,22 @@ def rule_fanin(name: str, upstream_tasks: list[dict[str, Any]], outcome: dict[st
     return Case(name, pipeline(name, upstream_tasks + rule_tasks), expected, run_state)
 
 
+def cascade(name: str, skip_depth: int, fail_depth: int, join: str, run_state: str) -> Case:
+    """``bad`` fails and starts two cascades towards an all_success ``join``: a skip down ``skip_depth`` tasks (the
+    first all_skipped) and an upstream_failed down ``fail_depth`` tasks. The join sees whichever reaches it in
+    fewer scheduling passes, and both at once when they take as many. Only ``bad`` runs, so no timing is involved.
+    """
+    tasks, expected = [sh("bad", "exit 1")], {"bad": "failed"}
+    for prefix, depth, state in (("skip", skip_depth, "skipped"), ("fail", fail_depth, "upstream_failed")):
+        for level in range(1, depth + 1):
+            upstream = f"{prefix}{level - 1}" if level > 1 else "bad"
+            rule = {"trigger_rule": "all_skipped"} if prefix == "skip" and level == 1 else {}  # else all_success
+            tasks.append(sh(f"{prefix}{level}", "true", (upstream,), **rule))
+            expected[f"{prefix}{level}"] = state
+    tasks.append(sh("join", "true", (f"skip{skip_depth}", f"fail{fail_depth}")))
+    return Case(name, pipeline(name, tasks), expected | {"join": join}, run_state)  # join is the only leaf
+
+
 CASES: list[Case] = [
     Case(
         "linear_success",
@@ -182,53 +198,9 @@ CASES: list[Case] = [
         {"pick": "success", "left": "success", "right": "skipped", "after_right": "skipped", "join": "success"},
         "success",
     ),
-    # Cascades move one dependency level per scheduling pass (ADR 0002): one failure starts a skip (all_skipped)
-    # and an upstream_failed (all_success) cascade; the join sees whichever reaches it in fewer levels, and both at
-    # once when they reach it in the same pass. Only `bad` runs, so no timing is involved.
-    Case(
-        "cascade_skip_one_level_shorter",
-        pipeline(
-            "cascade_skip_one_level_shorter",
-            [
-                sh("bad", "exit 1"),
-                sh("skip1", "true", ("bad",), trigger_rule="all_skipped"),
-                sh("fail1", "true", ("bad",)),
-                sh("fail2", "true", ("fail1",)),
-                sh("join", "true", ("skip1", "fail2")),
-            ],
-        ),
-        {
-            "bad": "failed",
-            "skip1": "skipped",
-            "fail1": "upstream_failed",
-            "fail2": "upstream_failed",
-            "join": "skipped",
-        },
-        "success",  # the only leaf, join, is skipped
-    ),
-    Case(
-        "cascade_same_pass",
-        pipeline(
-            "cascade_same_pass",
-            [
-                sh("bad", "exit 1"),
-                sh("skip1", "true", ("bad",), trigger_rule="all_skipped"),
-                sh("skip2", "true", ("skip1",)),
-                sh("fail1", "true", ("bad",)),
-                sh("fail2", "true", ("fail1",)),
-                sh("join", "true", ("skip2", "fail2")),
-            ],
-        ),
-        {
-            "bad": "failed",
-            "skip1": "skipped",
-            "skip2": "skipped",
-            "fail1": "upstream_failed",
-            "fail2": "upstream_failed",
-            "join": "upstream_failed",
-        },
-        "failed",
-    ),
+    # Cascades move one dependency level per scheduling pass (ADR 0002); see `cascade`.
+    cascade("cascade_skip_one_level_shorter", skip_depth=1, fail_depth=2, join="skipped", run_state="success"),
+    cascade("cascade_same_pass", skip_depth=2, fail_depth=2, join="upstream_failed", run_state="failed"),
     # A branch's skips land with its success, so they reach the join before the followed task can fail.
     Case(
         "branch_skip_before_failure",
