@@ -32,7 +32,3 @@ class OpType:
     options: type[BaseModel] | None = None
     description: str = ""
     backends: frozenset[str] | None = None  # None: every backend
-
-    def validate(self, with_args: dict[str, Any]) -> None:
-        if self.options is not None:
-            self.options.model_validate(with_args)
