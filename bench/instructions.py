@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.instructions --base /path/to/older/checkout [--pipelines 50]
 
 On a shared 2-core machine the wall and CPU times of the other benchmarks vary by 20-40% from run to run, too much
-to see a 5% regression; callgrind counts instructions, which repeat to within about 1% (the hash seed still varies) whatever else runs. For each
-checkout it counts a process that only imports (n=0) and one that also does the work three times (n=3); the
-difference is the work. Measured: the Airflow loader building DAGs from meta-written JSON specs, and
-``load_paths`` reading YAML specs. Both checkouts run in this environment's interpreter, each first on PYTHONPATH.
+to see a 5% regression; callgrind counts instructions, which repeat to within about 1% whatever else runs (what
+remains is Python's per-process hash seed). For each checkout it counts a process that only imports (n=0) and one
+that also does the work three times (n=3); the difference is the work. Measured: the Airflow loader building DAGs
+from meta-written JSON specs, and ``load_paths`` reading YAML specs. Both checkouts run in this environment's
+interpreter, each first on PYTHONPATH.
 Needs valgrind (Debian's package); takes a few minutes.
 """
 
