@@ -11,10 +11,9 @@ for country in ("CH", "DE"):
 ```
 
 Every keyword is the YAML key of the same name (``schedule="every 15m"``, ``params={"country": "CH"}``), and the
-result goes through the same translation and checks as YAML (``meta.authoring.build``), so both forms accept and refuse
-the
-same things. Problems point at the file:line of the call that introduced them. A ``.py`` spec file exposes its
-pipelines by creating them in ``with pipeline(...)`` blocks (collected when the file is loaded) or through a
+result goes through the same translation and checks as YAML (``meta.authoring.build``), so both forms accept and
+refuse the same things. Problems point at the file:line of the call that introduced them. A ``.py`` spec file exposes
+its pipelines by creating them in ``with pipeline(...)`` blocks (collected when the file is loaded) or through a
 module-level ``pipelines`` list.
 
 The open ``with pipeline(...)`` blocks and the load collecting finished pipelines are per context (``ContextVar``),
@@ -139,9 +138,7 @@ def _refs(value: TaskRef | Iterable[TaskRef]) -> list[TaskRef]:
     items = [value] if isinstance(value, TaskRef) else list(value)
     for item in items:
         if not isinstance(item, TaskRef):
-            raise TypeError(
-                f">> and << connect tasks made with meta.authoring.dsl; received {type(item).__name__} {item!r}"
-            )
+            raise TypeError(f">> and << connect tasks made with meta.dsl; received {type(item).__name__} {item!r}")
     return items
 
 

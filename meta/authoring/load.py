@@ -2,9 +2,9 @@
 
 The flow for one YAML document: compose nodes (``meta.authoring.yamlpos``) -> build values -> expand ``generate:``
 templates (``meta.authoring.generate``) -> translate the authoring form (``meta.authoring.form``) ->
-``Pipeline.model_validate``
--> check ``op:`` names and their ``with:`` against the registered op types. Problems from every stage are
-collected and raised together as one ``ValidationFailed``; a pipeline with any problem is never returned.
+``Pipeline.model_validate`` -> check ``op:`` names and their ``with:`` against the registered op types. Problems
+from every stage are collected and raised together as one ``ValidationFailed``; a pipeline with any problem is never
+returned.
 
 ``loads`` / ``load_file`` / ``load_paths`` return the pipelines; their ``*_with_sources`` twins return a ``Loaded``
 that also says where each pipeline was defined (nothing about a load is kept in the process).

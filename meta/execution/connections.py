@@ -23,10 +23,6 @@ class ConnectionNotFound(MetaError, LookupError):
     """A named connection is not configured."""
 
 
-def env_var_for(name: str) -> str:
-    return settings.connection_variable(name)
-
-
 def connection_url(name: str | None = DEFAULT_WAREHOUSE, url: str | None = None) -> str:
     """The SQLAlchemy URL to use: ``url`` if given, else connection ``name``; secrets resolved, driver chosen.
 
@@ -35,8 +31,9 @@ def connection_url(name: str | None = DEFAULT_WAREHOUSE, url: str | None = None)
     if url is None and name is not None:
         url = settings.connection(name)
         if url is None and name != DEFAULT_WAREHOUSE:
+            variable = settings.connection_variable(name)
             raise ConnectionNotFound(
-                f"connection {name!r} is not configured: set the environment variable {env_var_for(name)} to a "
+                f"connection {name!r} is not configured: set the environment variable {variable} to a "
                 f"SQLAlchemy URL ({EXAMPLE_URLS})"
             )
     if url is None:

@@ -31,7 +31,6 @@ from typing import Any
 
 from meta import settings
 from meta.plugins.protocols import SecretProvider as SecretProvider  # the hook's type, one definition
-from meta.settings import env_name as env_name  # re-exported: variables spell names one way
 from meta.spec.errors import MetaError
 
 SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_.\-/]*"  # noqa: S105 - a pattern, not a password

@@ -1,4 +1,4 @@
-"""``LocalRunner``: resolve params and run context, run the loop, record history."""
+"""``LocalRunner``: the run context from a ``RunRequest``, the run loop, the run history and alert routes."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ Values may hold ``${secret:NAME}``, resolved when an alert is sent, never when t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -24,20 +23,12 @@ class ChannelConfigError(MetaError, ValueError):
     """A channel is not configured, or its configuration is invalid."""
 
 
-def channels_file() -> Path:
-    return settings.channels_file()
-
-
-def env_prefix(kind: str, name: str) -> str:
-    return settings.channel_prefix(kind, name)
-
-
 def raw_settings(ref: str) -> tuple[dict[str, Any], list[str]]:
     """The unresolved settings of channel ``ref`` and where they came from."""
     kind, _, name = ref.partition(":")
     fields: dict[str, Any] = {}
     origins: list[str] = []
-    path = channels_file()
+    path = settings.channels_file()
     if path.is_file():
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -72,8 +63,9 @@ def channel_config(ref: str) -> tuple[Any, Any]:
     channel = kinds[kind]
     fields, origins = raw_settings(ref)
     if not fields:
+        prefix = settings.channel_prefix(kind, name)
         raise ChannelConfigError(
-            f"channel {ref!r} is not configured: add it to {channels_file()} or set {env_prefix(kind, name)}<FIELD> "
+            f"channel {ref!r} is not configured: add it to {settings.channels_file()} or set {prefix}<FIELD> "
             "environment variables (see docs/operators.md)"
         )
     resolved = secrets.resolve(fields)

@@ -24,13 +24,9 @@ CREATE INDEX IF NOT EXISTS alert_sends_channel_at ON alert_sends (channel, at);
 STALE_CLAIM_SECONDS = 300.0
 
 
-def store_path() -> Path:
-    return settings.alert_store()
-
-
 class AlertStore:
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else store_path()
+        self.path = Path(path) if path is not None else settings.alert_store()
 
     def _connect(self) -> sqlite3.Connection:
         ensure_ready(self.path, SCHEMA)
