@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
 
     from meta.plugins.commands import BackendOption
+    from meta.plugins.observers import ObserverKind
     from meta.plugins.ops import OpType
     from meta.plugins.protocols import ChannelKind, SecretProvider
     from meta.plugins.targets import Importer, Target
@@ -27,6 +28,11 @@ hookimpl = pluggy.HookimplMarker("meta")
 @hookspec
 def register_targets(register: Callable[[Target], None]) -> None:
     """Register backends: things that run, compile or deploy pipelines (local, airflow, prefect, ...)."""
+
+
+@hookspec
+def register_observers(register: Callable[[ObserverKind], None]) -> None:
+    """Register backend kinds the control plane can watch (``kind:`` of a backend in the workspace file)."""
 
 
 @hookspec

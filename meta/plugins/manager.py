@@ -10,6 +10,7 @@ import pluggy
 
 from meta.plugins import hookspecs
 from meta.plugins.commands import BackendOption
+from meta.plugins.observers import ObserverKind
 from meta.plugins.ops import OpType
 from meta.plugins.protocols import ChannelKind, SecretProvider
 from meta.plugins.targets import Importer, Target
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "meta.plugins"
 # meta's own plugins; each module holds @hookimpl functions, exactly like a third-party plugin.
-BUILTIN_PLUGINS = ("meta.builtin.local.plugin", "meta.builtin.operators.plugin")
+BUILTIN_PLUGINS = ("meta.builtin.local.plugin", "meta.builtin.operators.plugin", "meta.service.observers.plugin")
 # Friendly hints when a well-known backend is asked for but its distribution is not installed.
 INSTALL_HINTS = {"airflow": "pip install meta-airflow", "prefect": "pip install meta-prefect"}
 
@@ -83,6 +84,11 @@ def ops() -> dict[str, OpType]:
 
 
 @lru_cache(maxsize=1)
+def observer_kinds() -> dict[str, ObserverKind]:
+    return {o.kind: o for o in _collect("register_observers")}
+
+
+@lru_cache(maxsize=1)
 def importers() -> dict[str, Importer]:
     return {i.name: i for i in _collect("register_importers")}
 
@@ -121,7 +127,11 @@ def get_importer(name: str) -> Importer:
     return _lookup("importer", name, importers())
 
 
+def get_observer_kind(kind: str) -> ObserverKind:
+    return _lookup("observer kind", kind, observer_kinds())
+
+
 def reset() -> None:
     """Forget loaded plugins (tests that register plugins call this)."""
-    for cached in (plugin_manager, targets, ops, importers):
+    for cached in (plugin_manager, targets, ops, importers, observer_kinds):
         cached.cache_clear()

@@ -1,0 +1,186 @@
+"""The control plane's tables (SQLAlchemy 2 ORM). Alembic migrations (``migrations/``) create and upgrade them;
+a test checks that the migrated schema equals this one on SQLite and PostgreSQL.
+
+Rows are keyed by what the backends call things (backend name, pipeline id, run id, task id, map index, try), so an
+observed fact delivered twice updates one row. ``as_of`` is when the backend said what the row holds: an older fact
+never overwrites a newer one. ``change_seq`` orders changes for the API's change stream (gaps are fine).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite stores naive text; PostgreSQL timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+KEY = String(250)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class BackendRow(Base):
+    __tablename__ = "backends"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    health: Mapped[str] = mapped_column(String(16), default="unknown")  # ok / degraded / unreachable / unknown
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lag_seconds: Mapped[float | None] = mapped_column(Float)
+    events_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    requests_total: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PipelineRow(Base):
+    __tablename__ = "pipelines"
+    __table_args__ = (UniqueConstraint("backend", "pipeline_id", name="uq_pipelines_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    team: Mapped[str | None] = mapped_column(String(63), index=True)
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("backend", "pipeline_id", "run_id", name="uq_runs_key"),
+        Index("ix_runs_change_seq", "change_seq"),
+        Index("ix_runs_pipeline_time", "pipeline_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    run_id: Mapped[str] = mapped_column(KEY)
+    state: Mapped[str] = mapped_column(String(32))
+    raw_state: Mapped[str | None] = mapped_column(String(64))
+    logical_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(16))
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class AttemptRow(Base):
+    __tablename__ = "task_attempts"
+    __table_args__ = (
+        UniqueConstraint("backend", "pipeline_id", "run_id", "task_id", "map_index", "try_number", name="uq_attempts_key"),
+        Index("ix_attempts_change_seq", "change_seq"),
+        Index("ix_attempts_run", "backend", "pipeline_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    run_id: Mapped[str] = mapped_column(KEY)
+    task_id: Mapped[str] = mapped_column(KEY)
+    map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    try_number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    raw_state: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(16))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class CursorRow(Base):
+    """Where each observer stream resumes; written in the same transaction as the rows it covers."""
+
+    __tablename__ = "cursors"
+
+    backend: Mapped[str] = mapped_column(String(63), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)  # "poll", "push"
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CounterRow(Base):
+    """Monotonic counters (the change sequence) in one row each, incremented inside the writing transaction."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TokenRow(Base):
+    """API tokens: only a SHA-256 of the token is kept (tokens are 256-bit random, so a slow hash adds nothing)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    team: Mapped[str | None] = mapped_column(String(63))  # None: every team (admins only)
+    role: Mapped[str] = mapped_column(String(16))  # viewer / operator / admin / ingest
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LineageEventRow(Base):
+    """OpenLineage events exactly as received (Marquez's model); runs and attempts are derived from Airflow's."""
+
+    __tablename__ = "lineage_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payload_sha: Mapped[str] = mapped_column(String(64), unique=True)  # a re-sent event is stored once
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    event_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    event_type: Mapped[str | None] = mapped_column(String(16))
+    producer: Mapped[str | None] = mapped_column(Text)
+    job_namespace: Mapped[str | None] = mapped_column(KEY)
+    job_name: Mapped[str | None] = mapped_column(Text)
+    run_uuid: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class TriggerRow(Base):
+    """Runs the control plane started: one row per deterministic key, so a repeated request is recognised."""
+
+    __tablename__ = "triggers"
+
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    run_id: Mapped[str] = mapped_column(KEY)
+    created: Mapped[bool] = mapped_column(Boolean)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
