@@ -185,6 +185,35 @@ class History:
                 out.append(item)
             return out
 
+    def changed_since(self, since: str | None) -> list[dict[str, Any]]:
+        """Runs started or ended at or after ``since`` (ISO text; None: all) or still running, each with its
+        ``attempts`` and ``task_instances``: what the control plane's local observer reads in one cycle."""
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            if since is None:
+                rows = conn.execute("SELECT * FROM runs ORDER BY started_at, run_id").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM runs WHERE started_at >= ? OR ended_at >= ? OR state = 'running' "
+                    "ORDER BY started_at, run_id",
+                    (since, since),
+                ).fetchall()
+            out = []
+            for row in rows:
+                key = (row["pipeline_id"], row["run_id"])
+                item = dict(row)
+                item["attempts"] = [
+                    dict(a) for a in conn.execute("SELECT * FROM attempts WHERE pipeline_id = ? AND run_id = ?", key)
+                ]
+                item["task_instances"] = [
+                    dict(t)
+                    for t in conn.execute("SELECT * FROM task_instances WHERE pipeline_id = ? AND run_id = ?", key)
+                ]
+                out.append(item)
+            return out
+
     def task_instances(self, pipeline_id: str, run_id: str) -> list[dict[str, Any]]:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
