@@ -177,7 +177,12 @@ class ObserverRuntime:
         stats.cycles += 1
         with self.store.transaction() as session:
             queries.record_health(
-                session, watch.connection.name, health="ok", lag_seconds=lag, events=stats.events, requests=stats.requests
+                session,
+                watch.connection.name,
+                health="ok",
+                lag_seconds=lag,
+                events=stats.events,
+                requests=stats.requests,
             )
         stats.events = stats.requests = 0  # flushed into the totals
         if was != "ok":
