@@ -20,7 +20,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from meta.plugins.observers import EventKind, RunEvent
-from meta.service.store.orm import AttemptRow, BackendRow, CounterRow, CursorRow, PipelineRow, RunRow
+from meta.service.store.orm import (
+    AttemptRow,
+    BackendRow,
+    CounterRow,
+    CursorRow,
+    LineageEventRow,
+    PipelineRow,
+    RunRow,
+    TriggerRow,
+)
 
 CHANGE_COUNTER = "change_seq"
 
@@ -394,3 +403,44 @@ __all__ = [
     "set_teams",
     "upsert_backend",
 ]
+
+
+# ---------------------------------------------------------------------------------------------- the API's own
+# Added for meta.service.api (the REST API); nothing above this section was changed for it.
+
+
+def current_change_seq(session: Session) -> int:
+    """The newest committed change number: where a change stream without ``Last-Event-ID`` starts."""
+    row = session.get(CounterRow, CHANGE_COUNTER)
+    return int(row.value) if row else 0
+
+
+def counts_by_state_of(session: Session, teams: frozenset[str] | None) -> list[tuple[str, str, int]]:
+    """(backend, state, runs) of the pipelines of ``teams`` (None: every team): /metrics for a team's token."""
+    statement: Select[Any] = _scoped(select(RunRow.backend, RunRow.state, func.count()), teams)  # type: ignore[arg-type]
+    statement = statement.group_by(RunRow.backend, RunRow.state).order_by(RunRow.backend, RunRow.state)
+    return [(b, s, int(n)) for b, s, n in session.execute(statement)]
+
+
+def count_events(session: Session, counts: dict[str, int]) -> None:
+    """Add pushed events to each backend's ``events_total`` (polled ones are counted by ``record_health``)."""
+    for name, count in sorted(counts.items()):
+        session.execute(
+            update(BackendRow).where(BackendRow.name == name).values(events_total=BackendRow.events_total + count)
+        )
+
+
+def store_lineage(session: Session, values: dict[str, Any]) -> bool:
+    """Insert one raw OpenLineage event unless its ``payload_sha`` is stored already; True when inserted."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(LineageEventRow).values(**values).on_conflict_do_nothing(index_elements=["payload_sha"])
+    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def record_trigger(session: Session, values: dict[str, Any]) -> TriggerRow:
+    """Insert the trigger unless its key is known (a concurrent identical request won); returns the stored row."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(TriggerRow).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    row = session.get(TriggerRow, values["key"], populate_existing=True)
+    assert row is not None
+    return row

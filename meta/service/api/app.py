@@ -1,0 +1,74 @@
+"""``create_app(context)``: the control plane's FastAPI app. Every route and who may call it:
+
+=======  ==================================================  ==================================================
+method   path                                                token
+=======  ==================================================  ==================================================
+GET      /api/v1/health                                      none
+GET      /api/v1/openapi.json, /api/v1/docs                  none (the schema holds no data)
+GET      /api/v1/pipelines, /api/v1/pipelines/{id}           viewer+ (team-scoped)
+GET      /api/v1/runs, /api/v1/runs/{backend}/{p}/{run}      viewer+ (team-scoped)
+GET      /api/v1/backends                                    viewer+
+GET      /api/v1/stream                                      viewer+ (team-scoped server-sent events)
+POST     /api/v1/pipelines/{id}/trigger                      operator+ (team-scoped)
+GET      /api/v1/tokens; POST /api/v1/tokens                 admin (a team's admin: its team's tokens only)
+DELETE   /api/v1/tokens/{id}                                 admin (idem)
+POST     /api/v1/lineage                                     ingest only (OpenLineage; Marquez's path)
+GET      /metrics                                            metrics, or viewer+ (run counts of its team)
+=======  ==================================================  ==================================================
+
+Another team's pipeline, run or token answers 404 exactly like a missing one. ``bootstrap_admin_token`` (the
+workspace's ``control_plane.admin_token``, resolved by the caller) is accepted as an admin of every team; only its
+hash is kept. ``stopping``: set it when the server shuts down so open event streams end (uvicorn waits for them).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from meta.service.api import tokens
+from meta.service.api.routers import backends, health, lineage, metrics, pipelines, runs, stream, trigger
+from meta.service.api.routers import tokens as token_routes
+from meta.service.context import ServiceContext
+
+PREFIX = "/api/v1"
+MIN_BOOTSTRAP_LENGTH = 16
+
+
+def create_app(
+    context: ServiceContext, bootstrap_admin_token: str | None = None, *, stopping: threading.Event | None = None
+) -> FastAPI:
+    if bootstrap_admin_token is not None and len(bootstrap_admin_token) < MIN_BOOTSTRAP_LENGTH:
+        raise ValueError(f"the bootstrap admin token must be at least {MIN_BOOTSTRAP_LENGTH} characters long")
+    stop = stopping if stopping is not None else threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        stop.set()  # open streams end (TestClient and servers that run lifespan before draining connections)
+
+    app = FastAPI(
+        title="meta control plane",
+        version="1",
+        description="Every run on every orchestrator in one place. Send `Authorization: Bearer <token>`.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        swagger_ui_oauth2_redirect_url=f"{PREFIX}/docs/oauth2-redirect",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.state.bootstrap_admin_hash = tokens.hash_token(bootstrap_admin_token) if bootstrap_admin_token else None
+    app.state.stopping = stop
+    app.state.open_streams = set()
+    app.state.request_counts = Counter()
+    app.state.request_lock = threading.Lock()
+    for module in (health, pipelines, trigger, runs, backends, stream, token_routes, lineage):
+        app.include_router(module.router, prefix=PREFIX)
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestCounter, counts=app.state.request_counts, lock=app.state.request_lock)
+    return app

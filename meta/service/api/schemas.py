@@ -1,0 +1,237 @@
+"""The API's pydantic models (Prefect server's ``schemas`` layer): what goes over the wire, built from ORM rows.
+
+Nothing here carries a credential: backends expose name, kind, URL (without userinfo) and health; tokens expose
+their id, name, team and role, and the secret only once, in :class:`TokenCreated`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from meta.plugins.observers import UnifiedState
+from meta.service.store.orm import AttemptRow, BackendRow, PipelineRow, RunRow, TokenRow, TriggerRow
+
+# Strings that reach the database: bounded like their columns, and never holding NUL (PostgreSQL refuses it).
+NO_NUL = r"^[^\x00]*$"
+Key = Annotated[str, Field(min_length=1, max_length=250, pattern=NO_NUL)]
+TeamName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_\-]*$")]
+# A trigger key becomes Airflow's dag_run_id and Prefect's idempotency_key: Airflow's run id alphabet.
+TriggerKey = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.~:+\-]+$")]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Run(Schema):
+    backend: str
+    pipeline_id: str
+    run_id: str
+    state: str = Field(description="unified state (Airflow's names)")
+    raw_state: str | None = Field(description="the backend's own state name")
+    logical_date: datetime | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    as_of: datetime = Field(description="when the backend said so")
+    source: str = Field(description="poll or push")
+    external: bool
+    extra: dict[str, Any]
+    change_seq: int
+
+    @classmethod
+    def of(cls, row: RunRow) -> Run:
+        return cls.model_validate(row)
+
+
+class Attempt(Schema):
+    backend: str
+    pipeline_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+    state: str
+    raw_state: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    as_of: datetime
+    source: str
+    extra: dict[str, Any]
+    change_seq: int
+
+    @classmethod
+    def of(cls, row: AttemptRow) -> Attempt:
+        return cls.model_validate(row)
+
+
+class RunPage(BaseModel):
+    runs: list[Run]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next (older) page; null: no more")
+
+
+class RunDetail(BaseModel):
+    run: Run
+    attempts: list[Attempt] = Field(description="every try of every task, by task, map index and try")
+
+
+class PipelineOnBackend(BaseModel):
+    backend: str
+    external: bool = Field(description="a DAG/flow meta did not build")
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    latest_run: Run | None
+
+
+class Pipeline(BaseModel):
+    id: str
+    team: str | None
+    external: bool = Field(description="external on every backend it was seen on")
+    backends: list[PipelineOnBackend]
+
+    @classmethod
+    def of(cls, rows: list[PipelineRow], latest: dict[tuple[str, str], RunRow]) -> Pipeline:
+        return cls(
+            id=rows[0].pipeline_id,
+            team=rows[0].team,
+            external=all(r.external for r in rows),
+            backends=[
+                PipelineOnBackend(
+                    backend=r.backend,
+                    external=r.external,
+                    first_seen_at=r.first_seen_at,
+                    last_seen_at=r.last_seen_at,
+                    latest_run=Run.of(run) if (run := latest.get((r.backend, r.pipeline_id))) else None,
+                )
+                for r in rows
+            ],
+        )
+
+
+def public_url(url: str) -> str:
+    """``url`` without user:password (a URL in a workspace file may carry them; the API never shows them)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class Backend(BaseModel):
+    name: str
+    kind: str
+    url: str
+    health: str = Field(description="ok / degraded / unreachable / unknown")
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    lag_seconds: float | None
+    events_total: int
+    requests_total: int
+
+    @classmethod
+    def of(cls, row: BackendRow) -> Backend:
+        return cls(
+            name=row.name,
+            kind=row.kind,
+            url=public_url(row.url),
+            health=row.health,
+            last_success_at=row.last_success_at,
+            last_error_at=row.last_error_at,
+            last_error=row.last_error,
+            lag_seconds=row.lag_seconds,
+            events_total=row.events_total or 0,
+            requests_total=row.requests_total or 0,
+        )
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Key | None = Field(default=None, description="required when the pipeline is on several backends")
+    params: dict[str, Any] = Field(default_factory=dict)
+    key: TriggerKey | None = Field(
+        default=None,
+        description="the idempotency key (Airflow dag_run_id, Prefect idempotency_key); default: derived from "
+        "pipeline, backend, params and request_id, so an identical request never starts a second run",
+    )
+    request_id: Key | None = Field(
+        default=None,
+        description="a client-chosen id for this request: a new one starts a new run, a retry reuses it",
+    )
+
+
+class Trigger(BaseModel):
+    key: str
+    backend: str
+    pipeline_id: str
+    run_id: str
+    created: bool = Field(description="false: this key had already started the run, nothing new was started")
+    requested_by: str
+    requested_at: datetime
+    url: str | None = None
+
+    @classmethod
+    def of(cls, row: TriggerRow, url: str | None = None) -> Trigger:
+        return cls(
+            key=row.key,
+            backend=row.backend,
+            pipeline_id=row.pipeline_id,
+            run_id=row.run_id,
+            created=row.created,
+            requested_by=row.requested_by,
+            requested_at=row.requested_at,
+            url=url,
+        )
+
+
+Role = Literal["viewer", "operator", "admin", "ingest", "metrics"]
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
+    role: Role
+    team: TeamName | None = Field(default=None, description="required for viewer/operator; none for ingest/metrics")
+
+
+class Token(Schema):
+    id: int
+    name: str
+    team: str | None
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: TokenRow) -> Token:
+        return cls.model_validate(row)
+
+
+class TokenCreated(Token):
+    token: str = Field(description="the token itself: shown this once, only its SHA-256 is stored")
+
+
+class LineageAccepted(BaseModel):
+    stored: bool = Field(description="false: the same event was received before")
+    events: int = Field(description="neutral run/attempt events mapped from it (0 for producers meta does not map)")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+UNIFIED_STATES = tuple(s.value for s in UnifiedState)
