@@ -70,6 +70,8 @@ _PUBLIC: dict[str, str] = {
     "OpContext": "meta.plugins.ops:OpContext",
     "ProgressCallback": "meta.plugins.targets:ProgressCallback",
     "RunReport": "meta.plugins.targets:RunReport",
+    "DeployAction": "meta.plugins.targets:DeployAction",
+    "PlannedDeploy": "meta.plugins.targets:PlannedDeploy",
     "BackendOption": "meta.plugins.commands:BackendOption",
     "get_target": "meta.plugins.manager:get_target",
     "get_op": "meta.plugins.manager:get_op",
@@ -178,7 +180,13 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
         OpType as OpType,
     )
     from meta.plugins.targets import (
+        DeployAction as DeployAction,
+    )
+    from meta.plugins.targets import (
         Importer as Importer,
+    )
+    from meta.plugins.targets import (
+        PlannedDeploy as PlannedDeploy,
     )
     from meta.plugins.targets import (
         ProgressCallback as ProgressCallback,

@@ -166,3 +166,27 @@ def json_schema() -> dict[str, Any]:
             "json_type": {"enum": ["string", "integer", "number", "boolean", "array", "object", "null"]},
         },
     }
+
+
+WORKSPACE_SCHEMA_ID = "https://meta-orchestrator.dev/schema/workspace.json"
+
+
+def workspace_json_schema() -> dict[str, Any]:
+    """JSON Schema of the workspace file (``meta.yaml``), printed by ``meta schema --workspace``.
+
+    Generated from the pydantic model (``meta.spec.workspace``), so it cannot drift from what the loader accepts;
+    durations are described as the loader reads them ("10s", "5m", seconds), not as pydantic's ISO 8601 default.
+    Cross-field checks (placements name defined backends, one OpenLineage namespace per Airflow) stay the loader's.
+    """
+    from meta.spec.workspace import Workspace
+
+    schema = Workspace.model_json_schema(mode="validation")
+    duration = {"anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}], "description": DURATION_HELP}
+    control = schema["$defs"]["ControlPlane"]["properties"]
+    control["poll_interval"] = {**duration, "default": "10s", "title": "Poll Interval"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": WORKSPACE_SCHEMA_ID,
+        "title": "meta workspace file (meta.yaml)",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }

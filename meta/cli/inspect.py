@@ -56,8 +56,14 @@ def _schedule_text(p: Pipeline) -> str:
 
 
 @click.command()
-def schema() -> None:
-    """Print the JSON Schema of the YAML pipeline format."""
+@click.option("--workspace", "of_workspace", is_flag=True, help="the workspace file's (meta.yaml) schema instead")
+def schema(of_workspace: bool) -> None:
+    """Print the JSON Schema of the YAML pipeline format (or, with --workspace, of the workspace file)."""
+    if of_workspace:
+        from meta.authoring.schema import workspace_json_schema
+
+        click.echo(json.dumps(workspace_json_schema(), indent=2, sort_keys=True))
+        return
     from meta.authoring.load import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, final
 
@@ -26,6 +27,22 @@ class RunReport:
     result: RunResult
     table: str | None = None
     notes: tuple[str, ...] = ()
+
+
+class DeployAction(StrEnum):
+    """What ``deploy`` would do to one pipeline (``meta deploy --dry-run``)."""
+
+    CREATED = "created"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    REFUSED = "refused"  # the target's checks refuse it; ``detail`` says why
+
+
+@dataclass(frozen=True)
+class PlannedDeploy:
+    pipeline: str
+    action: DeployAction
+    detail: str = ""
 
 
 class Target:
@@ -88,6 +105,24 @@ class Target:
 
     def deploy(self, pipelines: Sequence[Pipeline], **options: Any) -> list[str]:
         raise PluginError(f"target {self.name!r} does not deploy")
+
+    @final
+    def plan_deploy(self, pipelines: Sequence[Pipeline], **options: Any) -> list[PlannedDeploy]:
+        """What ``deploy(pipelines, **options)`` would do to each pipeline, in order, changing nothing: refused
+        with the reasons of ``check``, else what ``compare_deployed`` finds on the backend."""
+        refused = {}
+        for pipeline in pipelines:
+            errors = self.check(pipeline)
+            if errors:
+                refused[pipeline.id] = PlannedDeploy(pipeline.id, DeployAction.REFUSED, "; ".join(map(str, errors)))
+        rest = [p for p in pipelines if p.id not in refused]
+        compared = {c.pipeline: c for c in self.compare_deployed(rest, **options)} if rest else {}
+        return [refused.get(p.id) or compared[p.id] for p in pipelines]
+
+    def compare_deployed(self, pipelines: Sequence[Pipeline], **options: Any) -> list[PlannedDeploy]:
+        """For ``plan_deploy``: whether ``deploy`` would create, change or leave each (checked) pipeline as it is on
+        the backend, reading only. Backend-wide problems (no specs folder, server unreachable) raise MetaError."""
+        raise PluginError(f"target {self.name!r} cannot plan a deploy (it cannot read what is deployed)")
 
 
 class Importer:

@@ -12,9 +12,11 @@ from typing import Any
 from meta import (
     BackendOption,
     CompileError,
+    DeployAction,
     Importer,
     ImportOutcome,
     Pipeline,
+    PlannedDeploy,
     ProgressCallback,
     RunRequest,
     RunResult,
@@ -47,9 +49,38 @@ class AirflowTarget(Target):
 
     def deploy(self, pipelines: Sequence[Pipeline], **options: Any) -> list[str]:
         """Write specs into an Airflow loader folder (``specs_dir=`` or env META_AIRFLOW_SPECS_DIR)."""
-        import os
-
         from meta_airflow.remote import write_spec
+
+        specs_dir = self._specs_dir(pipelines, options)
+        out = []
+        for pipeline in pipelines:
+            self.ensure_supported(pipeline)
+            out.append(str(write_spec(specs_dir, pipeline)))
+        return out
+
+    def compare_deployed(self, pipelines: Sequence[Pipeline], **options: Any) -> list[PlannedDeploy]:
+        """Compare each spec with the file ``deploy`` would overwrite in the loader's folder (reads only)."""
+        from meta_airflow.remote import spec_path, spec_text
+
+        specs_dir = self._specs_dir(pipelines, options)
+        out = []
+        for pipeline in pipelines:
+            path = spec_path(specs_dir, pipeline.id)
+            if not path.is_file():
+                out.append(PlannedDeploy(pipeline.id, DeployAction.CREATED, f"writes {path}"))
+                continue
+            old = path.read_text(encoding="utf-8", errors="replace")
+            new = spec_text(pipeline)
+            if old == new:
+                out.append(PlannedDeploy(pipeline.id, DeployAction.UNCHANGED, str(path)))
+            else:
+                out.append(
+                    PlannedDeploy(pipeline.id, DeployAction.CHANGED, f"rewrites {path}{_changed_keys(old, new)}")
+                )
+        return out
+
+    def _specs_dir(self, pipelines: Sequence[Pipeline], options: dict[str, Any]) -> Path:
+        import os
 
         specs_dir = options.get("specs_dir") or os.environ.get("META_AIRFLOW_SPECS_DIR")
         if not specs_dir:
@@ -59,11 +90,21 @@ class AirflowTarget(Target):
                 "deploy without a specs folder",
                 "pass specs_dir= or set META_AIRFLOW_SPECS_DIR to the loader's folder",
             )
-        out = []
-        for pipeline in pipelines:
-            self.ensure_supported(pipeline)
-            out.append(str(write_spec(Path(specs_dir), pipeline)))
-        return out
+        return Path(specs_dir)
+
+
+def _changed_keys(old: str, new: str) -> str:
+    """`` (changed: schedule, tasks)``: the top-level fields of the spec that differ, when the old file parses."""
+    import json
+
+    try:
+        before, after = json.loads(old), json.loads(new)
+    except ValueError:
+        return ""
+    if not isinstance(before, dict):
+        return ""
+    keys = sorted(k for k in {*before, *after} if before.get(k) != after.get(k))
+    return f" (changed: {', '.join(keys)})" if keys else ""
 
 
 class AirflowImporter(Importer):

@@ -29,11 +29,16 @@ def spec_path(specs_dir: Path, pipeline_id: str) -> Path:
     return specs_dir / f"{pipeline_id}.json"
 
 
+def spec_text(pipeline: Pipeline) -> str:
+    """What ``write_spec`` writes for ``pipeline`` (``meta deploy --dry-run`` compares it with the file there)."""
+    return json.dumps(pipeline.model_dump(mode="json", by_alias=True), indent=1, sort_keys=True)
+
+
 def write_spec(specs_dir: Path, pipeline: Pipeline) -> Path:
     """Write ``pipeline`` where the loader reads it; only rewritten when it changed (keeps Airflow's parse cheap)."""
     specs_dir.mkdir(parents=True, exist_ok=True)
     path = spec_path(specs_dir, pipeline.id)
-    text = json.dumps(pipeline.model_dump(mode="json", by_alias=True), indent=1, sort_keys=True)
+    text = spec_text(pipeline)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(text, encoding="utf-8")

@@ -42,8 +42,10 @@ class PrefectClient:
         self.http = http
 
     @classmethod
-    def connect(cls, url: str | None = None, timeout: float = 30.0) -> PrefectClient:
-        auth_string = os.environ.get("PREFECT_API_AUTH_STRING")
+    def connect(cls, url: str | None = None, timeout: float = 30.0, auth_string: str | None = None) -> PrefectClient:
+        """A client of ``url`` (default PREFECT_API_URL) with basic auth from ``auth_string`` (``user:password``,
+        default PREFECT_API_AUTH_STRING)."""
+        auth_string = auth_string or os.environ.get("PREFECT_API_AUTH_STRING")
         auth = httpx.BasicAuth(*auth_string.split(":", 1)) if auth_string and ":" in auth_string else None
         return cls(httpx.Client(base_url=api_url(url) + "/", timeout=timeout, auth=auth))
 

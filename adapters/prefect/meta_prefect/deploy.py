@@ -4,19 +4,32 @@ The flow file is generated (``codegen``) into a deploy directory that the proces
 points there with a ``set_working_directory`` pull step and the entrypoint ``<file>.py:<function>``. Re-running is
 idempotent: flows and deployments are upserted by name (schedules replaced), dataset triggers are owned by the
 deployment and replaced as a whole.
+
+Each deployment's ``version`` is meta's fingerprint of what deploy sent (body, flow file, automation), so
+``meta deploy --dry-run`` (``compare_deployed``) tells a deployment this spec would change from one it leaves as is.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meta import CronSchedule, DatasetSchedule, IntervalSchedule, MetaError, Pipeline
+from meta import (
+    CronSchedule,
+    DatasetSchedule,
+    DeployAction,
+    IntervalSchedule,
+    MetaError,
+    Pipeline,
+    PlannedDeploy,
+)
 from meta_prefect import events
 from meta_prefect.client import PrefectClient
-from meta_prefect.codegen import module_name, write_flows
+from meta_prefect.codegen import module_name, render, write_flows
 
 DEFAULT_DEPLOYMENT_NAME = "meta"
 
@@ -95,6 +108,25 @@ def deployment_body(pipeline: Pipeline, flow_id: str, pool: str, flow_dir: Path,
     }
 
 
+def fingerprint(pipeline: Pipeline, pool: str, flow_dir: Path, name: str) -> str:
+    """``meta-<16 hex>``: a hash of everything deploy sends for ``pipeline`` (the deployment body but the server's
+    flow id, the flow file, the dataset automation); stored as the deployment's ``version``."""
+    body = deployment_body(pipeline, "", pool, flow_dir, name)
+    body.pop("flow_id")
+    schedule = pipeline.schedule
+    automation = events.automation(pipeline, schedule, "") if isinstance(schedule, DatasetSchedule) else None
+    data = json.dumps({"deployment": body, "flow": render(pipeline), "automation": automation}, sort_keys=True)
+    return "meta-" + hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def _check_pool(client: PrefectClient, pool: str) -> None:
+    if client.read_work_pool(pool) is None:
+        raise MetaError(
+            f"work pool {pool!r} not found on the Prefect server; create it with "
+            f"`prefect work-pool create {pool} --type process` and start `prefect worker start --pool {pool}`"
+        )
+
+
 def deploy_pipelines(
     client: PrefectClient,
     pipelines: Sequence[Pipeline],
@@ -104,17 +136,15 @@ def deploy_pipelines(
     name: str = DEFAULT_DEPLOYMENT_NAME,
     sources: Sequence[Path] = (),
 ) -> list[Deployed]:
-    if client.read_work_pool(pool) is None:
-        raise MetaError(
-            f"work pool {pool!r} not found on the Prefect server; create it with "
-            f"`prefect work-pool create {pool} --type process` and start `prefect worker start --pool {pool}`"
-        )
+    _check_pool(client, pool)
     flow_dir = (deploy_dir or default_deploy_dir()).resolve()
     paths = write_flows(pipelines, flow_dir, sources)
     out = []
     for pipeline, path in zip(pipelines, paths, strict=True):
         flow_id = client.ensure_flow(pipeline.id)
-        deployment_id = client.upsert_deployment(deployment_body(pipeline, flow_id, pool, flow_dir, name))
+        body = deployment_body(pipeline, flow_id, pool, flow_dir, name)
+        body["version"] = fingerprint(pipeline, pool, flow_dir, name)
+        deployment_id = client.upsert_deployment(body)
         owner = f"prefect.deployment.{deployment_id}"
         automations = []
         if isinstance(pipeline.schedule, DatasetSchedule):
@@ -124,12 +154,71 @@ def deploy_pipelines(
     return out
 
 
-def deploy(pipelines: Sequence[Pipeline], **options: Any) -> list[str]:
-    """The target's ``deploy``: options ``pool`` (required), ``api_url``, ``deploy_dir``, ``name``, ``sources``."""
+# Deployment fields worth naming when a deployment differs from the spec (the rest is summed up by the version).
+_COMPARED = ("work_pool_name", "entrypoint", "path", "tags", "description", "parameters", "parameter_openapi_schema")
+
+
+def plan_deployments(
+    client: PrefectClient,
+    pipelines: Sequence[Pipeline],
+    *,
+    pool: str,
+    deploy_dir: Path | None = None,
+    name: str = DEFAULT_DEPLOYMENT_NAME,
+) -> list[PlannedDeploy]:
+    """What ``deploy_pipelines`` would do to each pipeline, reading only: no deployment of that flow and name ->
+    created; the same fingerprint and flow file -> unchanged; else changed, naming what differs."""
+    _check_pool(client, pool)
+    flow_dir = (deploy_dir or default_deploy_dir()).resolve()
+    out = []
+    for pipeline in pipelines:
+        found = client.request("GET", f"deployments/name/{pipeline.id}/{name}", ok=(404,))
+        if not isinstance(found, dict) or "id" not in found:
+            out.append(PlannedDeploy(pipeline.id, DeployAction.CREATED, f"deployment {pipeline.id}/{name} in {pool}"))
+            continue
+        body = deployment_body(pipeline, "", pool, flow_dir, name)
+        differs = [key for key in _COMPARED if found.get(key) != body[key]]
+        flow_file = flow_dir / f"{module_name(pipeline.id)}.py"
+        if not flow_file.is_file():
+            differs.append(f"flow file {flow_file} (missing)")
+        elif flow_file.read_text(encoding="utf-8") != render(pipeline):
+            differs.append(f"flow file {flow_file}")
+        if found.get("version") != fingerprint(pipeline, pool, flow_dir, name) and not differs:
+            differs.append("schedules, settings or triggers" if found.get("version") else "no meta version stamp")
+        where = f"deployment {pipeline.id}/{name} ({found['id']})"
+        if differs:
+            out.append(PlannedDeploy(pipeline.id, DeployAction.CHANGED, f"{where}: {', '.join(differs)}"))
+        else:
+            out.append(PlannedDeploy(pipeline.id, DeployAction.UNCHANGED, where))
+    return out
+
+
+def compare_deployed(pipelines: Sequence[Pipeline], **options: Any) -> list[PlannedDeploy]:
+    """The target's ``compare_deployed``: the options of ``deploy``."""
     pool = options.get("pool")
     if not pool:
         raise MetaError("deploying to Prefect needs a work pool: pass --pool NAME (a process pool)")
-    client = PrefectClient.connect(options.get("api_url"))
+    client = PrefectClient.connect(options.get("api_url"), auth_string=options.get("auth"))
+    try:
+        deploy_dir = options.get("deploy_dir")
+        return plan_deployments(
+            client,
+            pipelines,
+            pool=pool,
+            deploy_dir=Path(deploy_dir) if deploy_dir else None,
+            name=options.get("name") or DEFAULT_DEPLOYMENT_NAME,
+        )
+    finally:
+        client.close()
+
+
+def deploy(pipelines: Sequence[Pipeline], **options: Any) -> list[str]:
+    """The target's ``deploy``: options ``pool`` (required), ``api_url``, ``auth`` (``user:password``, default
+    PREFECT_API_AUTH_STRING), ``deploy_dir``, ``name``, ``sources``."""
+    pool = options.get("pool")
+    if not pool:
+        raise MetaError("deploying to Prefect needs a work pool: pass --pool NAME (a process pool)")
+    client = PrefectClient.connect(options.get("api_url"), auth_string=options.get("auth"))
     try:
         deploy_dir = options.get("deploy_dir")
         deployed = deploy_pipelines(

@@ -6,7 +6,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from meta import BackendOption, CompileError, Pipeline, ProgressCallback, RunRequest, RunResult, Target, hookimpl
+from meta import (
+    BackendOption,
+    CompileError,
+    Pipeline,
+    PlannedDeploy,
+    ProgressCallback,
+    RunRequest,
+    RunResult,
+    Target,
+    hookimpl,
+)
 
 
 class PrefectTarget(Target):
@@ -37,6 +47,11 @@ class PrefectTarget(Target):
         for pipeline in pipelines:
             self.ensure_supported(pipeline)
         return deploy(pipelines, **options)
+
+    def compare_deployed(self, pipelines: Sequence[Pipeline], **options: Any) -> list[PlannedDeploy]:
+        from meta_prefect.deploy import compare_deployed
+
+        return compare_deployed(pipelines, **options)
 
 
 @hookimpl
