@@ -25,7 +25,7 @@ from meta.spec.workspace import Workspace
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 BOOTSTRAP = "bootstrap-admin-secret-0123456789"
-AIRFLOW_PASSWORD = "af-password-never-shown"  # noqa: S105 - a fake credential the tests look for in responses
+AIRFLOW_PASSWORD = "af-password-never-shown"  # a fake credential looked for in responses
 
 WORKSPACE = Workspace.model_validate(
     {
@@ -191,8 +191,8 @@ def build_api(store: Store, *, seed: bool = True, lineage: Any = None) -> Api:
     return Api(store, context, app, client, triggerer, stopping, secrets)
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
+@pytest.fixture(name="api")
+def api_fixture(tmp_path: Path) -> Iterator[Api]:
     """The API on a fresh SQLite file, seeded; the client runs the app's lifespan."""
     store = open_store(f"sqlite:///{tmp_path / 'control-plane.db'}")
     built = build_api(store)

@@ -10,7 +10,13 @@ import pytest
 
 from meta.plugins.observers import UnifiedState
 from meta.service.store import queries
-from tests.unit.service.api_support import AIRFLOW_PASSWORD, T0, Api, api, run_event  # noqa: F401 - the fixture
+from tests.unit.service.api_support import (
+    AIRFLOW_PASSWORD,
+    T0,
+    Api,
+    api_fixture,  # noqa: F401 - provides the api fixture
+    run_event,
+)
 
 
 def ids(runs: list[dict[str, str]]) -> list[str]:

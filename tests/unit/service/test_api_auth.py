@@ -11,7 +11,12 @@ from fastapi.routing import APIRoute
 
 from meta.service.api.app import create_app
 from meta.service.store.orm import TokenRow
-from tests.unit.service.api_support import BOOTSTRAP, WORKSPACE, Api, api  # noqa: F401 - the fixture
+from tests.unit.service.api_support import (
+    BOOTSTRAP,
+    WORKSPACE,
+    Api,
+    api_fixture,  # noqa: F401 - provides the api fixture
+)
 
 # (method, path) -> the weakest token that may call it; None: no token needed.
 ROUTES: dict[tuple[str, str], str | None] = {
