@@ -38,6 +38,15 @@ from meta.spec.workspace import (
 WORKSPACE_FILE = "meta.yaml"
 # Fields whose input is never echoed in an error, besides credential-looking keys (a URL may embed a password).
 _NEVER_SHOWN = frozenset({"database", "url"})
+# Pydantic's Python words for YAML shapes.
+_PLAIN = {
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "too_short": "needs at least one item",
+}
 _PATTERN_HELP = {
     NAME_PATTERN: "a name of lower-case letters, digits, '_' and '-' that starts with a letter",
     r"^https?://": "an http:// or https:// URL",
@@ -259,6 +268,8 @@ def _describe(err: Any, loc: Loc) -> str:
     if kind == "extra_forbidden" and len(loc) == 1:
         known = ", ".join(Workspace.model_fields)
         return f"unknown key; a workspace file has {known}"
+    if kind in _PLAIN:
+        return _PLAIN[kind]
     raw = tuple(err["loc"])
     if kind == "extra_forbidden" and len(raw) == 4 and raw[0] == "backends" and raw[2] in _BACKEND_MODELS:
         article = "an" if raw[2][0] in "aeiou" else "a"

@@ -507,3 +507,13 @@ def test_target_dry_run_plans_without_writing(tmp_path: Path) -> None:
     assert not out.exists()
     real = CliRunner().invoke(cli, args)  # as before: one written path per line
     assert real.output.splitlines() == [str(out / "report.json"), str(out / "sales_daily.json")]
+
+
+def test_shape_errors_use_yaml_words(tmp_path: Path) -> None:
+    file = tmp_path / "meta.yaml"
+    assert problems_of("backends: []\nplacements: {a: 1}\nspecs: []\ncontrol_plane: 5\n", tmp_path) == [
+        f"{file}:1:11: backends: expected a mapping",
+        f"{file}:2:13: placements: expected a list",
+        f"{file}:3:8: specs: needs at least one item",
+        f"{file}:4:16: control_plane: expected a mapping",
+    ]
