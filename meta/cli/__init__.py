@@ -1,8 +1,9 @@
 """The ``meta`` command line. Exit codes: 0 ok, 1 a run failed or validation found problems, 2 usage/meta errors.
 
 One module per group of commands: ``inspect`` (validate, list, schema), ``graph``, ``run`` (run, runs), ``build``
-(compile, deploy), ``importing`` (import); they import ``meta.cli.common`` and ``meta.cli.backend_options``, never
-this package, which adds their commands to ``cli``. Backend-specific commands (``compile``, ``deploy``, ``import``,
+(compile, deploy), ``importing`` (import), ``service`` (serve, status, trigger, token: the control plane); they
+import ``meta.cli.common``, ``meta.cli.backend_options`` and ``meta.cli.workspace_options``, never this package,
+which adds their commands to ``cli``. Backend-specific commands (``compile``, ``deploy``, ``import``,
 ``run --backend``) only look targets and importers up through the plugin manager, and backends add their own
 options and commands through the ``register_commands`` hook (meta/plugins/commands.py), so adapters plug in
 without touching this package.
@@ -23,6 +24,7 @@ from meta.cli.graph import graph
 from meta.cli.importing import import_
 from meta.cli.inspect import list_, schema, validate
 from meta.cli.run import run, runs
+from meta.cli.service import serve, status, token, trigger
 from meta.plugins.commands import OptionGroup
 from meta.spec.errors import MetaError
 from meta.spec.model import Pipeline
@@ -106,7 +108,7 @@ def _add_import_paths(paths: Sequence[str]) -> None:
         command.call_on_close(restore)
 
 
-for _command in (validate, list_, schema, graph, run, runs, compile_, deploy, import_):
+for _command in (validate, list_, schema, graph, run, runs, compile_, deploy, import_, serve, status, trigger, token):
     cli.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

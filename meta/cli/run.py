@@ -1,16 +1,19 @@
-"""``meta run`` (one pipeline on any backend, through its ``Target``) and ``meta runs`` (the local history)."""
+"""``meta run`` (one pipeline on any backend, through its ``Target``) and ``meta runs`` (the control plane's runs in a
+workspace, else the local history)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from meta.cli.backend_options import BackendCommand, take
 from meta.cli.common import load, pick
+from meta.cli.service import api_options, list_runs_everywhere
 
 
 def _parse_logical_date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -71,14 +74,42 @@ def run(
 
 @click.command()
 @click.option("--pipeline", "pipeline_id", help="only this pipeline")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--backend", help="only runs on this backend (needs a workspace: the control plane's view)")
+@click.option("--state", help="only runs in this state: queued, running, success, failed, ... (control plane)")
+@click.option("--limit", type=click.IntRange(min=1, max=500), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def runs(pipeline_id: str | None, limit: int, as_json: bool) -> None:
-    """Recent runs of the local backend (from <state dir>/meta.db; $META_HOME or ./.meta)."""
+@api_options
+def runs(
+    pipeline_id: str | None,
+    backend: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+    workspace_path: Path | None,
+    api_url: str | None,
+    token: str | None,
+) -> None:
+    """Recent runs. In a workspace (a meta.yaml here or above, or --workspace/--api): every backend's, through the
+    control plane. Otherwise the local backend's history (<state dir>/meta.db; $META_HOME or ./.meta)."""
+    from meta.authoring.workspace import find_workspace
     from meta.builtin.local.report import history_table
     from meta.builtin.local.state import History
     from meta.settings import state_dir
 
+    if workspace_path or api_url or find_workspace(Path.cwd()):
+        list_runs_everywhere(
+            workspace_path,
+            api_url,
+            token,
+            backend=backend,
+            pipeline_id=pipeline_id,
+            state=state,
+            limit=limit,
+            as_json=as_json,
+        )
+        return
+    if backend or state:
+        raise click.UsageError("--backend and --state need a workspace (meta.yaml) or --api: the control plane's view")
     rows = History(state_dir() / "meta.db").runs(pipeline_id, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))

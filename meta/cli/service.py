@@ -1,0 +1,357 @@
+"""The control plane's commands: ``serve``, ``status``, ``runs`` (over every backend), ``trigger`` and ``token``.
+
+``status``, ``runs`` and ``trigger`` talk to the API of a running ``meta serve`` (``--api``/``META_API_URL``, else the
+workspace's ``control_plane.url``/``listen``) with ``--token``/``META_API_TOKEN``. When no server answers they open
+the store themselves and ask the very same API in-process as an admin: one code path reads the store, and whoever can
+read the database file sees every team anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from meta.cli.workspace_options import workspace_option
+from meta.spec.errors import MetaError
+
+API_URL_ENV = "META_API_URL"
+API_TOKEN_ENV = "META_API_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+def _loaded(workspace_path: Path | None) -> Any:
+    from meta.cli.workspace_options import require_workspace
+
+    return require_workspace(workspace_path)
+
+
+def _plane(loaded: Any) -> Any:
+    """The control plane of a loaded workspace: store opened (and migrated), observers built, not started."""
+    from meta.authoring.workspace import declared_teams
+    from meta.service.connections import database_url, resolve_connections
+    from meta.service.server import ControlPlane
+
+    pipelines = loaded.load_pipelines()
+    return ControlPlane.open(
+        loaded.workspace,
+        resolve_connections(loaded, pipelines),
+        database_url=database_url(loaded),
+        declared_teams=declared_teams(loaded, pipelines.pipelines),
+    )
+
+
+class InProcessApi:
+    """The API app called in-process (no server running), authenticated as a one-off admin."""
+
+    def __init__(self, plane: Any):
+        from fastapi.testclient import TestClient
+
+        from meta.service.api.app import create_app
+
+        token = "meta_local_" + secrets.token_urlsafe(24)
+        self.plane = plane
+        self._client = TestClient(create_app(plane.context(), bootstrap_admin_token=token))
+        self._client.headers["Authorization"] = f"Bearer {token}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        from meta.service.client import ApiError
+
+        response = self._client.request(method, "/api/v1" + path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(f"{method} {path} -> HTTP {response.status_code}: {detail}")
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("POST", path, json=body)
+
+    def close(self) -> None:
+        self._client.close()
+        self.plane.close()
+
+
+@contextmanager
+def api(workspace_path: Path | None, api_url: str | None, token: str | None) -> Iterator[Any]:
+    from meta.service.client import ApiClient, is_serving
+    from meta.service.server import api_url as workspace_api_url
+
+    url = api_url or os.environ.get(API_URL_ENV)
+    token = token or os.environ.get(API_TOKEN_ENV)
+    loaded = None
+    if url is None:
+        loaded = _loaded(workspace_path)
+        url = workspace_api_url(loaded.workspace)
+        if not is_serving(url):
+            client: Any = InProcessApi(_plane(loaded))
+            try:
+                yield client
+            finally:
+                client.close()
+            return
+    elif not is_serving(url):
+        raise MetaError(f"no control plane answers at {url} (is `meta serve` running?)")
+    remote = ApiClient(url, token)
+    try:
+        yield remote
+    finally:
+        remote.close()
+
+
+def api_options(command: Any) -> Any:
+    command = click.option("--token", help=f"API token (default: ${API_TOKEN_ENV})")(command)
+    command = click.option(
+        "--api",
+        "api_url",
+        metavar="URL",
+        help=f"control plane URL (default: ${API_URL_ENV}, else the workspace's; no server: read the store directly)",
+    )(command)
+    return workspace_option(command)
+
+
+# ---------------------------------------------------------------------------------------------- serve
+
+
+@click.command()
+@workspace_option
+@click.option("--listen", metavar="HOST:PORT", help="default: the workspace's control_plane.listen (127.0.0.1:8765)")
+def serve(workspace_path: Path | None, listen: str | None) -> None:
+    """Run the control plane: observe every backend of the workspace and serve the API.
+
+    Progress and each backend's health go to stderr. SIGTERM or Ctrl-C stops it cleanly."""
+    import logging
+
+    from meta.service.connections import control_plane_secret
+    from meta.service.server import listen_address
+    from meta.service.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="meta serve: %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore", "websockets", "uvicorn.access", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    loaded = _loaded(workspace_path)
+    host, port = listen_address(loaded.workspace) if listen is None else _split_listen(listen)
+    plane = _plane(loaded)
+    run_server(plane, host=host, port=port, admin_token=control_plane_secret(loaded, "admin_token"))
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT like 127.0.0.1:8765, got {listen!r}", param_hint="--listen")
+    return host, int(port)
+
+
+# ---------------------------------------------------------------------------------------------- status / runs
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    moment = datetime.fromisoformat(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+@click.command()
+@api_options
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def status(workspace_path: Path | None, api_url: str | None, token: str | None, as_json: bool) -> None:
+    """One table: every pipeline on every backend, its last run and state."""
+    with api(workspace_path, api_url, token) as client:
+        pipelines = client.get("/pipelines")["pipelines"]
+    if as_json:
+        click.echo(json.dumps(pipelines, indent=2))
+        return
+    rows = []
+    for p in pipelines:
+        for b in p["backends"]:
+            last = b.get("latest_run") or {}
+            rows.append(
+                [
+                    p["pipeline_id"] + (" (external)" if p.get("external") else ""),
+                    p.get("team") or "-",
+                    b["backend"],
+                    last.get("run_id", "no runs yet"),
+                    last.get("state", "-"),
+                    _when(last.get("started_at")),
+                    _when(last.get("ended_at")),
+                ]
+            )
+    if not rows:
+        click.echo("no pipelines observed yet (is `meta serve` running? are pipelines placed and deployed?)")
+        return
+    click.echo(_table(["pipeline", "team", "backend", "last run", "state", "started", "ended"], rows))
+
+
+def list_runs_everywhere(
+    workspace_path: Path | None,
+    api_url: str | None,
+    token: str | None,
+    *,
+    backend: str | None,
+    pipeline_id: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """``meta runs`` with a workspace: runs on every backend through the control plane."""
+    with api(workspace_path, api_url, token) as client:
+        page = client.get("/runs", backend=backend, pipeline=pipeline_id, state=state, limit=limit)
+    runs = page["runs"]
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    if not runs:
+        click.echo("no runs match")
+        return
+    rows = [
+        [
+            r["backend"],
+            r["pipeline_id"],
+            r["run_id"],
+            r["state"],
+            r.get("raw_state") or "-",
+            _when(r.get("started_at")),
+            _when(r.get("ended_at")),
+        ]
+        for r in runs
+    ]
+    click.echo(_table(["backend", "pipeline", "run", "state", "backend state", "started", "ended"], rows))
+    if page.get("next_cursor"):
+        click.echo(f"(more: raise --limit; showing the newest {len(runs)})")
+
+
+# ---------------------------------------------------------------------------------------------- trigger
+
+
+@click.command()
+@click.argument("pipeline_id")
+@api_options
+@click.option("--backend", help="which backend, when the pipeline is placed on several")
+@click.option("--param", "param_pairs", multiple=True, metavar="NAME=VALUE", help="run parameter (repeatable)")
+@click.option(
+    "--key",
+    help="idempotency key: the same key never starts a second run (default: a new one per invocation)",
+)
+def trigger(
+    pipeline_id: str,
+    workspace_path: Path | None,
+    api_url: str | None,
+    token: str | None,
+    backend: str | None,
+    param_pairs: tuple[str, ...],
+    key: str | None,
+) -> None:
+    """Start a run of PIPELINE_ID on its backend (Airflow: a deterministic dag_run_id; Prefect: an idempotency key)."""
+    params: dict[str, Any] = {}
+    for pair in param_pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--param")
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            params[name] = value
+    body: dict[str, Any] = {"params": params}
+    if backend:
+        body["backend"] = backend
+    body["key"] = key or f"manual__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(4)}"
+    with api(workspace_path, api_url, token) as client:
+        result = client.post(f"/pipelines/{pipeline_id}/trigger", body)
+    verb = "started" if result.get("created") else "already started earlier (same key)"
+    click.echo(f"{pipeline_id} on {result['backend']}: run {result['run_id']} {verb}")
+    if result.get("url"):
+        click.echo(result["url"])
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+
+@click.group()
+def token() -> None:
+    """Create, list and revoke API tokens (directly in the control plane's store)."""
+
+
+@token.command("create")
+@workspace_option
+@click.option("--name", required=True, help="who or what uses it (shown in lists, never the token itself)")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin", "ingest", "metrics"]), required=True)
+@click.option("--team", help="the team it may see (required for viewer and operator; none for ingest/metrics)")
+def token_create(workspace_path: Path | None, name: str, role: str, team: str | None) -> None:
+    """Print a new token once (only its hash is stored)."""
+    from meta.service.api import tokens
+
+    plane = _plane(_loaded(workspace_path))
+    try:
+        with plane.store.transaction() as session:
+            created = tokens.create(session, name=name, role=role, team=team)
+    except tokens.TokenError as exc:
+        raise MetaError(str(exc)) from None
+    finally:
+        plane.close()
+    click.echo(created.secret)
+    click.echo(
+        f"token {created.row.id} ({role}{' of ' + team if team else ''}) created; it is shown only now", err=True
+    )
+
+
+@token.command("list")
+@workspace_option
+def token_list(workspace_path: Path | None) -> None:
+    from meta.service.api import tokens
+
+    plane = _plane(_loaded(workspace_path))
+    try:
+        with plane.store.reading() as session:
+            rows = tokens.listed(session)
+            table = [
+                [
+                    str(r.id),
+                    r.name,
+                    r.role,
+                    r.team or "*",
+                    _when(r.created_at.isoformat()),
+                    _when(r.revoked_at.isoformat()) if r.revoked_at else "-",
+                ]
+                for r in rows
+            ]
+    finally:
+        plane.close()
+    click.echo(_table(["id", "name", "role", "team", "created", "revoked"], table))
+
+
+@token.command("revoke")
+@workspace_option
+@click.argument("token_id", type=int)
+def token_revoke(workspace_path: Path | None, token_id: int) -> None:
+    from meta.service.api import tokens
+
+    plane = _plane(_loaded(workspace_path))
+    try:
+        with plane.store.transaction() as session:
+            if not tokens.revoke(session, token_id):
+                raise MetaError(f"no active token with id {token_id}")
+    finally:
+        plane.close()
+    click.echo(f"token {token_id} revoked")
+
+
+COMMANDS = (serve, status, trigger, token)

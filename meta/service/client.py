@@ -1,0 +1,57 @@
+"""A small client of the control plane's API, used by ``meta status``, ``meta runs`` and ``meta trigger``.
+
+Errors name the URL and status and the API's own message, never the token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from meta.spec.errors import MetaError
+
+
+class ApiError(MetaError, RuntimeError):
+    pass
+
+
+def is_serving(base_url: str, timeout: float = 1.0) -> bool:
+    """True when a control plane answers its (unauthenticated) health endpoint at ``base_url``."""
+    try:
+        return httpx.get(f"{base_url}/api/v1/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"ApiClient({self.base_url!r})"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"control plane at {self.base_url} did not answer {method} {path}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            hint = " (pass --token or set META_API_TOKEN)" if response.status_code == 401 else ""
+            raise ApiError(f"{method} {path} -> HTTP {response.status_code}: {detail}{hint}")
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("POST", path, json=body)
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,176 @@
+"""Assembling one control plane from a workspace: the store, one observer per backend, the runtime, the API.
+
+``ControlPlane.open`` does everything but serve (``meta status`` without a server uses the store from it);
+``serve`` runs the API with uvicorn and the observers beside it until SIGTERM or Ctrl-C, then stops both cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from meta.plugins.observers import BackendConnection, Triggerable
+from meta.service.context import ServiceContext
+from meta.service.runtime import BackendWatch, ObserverRuntime
+from meta.service.store.db import Store, open_store, redact
+from meta.spec.workspace import Workspace
+
+log = logging.getLogger("meta.service")
+
+
+def listen_address(workspace: Workspace) -> tuple[str, int]:
+    host, port = workspace.control_plane.listen.rsplit(":", 1)
+    return host, int(port)
+
+
+def api_url(workspace: Workspace) -> str:
+    if workspace.control_plane.url:
+        return workspace.control_plane.url.rstrip("/")
+    host, port = listen_address(workspace)
+    return f"http://{host}:{port}"
+
+
+@dataclass
+class ControlPlane:
+    workspace: Workspace
+    store: Store
+    connections: list[BackendConnection]
+    team_of: Callable[[str], str | None]
+    watches: list[BackendWatch]
+    runtime: ObserverRuntime | None = None
+
+    @classmethod
+    def open(
+        cls,
+        workspace: Workspace,
+        connections: list[BackendConnection],
+        *,
+        database_url: str,
+        declared_teams: dict[str, str | None] | None = None,
+    ) -> ControlPlane:
+        declared = declared_teams or {}
+        url = database_url
+        try:
+            store = open_store(url)
+        except Exception as exc:
+            from meta.spec.errors import MetaError
+
+            raise MetaError(f"cannot open the control plane's database {redact(url)}: {exc}") from None
+
+        def team_of(pipeline_id: str) -> str | None:
+            return workspace.team_of(pipeline_id, declared.get(pipeline_id))
+
+        from meta.plugins.manager import get_observer_kind
+
+        # Observers are plain objects until the runtime starts their threads: ``meta trigger`` without a server
+        # uses them to start runs, ``meta serve`` also to watch.
+        watches = [BackendWatch(c, get_observer_kind(c.kind).create(c)) for c in connections]
+        return cls(workspace, store, connections, team_of, watches)
+
+    def start_observers(self, on_change: Callable[..., None] | None = None) -> ObserverRuntime:
+        self.runtime = ObserverRuntime(
+            self.store,
+            self.watches,
+            poll_interval=self.workspace.control_plane.poll_interval.total_seconds(),
+            team_of=self.team_of,
+            on_change=on_change,
+        )
+        self.runtime.start()
+        return self.runtime
+
+    def context(self) -> ServiceContext:
+        triggerers: dict[str, Triggerable] = {}
+        stats: dict[str, dict[str, float]] = {}
+        for watch in self.watches:
+            if callable(getattr(watch.observer, "trigger", None)):
+                triggerers[watch.connection.name] = watch.observer  # type: ignore[assignment]
+        lineage = self._lineage_mapper()
+        return ServiceContext(
+            store=self.store,
+            workspace=self.workspace,
+            triggerers=triggerers,
+            lineage=lineage,
+            team_of=self.team_of,
+            observer_stats=stats,
+        )
+
+    def _lineage_mapper(self) -> Callable[[dict[str, Any]], list[Any]]:
+        """OpenLineage namespace -> the Airflow backend that sends it (``openlineage_namespace``, else its name)."""
+        from meta.service.observers import openlineage
+
+        namespaces: dict[str, BackendConnection] = {}
+        for c in self.connections:
+            if c.kind == "airflow":
+                namespaces[str(c.options.get("openlineage_namespace") or c.name)] = c
+        return openlineage.mapper(namespaces)
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()  # closes the observers too
+        else:
+            for watch in self.watches:
+                watch.observer.close()
+        self.store.close()
+
+
+def serve(plane: ControlPlane, *, host: str, port: int, admin_token: str | None) -> None:
+    """Run the API and the observers until SIGTERM / Ctrl-C (uvicorn handles both and returns)."""
+    import uvicorn
+
+    from meta.service.api.app import create_app
+
+    stop_reporting = threading.Event()
+    plane.start_observers()
+    stopping = threading.Event()
+    app = create_app(plane.context(), bootstrap_admin_token=admin_token, stopping=stopping)
+    reporter = threading.Thread(target=_report_health, args=(plane, stop_reporting), name="health", daemon=True)
+    reporter.start()
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    print(
+        f"meta serve: API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); "
+        f"watching {len(plane.connections)} backend(s): {', '.join(c.name for c in plane.connections) or 'none'}",
+        file=sys.stderr,
+        flush=True,
+    )
+    # uvicorn handles SIGTERM/SIGINT with a graceful shutdown, then restores the previous handlers and raises the
+    # signal again; with the default handler that kills the process before the observers stop. These handlers
+    # make the re-raise a no-op so the cleanup below runs and the exit code is 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        stopping.set()
+        stop_reporting.set()
+        plane.close()
+        print("meta serve: stopped", file=sys.stderr, flush=True)
+
+
+def _report_health(plane: ControlPlane, stop: threading.Event, every: float = 30.0) -> None:
+    """One stderr line per backend whenever its health changes, and a summary every ``every`` seconds."""
+    shown: dict[str, str] = {}
+    last_summary = 0.0
+    import time
+
+    while not stop.wait(1.0):
+        runtime = plane.runtime
+        if runtime is None:
+            continue
+        lines = []
+        for name, watch in runtime.watches.items():
+            s = watch.stats
+            if shown.get(name) != s.health:
+                shown[name] = s.health
+                detail = f" ({s.last_error})" if s.health != "ok" and s.last_error else ""
+                print(f"meta serve: {name}: {s.health}{detail}", file=sys.stderr, flush=True)
+            lag = f"{s.lag_seconds:.1f}s" if s.lag_seconds is not None else "-"
+            lines.append(f"{name} {s.health} lag {lag} cycles {s.cycles}")
+        if time.monotonic() - last_summary >= every:
+            last_summary = time.monotonic()
+            print("meta serve: " + "; ".join(lines), file=sys.stderr, flush=True)
