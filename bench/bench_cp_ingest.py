@@ -154,7 +154,7 @@ def postgres_database() -> tuple[str, str] | None:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
-    except Exception as exc:  # noqa: BLE001 - no PostgreSQL here: report and skip that half
+    except Exception as exc:  # no PostgreSQL here: report and skip that half
         print(f"PostgreSQL not available ({type(exc).__name__}); SQLite only")
         return None
     return name, POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"

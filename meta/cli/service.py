@@ -56,6 +56,10 @@ class InProcessApi:
 
         from meta.service.api.app import create_app
 
+        # No server keeps the store fresh: poll every backend once first, so the answer is current.
+        for backend, health in plane.refresh().items():
+            if health != "ok":
+                click.echo(f"warning: backend {backend} is {health}; its runs are shown as last observed", err=True)
         token = "meta_local_" + secrets.token_urlsafe(24)
         self.plane = plane
         self._client = TestClient(create_app(plane.context(), bootstrap_admin_token=token))
@@ -85,15 +89,14 @@ class InProcessApi:
 
 
 @contextmanager
-def api(workspace_path: Path | None, api_url: str | None, token: str | None) -> Iterator[Any]:
+def api(workspace_path: Path | None, api_url: str | None, token: str | None, loaded: Any = None) -> Iterator[Any]:
     from meta.service.client import ApiClient, is_serving
     from meta.service.server import api_url as workspace_api_url
 
     url = api_url or os.environ.get(API_URL_ENV)
     token = token or os.environ.get(API_TOKEN_ENV)
-    loaded = None
     if url is None:
-        loaded = _loaded(workspace_path)
+        loaded = loaded or _loaded(workspace_path)
         url = workspace_api_url(loaded.workspace)
         if not is_serving(url):
             client: Any = InProcessApi(_plane(loaded))
@@ -174,19 +177,41 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 @api_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def status(workspace_path: Path | None, api_url: str | None, token: str | None, as_json: bool) -> None:
-    """One table: every pipeline on every backend, its last run and state."""
-    with api(workspace_path, api_url, token) as client:
-        pipelines = client.get("/pipelines")["pipelines"]
+    """One table: every pipeline on every backend, its last run and state.
+
+    Pipelines placed in the workspace but never seen on their backend are listed too ("no runs yet")."""
+    from meta.cli.workspace_options import workspace_path as find
+
+    found = find(workspace_path)
+    loaded = _loaded(found) if found is not None and not (api_url or os.environ.get(API_URL_ENV)) else None
+    with api(workspace_path, api_url, token, loaded) as client:
+        pipelines = client.get("/pipelines")
+    seen = {(p["id"], b["backend"]) for p in pipelines for b in p["backends"]}
+    if loaded is not None:  # placed but not observed yet: deployed recently, or not at all
+        loaded_pipelines = loaded.load_pipelines().pipelines
+        declared = {p.id: p.team for p in loaded_pipelines}
+        for p in loaded_pipelines:
+            missing = [b for b in loaded.workspace.backends_of(p.id) if (p.id, b) not in seen]
+            if missing:
+                team = loaded.workspace.team_of(p.id, declared.get(p.id))
+                pipelines.append(
+                    {
+                        "id": p.id,
+                        "team": team,
+                        "external": False,
+                        "backends": [{"backend": b, "latest_run": None} for b in missing],
+                    }
+                )
     if as_json:
         click.echo(json.dumps(pipelines, indent=2))
         return
     rows = []
-    for p in pipelines:
+    for p in sorted(pipelines, key=lambda p: (p.get("team") or "", p["id"])):
         for b in p["backends"]:
             last = b.get("latest_run") or {}
             rows.append(
                 [
-                    p["pipeline_id"] + (" (external)" if p.get("external") else ""),
+                    p["id"] + (" (external)" if b.get("external") else ""),
                     p.get("team") or "-",
                     b["backend"],
                     last.get("run_id", "no runs yet"),
@@ -198,7 +223,7 @@ def status(workspace_path: Path | None, api_url: str | None, token: str | None, 
     if not rows:
         click.echo("no pipelines observed yet (is `meta serve` running? are pipelines placed and deployed?)")
         return
-    click.echo(_table(["pipeline", "team", "backend", "last run", "state", "started", "ended"], rows))
+    click.echo(_table(["pipeline", "team", "backend", "last run", "state", "started (UTC)", "ended (UTC)"], rows))
 
 
 def list_runs_everywhere(
@@ -234,7 +259,7 @@ def list_runs_everywhere(
         ]
         for r in runs
     ]
-    click.echo(_table(["backend", "pipeline", "run", "state", "backend state", "started", "ended"], rows))
+    click.echo(_table(["backend", "pipeline", "run", "state", "backend state", "started (UTC)", "ended (UTC)"], rows))
     if page.get("next_cursor"):
         click.echo(f"(more: raise --limit; showing the newest {len(runs)})")
 

@@ -82,12 +82,16 @@ class ObserverRuntime:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def register_backends(self) -> None:
+        """The workspace's backends and teams into the store (they may have changed since the last start)."""
         with self.store.transaction() as session:
             for watch in self.watches.values():
                 c = watch.connection
                 queries.upsert_backend(session, c.name, c.kind, c.url)
             queries.set_teams(session, self.team_of)
+
+    def start(self) -> None:
+        self.register_backends()
         for name, watch in self.watches.items():
             poller = threading.Thread(target=self._poll_loop, args=(watch,), name=f"poll:{name}", daemon=True)
             watch.threads.append(poller)
@@ -107,8 +111,35 @@ class ObserverRuntime:
                 thread.join(max(0.0, deadline - time.monotonic()))
             try:
                 watch.observer.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the other backends' shutdown
+            except Exception:  # closing must not hide the other backends' shutdown
                 log.exception("closing the observer of %s", watch.connection.name)
+
+    def poll_once(self, timeout: float = 20.0) -> dict[str, str]:
+        """One complete poll cycle of every backend, in parallel, without starting the loops (``meta status``
+        without a server refreshes the store this way). Returns backend -> health afterwards."""
+
+        def cycle(watch: BackendWatch) -> None:
+            with self.store.reading() as session:
+                cursor = queries.get_cursor(session, watch.connection.name, "poll")
+            started = time.monotonic()
+            try:
+                while time.monotonic() - started < timeout:
+                    batch = watch.observer.poll(cursor)
+                    self._store(watch, batch, "poll")
+                    cursor = batch.cursor or cursor
+                    if not batch.more:
+                        self._succeeded(watch, lag=time.monotonic() - started)
+                        return
+            except Exception as exc:  # reported as the backend's health
+                self._failed(watch, exc)
+
+        threads = [threading.Thread(target=cycle, args=(w,), daemon=True) for w in self.watches.values()]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return {name: watch.stats.health for name, watch in self.watches.items()}
 
     def poll_now(self, backend: str) -> None:
         if backend in self.wake:
@@ -130,7 +161,7 @@ class ObserverRuntime:
                     continue
                 self._succeeded(watch, lag=time.monotonic() - cycle_started)
                 wait = self.poll_interval
-            except Exception as exc:  # noqa: BLE001 - any failure of one backend is that backend's health
+            except Exception as exc:  # any failure of one backend is that backend's health
                 wait = self._failed(watch, exc)
             self.wake[name].wait(wait)
             self.wake[name].clear()
@@ -152,7 +183,7 @@ class ObserverRuntime:
             try:
                 source.stream(cursor, deliver, self.stop_event)
                 failures = 0
-            except Exception as exc:  # noqa: BLE001 - the stream reopens; polling keeps the history whole
+            except Exception as exc:  # the stream reopens; polling keeps the history whole
                 failures += 1
                 log.warning("%s: push stream broke (%s); reopening", name, _one_line(exc))
                 self.stop_event.wait(self.backoff.delay(failures))
@@ -200,7 +231,7 @@ class ObserverRuntime:
         try:
             with self.store.transaction() as session:
                 queries.record_health(session, watch.connection.name, health=stats.health, error=stats.last_error)
-        except Exception:  # noqa: BLE001 - the store may be the thing that failed; the loop goes on
+        except Exception:  # the store may be the thing that failed; the loop goes on
             log.exception("recording the health of %s", watch.connection.name)
         return self.backoff.delay(stats.failures)
 

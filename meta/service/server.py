@@ -73,15 +73,24 @@ class ControlPlane:
         return cls(workspace, store, connections, team_of, watches)
 
     def start_observers(self, on_change: Callable[..., None] | None = None) -> ObserverRuntime:
-        self.runtime = ObserverRuntime(
+        self.runtime = self._runtime(on_change)
+        self.runtime.start()
+        return self.runtime
+
+    def refresh(self, timeout: float = 20.0) -> dict[str, str]:
+        """One poll of every backend into the store, without serving: backend -> health afterwards."""
+        runtime = self._runtime(None)
+        runtime.register_backends()
+        return runtime.poll_once(timeout)
+
+    def _runtime(self, on_change: Callable[..., None] | None) -> ObserverRuntime:
+        return ObserverRuntime(
             self.store,
             self.watches,
             poll_interval=self.workspace.control_plane.poll_interval.total_seconds(),
             team_of=self.team_of,
             on_change=on_change,
         )
-        self.runtime.start()
-        return self.runtime
 
     def context(self) -> ServiceContext:
         triggerers: dict[str, Triggerable] = {}

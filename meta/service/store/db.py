@@ -31,7 +31,7 @@ def redact(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is shown as its scheme only
+    except Exception:  # a malformed URL is shown as its scheme only
         return url.split("://", 1)[0] + "://…"
 
 
