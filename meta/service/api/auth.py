@@ -74,6 +74,9 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
 def require(*roles: str) -> Callable[..., Any]:
     """A dependency admitting callers with one of ``roles`` (a ranked role admits every role above it too)."""
     admitted = set(roles)
+    wanted = " or ".join(f"{'an' if role[0] in 'aeiou' else 'a'} {role} token" for role in roles)
+    if any(role in tokens.RANKED and role != "admin" for role in roles):
+        wanted += " (or a higher role)"
     for role in roles:
         if role in tokens.RANKED:
             admitted.update(tokens.RANKED[tokens.RANKED.index(role) :])
@@ -83,10 +86,7 @@ def require(*roles: str) -> Callable[..., Any]:
     ) -> Principal:
         principal = authenticate(request, credentials)
         if principal.role not in admitted:
-            wanted = " or ".join(sorted(roles))
-            raise HTTPException(
-                status_code=403, detail=f"this endpoint needs a {wanted} token; this one is {principal.role}"
-            )
+            raise HTTPException(status_code=403, detail=f"this endpoint needs {wanted}; this token is {principal.role}")
         request.state.principal = principal
         return principal
 

@@ -48,9 +48,11 @@ def check_role_team(role: str, team: str | None) -> None:
     if role not in ROLES:
         raise TokenError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     if role in TEAM_REQUIRED and team is None:
-        raise TokenError(f"a {role} token needs a team (only admin tokens may span every team)")
+        article = "an" if role[0] in "aeiou" else "a"
+        raise TokenError(f"{article} {role} token needs a team (only admin tokens may span every team)")
     if role in TEAM_FORBIDDEN and team is not None:
-        raise TokenError(f"a {role} token belongs to the whole control plane: give no team")
+        article = "an" if role[0] in "aeiou" else "a"
+        raise TokenError(f"{article} {role} token belongs to the whole control plane: give no team")
 
 
 def create(session: Session, *, name: str, role: str, team: str | None) -> Created:
