@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from meta.plugins.observers import (
     UnifiedState,
 )
 
+log = logging.getLogger(__name__)
 OVERLAP = timedelta(seconds=60)
 PAGE_LIMIT = 100  # Airflow's [api] maximum_page_limit
 CURSOR_VERSION = 1
@@ -82,10 +84,11 @@ def task_state(raw: str | None, *, retried: bool = False) -> UnifiedState:
     return TASK_STATES.get(raw or "", UnifiedState.OTHER)
 
 
-class AirflowApiError(BackendUnreachable):
-    """Airflow answered, but not as expected (a refused login, 403, an unexpected 4xx). A subclass of
-    :class:`BackendUnreachable` so the runtime backs off and shows it as the backend's health; carries method,
-    URL, status and a trimmed body, never a credential."""
+class AirflowApiError(RuntimeError):
+    """Airflow answered, but refused (a refused login, 403, an unknown DAG, a conflicting logical date). Carries
+    method, URL, status and a trimmed body, never a credential. ``poll`` reports it as
+    :class:`BackendUnreachable` (the runtime backs off and shows it as the backend's health); ``trigger`` lets
+    it through, so the API tells a refusal from a backend that did not answer."""
 
     def __init__(self, method: str, url: str, status: int, body: str):
         self.method, self.url, self.status = method, url, status
@@ -237,12 +240,14 @@ class CursorState:
 
     @classmethod
     def load(cls, cursor: str | None) -> CursorState:
+        """The state ``cursor`` holds; one this version cannot read (corrupt, or from another version) starts
+        over from the whole history: slower, never a gap, and re-delivered events are harmless."""
         if not cursor:
             return cls()
         try:
             data = json.loads(cursor)
             if data.get("v") != CURSOR_VERSION:
-                raise ValueError(f"cursor version {data.get('v')!r}")
+                raise ValueError(f"cursor version {data.get('v')!r}, expected {CURSOR_VERSION}")
             scan = None
             if data.get("scan"):
                 s = data["scan"]
@@ -250,9 +255,12 @@ class CursorState:
                 if started is None:
                     raise ValueError("scan without start")
                 scan = Scan(started, str(s["phase"]), str(s["page"]), dict(s["next"]))
+            if scan is not None and scan.phase not in ("runs", "tis"):
+                raise ValueError(f"unknown phase {scan.phase!r}")
             return cls(_time(data.get("w")), dict(data.get("seen") or {}), scan)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a cursor of the Airflow observer ({exc}): {cursor[:80]!r}") from None
+            log.warning("Airflow observer: unreadable cursor (%s); reading the whole history again", exc)
+            return cls()
 
 
 # ---------------------------------------------------------------------------------------------- observer
@@ -301,7 +309,12 @@ class AirflowObserver:
     # -- poll -------------------------------------------------------------------------------------
 
     def poll(self, cursor: str | None) -> Batch:
-        state = CursorState.load(cursor)
+        try:
+            return self._poll(CursorState.load(cursor))
+        except AirflowApiError as exc:
+            raise BackendUnreachable(str(exc)) from None
+
+    def _poll(self, state: CursorState) -> Batch:
         start_requests, start_bytes = self.http.requests, self.http.bytes_received
         events: list[RunEvent] = []
         more = False
@@ -491,8 +504,20 @@ class AirflowObserver:
         already started it (exactly once)."""
         dag_id = self._dag_of.get(pipeline_id, pipeline_id)
         body = {"dag_run_id": key, "logical_date": _iso(logical_date), "conf": dict(params)}
-        response = self.http.call("POST", f"/api/v2/dags/{_path(dag_id)}/dagRuns", ok=(200, 409), json=body)
-        return TriggerResult(run_id=key, created=response.status_code == 200, url=self.run_url(dag_id, key))
+        path = f"/api/v2/dags/{_path(dag_id)}/dagRuns"
+        response = self.http.call("POST", path, ok=(200, 409), json=body)
+        url = self.run_url(dag_id, key)
+        if response.status_code == 200:
+            return TriggerResult(run_id=key, created=True, url=url)
+        # 409 is also what another run holding the same logical date gets: only a run with this id is ours.
+        if self.http.call("GET", f"{path}/{_path(key)}", ok=(200, 404)).status_code == 404:
+            raise AirflowApiError(
+                "POST",
+                self.http.base + path,
+                409,
+                f"another run of {dag_id!r} has the logical date {body['logical_date']}",
+            )
+        return TriggerResult(run_id=key, created=False, url=url)
 
 
 def create(connection: BackendConnection) -> AirflowObserver:
