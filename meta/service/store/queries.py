@@ -434,7 +434,8 @@ def store_lineage(session: Session, values: dict[str, Any]) -> bool:
     """Insert one raw OpenLineage event unless its ``payload_sha`` is stored already; True when inserted."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(LineageEventRow).values(**values).on_conflict_do_nothing(index_elements=["payload_sha"])
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg's rowcount is not 0 for a row skipped by DO NOTHING.
+    return session.execute(statement.returning(LineageEventRow.id)).scalar() is not None
 
 
 def record_trigger(session: Session, values: dict[str, Any]) -> TriggerRow:
