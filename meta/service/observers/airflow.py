@@ -270,7 +270,8 @@ class AirflowObserver:
     """Observer + Triggerable for one Airflow 3 instance (see the module docstring for the poll cycle).
 
     Options (``BackendConnection.options``): ``ui_url`` (links in ``extra["url"]``, default the API URL),
-    ``page_limit`` (<= 100), ``max_requests`` per ``poll`` call before it returns ``more=True`` (default 20),
+    ``page_limit`` (<= 100), ``max_requests``: after about this many requests (checked between pages) a
+    ``poll`` call returns ``more=True`` (default 20),
     ``overlap_seconds`` (default 60), ``timeout`` seconds per request (default 30).
     """
 
@@ -281,12 +282,12 @@ class AirflowObserver:
         self.page_limit = max(1, min(PAGE_LIMIT, int(options.get("page_limit") or PAGE_LIMIT)))
         self.max_requests = max(2, int(options.get("max_requests") or 20))
         self.overlap = timedelta(seconds=float(options.get("overlap_seconds") or OVERLAP.total_seconds()))
-        self.http = AirflowHttp(
-            connection.url,
-            connection.credentials.get("username"),
-            connection.credentials.get("password"),
-            timeout=float(options.get("timeout") or 30.0),
-        )
+        timeout = float(options.get("timeout") or 30.0)
+        username, password = connection.credentials.get("username"), connection.credentials.get("password")
+        self.http = AirflowHttp(connection.url, username, password, timeout=timeout)
+        # Triggers come from API threads while the observer's thread polls: their own client keeps each side's
+        # request counts (Batch.requests) and token renewals apart.
+        self.trigger_http = AirflowHttp(connection.url, username, password, timeout=timeout)
         self.ui_url = _safe_url(str(options.get("ui_url") or connection.url)).rstrip("/")
         self._dag_of = {pipeline: dag for dag, pipeline in connection.pipelines.items()}
 
@@ -295,6 +296,7 @@ class AirflowObserver:
 
     def close(self) -> None:
         self.http.close()
+        self.trigger_http.close()
 
     # -- naming -----------------------------------------------------------------------------------
 
@@ -505,15 +507,15 @@ class AirflowObserver:
         dag_id = self._dag_of.get(pipeline_id, pipeline_id)
         body = {"dag_run_id": key, "logical_date": _iso(logical_date), "conf": dict(params)}
         path = f"/api/v2/dags/{_path(dag_id)}/dagRuns"
-        response = self.http.call("POST", path, ok=(200, 409), json=body)
+        response = self.trigger_http.call("POST", path, ok=(200, 409), json=body)
         url = self.run_url(dag_id, key)
         if response.status_code == 200:
             return TriggerResult(run_id=key, created=True, url=url)
         # 409 is also what another run holding the same logical date gets: only a run with this id is ours.
-        if self.http.call("GET", f"{path}/{_path(key)}", ok=(200, 404)).status_code == 404:
+        if self.trigger_http.call("GET", f"{path}/{_path(key)}", ok=(200, 404)).status_code == 404:
             raise AirflowApiError(
                 "POST",
-                self.http.base + path,
+                self.trigger_http.base + path,
                 409,
                 f"another run of {dag_id!r} has the logical date {body['logical_date']}",
             )
