@@ -109,14 +109,28 @@ class ControlPlane:
         )
 
     def _lineage_mapper(self) -> Callable[[dict[str, Any]], list[Any]]:
-        """OpenLineage namespace -> the Airflow backend that sends it (``openlineage_namespace``, else its name)."""
+        """OpenLineage namespace -> the Airflow backend that sends it (``openlineage_namespace``, else its name).
+
+        Every event from a known namespace also wakes that backend's poll loop: OpenLineage cannot tell a task's
+        success from a skip (both are START + COMPLETE), so the push maps what it can and a poll, two requests,
+        fetches the exact states at once. Push speed, poll truth."""
         from meta.service.observers import openlineage
 
         namespaces: dict[str, BackendConnection] = {}
         for c in self.connections:
             if c.kind == "airflow":
                 namespaces[str(c.options.get("openlineage_namespace") or c.name)] = c
-        return openlineage.mapper(namespaces)
+        mapped = openlineage.mapper(namespaces, latest_try=openlineage.store_latest_try(self.store))
+
+        def map_and_wake(payload: dict[str, Any]) -> list[Any]:
+            events = mapped(payload)
+            job = payload.get("job") if isinstance(payload, dict) else None
+            connection = namespaces.get(job.get("namespace")) if isinstance(job, dict) else None
+            if connection is not None and self.runtime is not None:
+                self.runtime.poll_now(connection.name)
+            return events
+
+        return map_and_wake
 
     def close(self) -> None:
         if self.runtime is not None:
