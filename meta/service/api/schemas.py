@@ -231,7 +231,9 @@ class Health(BaseModel):
 
 
 class Problem(BaseModel):
-    detail: str
+    """Every error: a sentence, or (request validation) FastAPI's list of what failed where."""
+
+    detail: str | list[dict[str, Any]]
 
 
 UNIFIED_STATES = tuple(s.value for s in UnifiedState)
