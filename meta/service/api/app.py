@@ -27,23 +27,15 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
 from meta.service.api import tokens
 from meta.service.api.routers import backends, health, lineage, metrics, pipelines, runs, stream, trigger
 from meta.service.api.routers import tokens as token_routes
-from meta.service.api.schemas import Problem
+from meta.service.api.routers.common import PREFIX
 from meta.service.context import ServiceContext
 
-PREFIX = "/api/v1"
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "a malformed request (a body that is not JSON, a foreign cursor)"},
-    401: {"model": Problem, "description": "no token, or an unknown or revoked one"},
-    403: {"model": Problem, "description": "the token's role may not call this endpoint"},
-    422: {"model": Problem, "description": "a parameter or body that fails validation, with the reason"},
-}
 MIN_BOOTSTRAP_LENGTH = 16
 
 
@@ -75,9 +67,7 @@ def create_app(
     app.state.open_streams = set()
     app.state.request_counts = Counter()
     app.state.request_lock = threading.Lock()
-    app.include_router(health.router, prefix=PREFIX)
-    for module in (pipelines, trigger, runs, backends, stream, token_routes, lineage):
-        app.include_router(module.router, prefix=PREFIX, responses=AUTH_RESPONSES)
-    app.include_router(metrics.router, responses=AUTH_RESPONSES)
+    for module in (health, pipelines, trigger, runs, backends, stream, token_routes, lineage, metrics):
+        app.include_router(module.router)  # each router carries its prefix and auth responses
     app.add_middleware(metrics.RequestCounter, counts=app.state.request_counts, lock=app.state.request_lock)
     return app

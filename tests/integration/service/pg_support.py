@@ -17,7 +17,7 @@ SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    import psycopg
+    psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver (extra meta-orchestrator[postgres])")
 
     name = f"meta_cp_{secrets.token_hex(4)}"
     try:

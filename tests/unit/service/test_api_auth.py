@@ -57,10 +57,19 @@ def app_routes() -> list[tuple[str, str]]:
     from meta.service.context import ServiceContext
 
     app = create_app(ServiceContext(store=None, workspace=WORKSPACE))  # type: ignore[arg-type] - routes only
+    return sorted(walk(app.routes))
+
+
+def walk(routes: list[Any]) -> list[tuple[str, str]]:
+    """(method, path) of every API route. FastAPI 0.136 flattens included routers into ``app.routes``; 0.15x keeps
+    them as objects holding ``original_router`` (the app's routers carry their own prefix, so paths are whole)."""
     found = []
-    for route in app.routes:
+    for route in routes:
         if isinstance(route, APIRoute):
             found += [(method, route.path) for method in sorted(route.methods)]
+        elif hasattr(route, "original_router"):
+            assert not route.include_context.prefix, "routers carry their prefix themselves (see routers/common.py)"
+            found += walk(route.original_router.routes)
         else:
             assert getattr(route, "path", None) in DOCS, f"unexpected non-API route {route}"
     return found

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from meta.service.api.auth import Context, Viewer
+from meta.service.api.routers.common import api_router
 from meta.service.api.schemas import Backend, public_url
 from meta.service.store import queries
 
-router = APIRouter(tags=["backends"])
+router = api_router("backends")
 
 
 @router.get("/backends", response_model=list[Backend], summary="every backend and its health")

@@ -7,7 +7,24 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import APIRouter, HTTPException
+
+from meta.service.api.schemas import Problem
+
+PREFIX = "/api/v1"
+# Every authenticated route documents these; the routers carry them (and the prefix) themselves, so each route's
+# own ``path`` and ``responses`` are complete on every FastAPI version (0.15x keeps included routers unflattened).
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a malformed request (a body that is not JSON, a foreign cursor)"},
+    401: {"model": Problem, "description": "no token, or an unknown or revoked one"},
+    403: {"model": Problem, "description": "the token's role may not call this endpoint"},
+    422: {"model": Problem, "description": "a parameter or body that fails validation, with the reason"},
+}
+
+
+def api_router(tag: str, *, prefix: str = PREFIX, authenticated: bool = True) -> APIRouter:
+    return APIRouter(prefix=prefix, tags=[tag], responses=AUTH_RESPONSES if authenticated else None)
+
 
 _TOKEN = re.compile(r"meta_[A-Za-z0-9_\-]{8,}")
 _BEARER = re.compile(r"(?i)(bearer|basic|token|password|secret|api[_-]?key)([\"'=:\s]+)[^\s\"',;]+")

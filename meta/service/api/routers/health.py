@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
+from meta.service.api.routers.common import api_router
 from meta.service.api.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = api_router("health", authenticated=False)
 
 
 @router.get("/health", response_model=Health, summary="the API answers")

@@ -16,15 +16,15 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import Body, Response
 
 from meta.service.api.auth import Context, Ingest
-from meta.service.api.routers.common import clean_json
+from meta.service.api.routers.common import api_router, clean_json
 from meta.service.api.schemas import LineageAccepted, Problem
 from meta.service.store import queries
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["lineage"])
+router = api_router("lineage")
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -14,13 +14,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
 from meta.service.api.auth import Context, MetricsReader
+from meta.service.api.routers.common import api_router
 from meta.service.store import queries
 
-router = APIRouter(tags=["metrics"])
+router = api_router("metrics", prefix="")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HEALTHS = ("ok", "degraded", "unreachable", "unknown")
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 
 from meta.service.api.auth import Context, Viewer
-from meta.service.api.routers.common import not_found
+from meta.service.api.routers.common import api_router, not_found
 from meta.service.api.schemas import NO_NUL, Pipeline, Problem
 from meta.service.store import queries
 from meta.service.store.orm import PipelineRow
 
-router = APIRouter(tags=["pipelines"])
+router = api_router("pipelines")
 PipelineId = Annotated[str, Path(min_length=1, max_length=250, pattern=NO_NUL)]
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import HTTPException, Path, Query
 
 from meta.plugins.observers import UnifiedState
 from meta.service.api.auth import Context, Viewer
-from meta.service.api.routers.common import aware, not_found
+from meta.service.api.routers.common import api_router, aware, not_found
 from meta.service.api.schemas import NO_NUL, Attempt, Problem, Run, RunDetail, RunPage
 from meta.service.store import queries
 
-router = APIRouter(tags=["runs"])
+router = api_router("runs")
 
 Text = Annotated[str | None, Query(min_length=1, max_length=250, pattern=NO_NUL)]
 PathKey = Annotated[str, Path(min_length=1, max_length=250, pattern=NO_NUL)]

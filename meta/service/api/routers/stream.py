@@ -17,17 +17,18 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from meta.service.api.auth import Context, Viewer
+from meta.service.api.routers.common import api_router
 from meta.service.api.schemas import Attempt, Problem, Run
 from meta.service.context import ServiceContext
 from meta.service.store import queries
 from meta.service.store.orm import RunRow
 
-router = APIRouter(tags=["stream"])
+router = api_router("stream")
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 PAGE = 500

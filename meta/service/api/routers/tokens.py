@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import HTTPException, Path
 
 from meta.service.api import tokens
 from meta.service.api.auth import Admin, Context
-from meta.service.api.routers.common import not_found
+from meta.service.api.routers.common import api_router, not_found
 from meta.service.api.schemas import Problem, Token, TokenCreated, TokenRequest
 from meta.service.store.orm import TokenRow
 
-router = APIRouter(tags=["tokens"])
+router = api_router("tokens")
 
 
 @router.get("/tokens", response_model=list[Token], summary="tokens (never their secrets)")

@@ -19,18 +19,18 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import HTTPException, Path, Response
 
 from meta.plugins.observers import BackendUnreachable, TriggerResult
 from meta.service.api.auth import Context, Operator, Principal
-from meta.service.api.routers.common import clean_json, not_found, scrub
+from meta.service.api.routers.common import api_router, clean_json, not_found, scrub
 from meta.service.api.schemas import NO_NUL, Problem, Trigger, TriggerRequest
 from meta.service.context import ServiceContext
 from meta.service.store import queries
 from meta.service.store.orm import TriggerRow
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["pipelines"])
+router = api_router("pipelines")
 PipelineId = Annotated[str, Path(min_length=1, max_length=250, pattern=NO_NUL)]
 
 
