@@ -158,6 +158,7 @@ WHO = {
     "alpha_admin": ("admin", "alpha"),
     "beta_viewer": ("viewer", "beta"),
     "beta_operator": ("operator", "beta"),
+    "beta_admin": ("admin", "beta"),
     "admin": ("admin", None),
     "ingest": ("ingest", None),
     "metrics": ("metrics", None),

@@ -4,6 +4,7 @@ needs) fails here, and so does one that answers without a valid token."""
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -153,3 +154,28 @@ def test_docs_and_openapi_are_published(api: Api) -> None:
     assert set(spec["paths"]) == {path for _method, path in ROUTES}
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
     assert api.client.get("/api/v1/docs").status_code == 200
+
+
+# The strongest token of team beta each role-gated route admits: what a curious neighbour could hold.
+NEIGHBOUR = {"viewer": "beta_operator", "operator": "beta_operator", "admin": "beta_admin", "metrics": "beta_admin"}
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(k for k, v in ROUTES.items() if v in NEIGHBOUR))
+def test_no_route_shows_another_teams_names(api: Api, method: str, path: str) -> None:
+    """Every team-reachable route, aimed at team alpha's pipeline and run with team beta's strongest token, answers
+    without a trace of alpha (404s name only what the caller sent)."""
+    role = ROUTES[(method, path)]
+    assert role is not None
+    who = NEIGHBOUR[role]
+    if path == "/api/v1/stream":
+        threading.Timer(1.0, api.stopping.set).start()  # the stream ends after its history has been sent
+        with api.client.stream("GET", path, params={"since": 0}, headers=api.headers(who)) as response:
+            text = "\n".join(response.iter_lines())
+        assert "beta_load" in text
+    else:
+        response = call(api, method, path, api.headers(who))
+        text = response.text
+        if "{" in path:
+            assert response.status_code == 404, response.text
+            text = text.replace(concrete(path).split("/")[-1], "").replace("alpha_etl", "")  # what beta itself sent
+    assert "alpha" not in text, text
