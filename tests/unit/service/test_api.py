@@ -128,6 +128,18 @@ def test_backends_show_health_and_never_credentials(api: Api) -> None:
     assert backends["loc"]["kind"] == "local"
 
 
+def test_a_backend_error_hides_other_teams_pipelines_and_credentials(api: Api) -> None:
+    error = f"GET http://admin:{AIRFLOW_PASSWORD}@127.0.0.1:9/api/v2/dags/beta_load/dagRuns/b1/taskInstances: 500"
+    with api.store.transaction() as session:
+        queries.record_health(session, "af", health="degraded", error=error)
+    seen = {b["name"]: b["last_error"] for b in api.get("/api/v1/backends", "alpha_viewer").json()}
+    assert (
+        seen["af"] == "GET http://***@127.0.0.1:9/api/v2/dags/<another team's pipeline>/dagRuns/b1/taskInstances: 500"
+    )
+    by_beta = {b["name"]: b["last_error"] for b in api.get("/api/v1/backends", "beta_viewer").json()}
+    assert "beta_load" in by_beta["af"] and AIRFLOW_PASSWORD not in by_beta["af"]
+
+
 def metric(text: str, name: str, **labels: str) -> float | None:
     wanted = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
     for line in text.splitlines():
