@@ -18,7 +18,8 @@ GET      /metrics                                            metrics, or viewer+
 
 Another team's pipeline, run or token answers 404 exactly like a missing one. ``bootstrap_admin_token`` (the
 workspace's ``control_plane.admin_token``, resolved by the caller) is accepted as an admin of every team; only its
-hash is kept. ``stopping``: set it when the server shuts down so open event streams end (uvicorn waits for them).
+hash is kept. ``stopping``: set it as soon as the server is asked to stop (SIGTERM / Ctrl-C), before uvicorn drains
+connections: uvicorn waits for every open response, and an event stream ends only when ``stopping`` is set.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        stop.set()  # open streams end (TestClient and servers that run lifespan before draining connections)
+        # Open streams end. Enough for TestClient; uvicorn runs this only after open responses finish, so a server
+        # must set ``stopping`` from its signal handler itself (see meta.service.api.routers.stream).
+        stop.set()
 
     app = FastAPI(
         title="meta control plane",

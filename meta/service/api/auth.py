@@ -40,11 +40,6 @@ class Principal:
     def sees(self, team: str | None) -> bool:
         return self.team is None or team == self.team
 
-    def at_least(self, role: str) -> bool:
-        if self.role not in tokens.RANKED:
-            return False
-        return tokens.RANKED.index(self.role) >= tokens.RANKED.index(role)
-
 
 def context_of(request: Request) -> ServiceContext:
     context: ServiceContext = request.app.state.context
