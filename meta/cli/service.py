@@ -36,6 +36,9 @@ def _loaded(workspace_path: Path | None) -> Any:
 def _plane(loaded: Any) -> Any:
     """The control plane of a loaded workspace: store opened (and migrated), observers built, not started."""
     from meta.authoring.workspace import declared_teams
+    from meta.service.extra import require_server_extra
+
+    require_server_extra()
     from meta.service.connections import database_url, resolve_connections
     from meta.service.server import ControlPlane
 
