@@ -24,8 +24,9 @@ test: env env-prefect  ## the whole suite: lint, types, unit, conformance, real 
 test-main: env
 	$(BIN)/python -m pytest
 
-test-prefect-alone: env-prefect  ## meta-prefect with the newest Prefect, in an environment without Airflow
+test-prefect-alone: env-prefect  ## meta-prefect and the control plane with the newest Prefect, without Airflow
 	$(VENV_PREFECT)/bin/python -m pytest -p no:cacheprovider adapters/prefect/tests
+	$(VENV_PREFECT)/bin/python -m pytest -p no:cacheprovider tests/unit/service
 
 lint: env
 	$(BIN)/ruff check meta adapters plugins dags tests bench
@@ -50,13 +51,13 @@ $(UV):
 $(VENV)/.installed: $(UV) constraints/dev.txt pyproject.toml adapters/airflow/pyproject.toml adapters/prefect/pyproject.toml
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python -r constraints/dev.txt -c constraints/dev.txt \
-		-e . -e adapters/airflow -e adapters/prefect
+		-e '.[server]' -e adapters/airflow -e adapters/prefect
 	@touch $@
 
 $(VENV_PREFECT)/.installed: $(UV) constraints/prefect-alone.txt pyproject.toml adapters/prefect/pyproject.toml
 	@test -x $(VENV_PREFECT)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV_PREFECT)
 	$(UV) pip install --quiet --python $(VENV_PREFECT)/bin/python -r constraints/prefect-alone.txt \
-		-c constraints/prefect-alone.txt -e . -e adapters/prefect
+		-c constraints/prefect-alone.txt -e '.[server]' -e adapters/prefect
 	@touch $@
 
 constraints:  ## re-pin constraints/*.txt from constraints/*.in (name==version only, no URLs)

@@ -150,7 +150,13 @@ def serve(workspace_path: Path | None, listen: str | None) -> None:
     loaded = _loaded(workspace_path)
     host, port = listen_address(loaded.workspace) if listen is None else _split_listen(listen)
     plane = _plane(loaded)
-    run_server(plane, host=host, port=port, admin_token=control_plane_secret(loaded, "admin_token"))
+    run_server(
+        plane,
+        host=host,
+        port=port,
+        admin_token=control_plane_secret(loaded, "admin_token"),
+        ingest_token=control_plane_secret(loaded, "ingest_token"),
+    )
 
 
 def _split_listen(listen: str) -> tuple[str, int]:

@@ -70,6 +70,7 @@ class ObserverRuntime:
         team_of: Callable[[str], str | None] = lambda _pipeline: None,
         backoff: Backoff | None = None,
         on_change: Callable[[str, queries.IngestResult], None] | None = None,
+        live_stats: dict[str, dict[str, float]] | None = None,
     ):
         self.store = store
         self.watches = {w.connection.name: w for w in watches}
@@ -77,6 +78,7 @@ class ObserverRuntime:
         self.team_of = team_of
         self.backoff = backoff or Backoff(base=min(1.0, poll_interval), cap=max(30.0, poll_interval * 3))
         self.on_change = on_change
+        self.live_stats = live_stats if live_stats is not None else {}
         self.stop_event = threading.Event()
         self.wake = {name: threading.Event() for name in self.watches}  # poll now (a push said something changed)
 
@@ -204,6 +206,7 @@ class ObserverRuntime:
         stats = watch.stats
         was = stats.health
         stats.health, stats.failures, stats.lag_seconds = "ok", 0, lag
+        self.live_stats[watch.connection.name] = {"lag_seconds": lag}
         stats.last_success = datetime.now(UTC)
         stats.cycles += 1
         with self.store.transaction() as session:

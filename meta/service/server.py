@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from meta.plugins.observers import BackendConnection, Triggerable
@@ -43,6 +43,8 @@ class ControlPlane:
     team_of: Callable[[str], str | None]
     watches: list[BackendWatch]
     runtime: ObserverRuntime | None = None
+    # backend -> {"lag_seconds": ...}: written by the runtime, read by /metrics (plain floats; no lock needed)
+    live_stats: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -90,11 +92,11 @@ class ControlPlane:
             poll_interval=self.workspace.control_plane.poll_interval.total_seconds(),
             team_of=self.team_of,
             on_change=on_change,
+            live_stats=self.live_stats,
         )
 
     def context(self) -> ServiceContext:
         triggerers: dict[str, Triggerable] = {}
-        stats: dict[str, dict[str, float]] = {}
         for watch in self.watches:
             if callable(getattr(watch.observer, "trigger", None)):
                 triggerers[watch.connection.name] = watch.observer  # type: ignore[assignment]
@@ -105,7 +107,7 @@ class ControlPlane:
             triggerers=triggerers,
             lineage=lineage,
             team_of=self.team_of,
-            observer_stats=stats,
+            observer_stats=self.live_stats,
         )
 
     def _lineage_mapper(self) -> Callable[[dict[str, Any]], list[Any]]:
@@ -125,7 +127,8 @@ class ControlPlane:
         def map_and_wake(payload: dict[str, Any]) -> list[Any]:
             events = mapped(payload)
             job = payload.get("job") if isinstance(payload, dict) else None
-            connection = namespaces.get(job.get("namespace")) if isinstance(job, dict) else None
+            namespace = job.get("namespace") if isinstance(job, dict) else None
+            connection = namespaces.get(namespace) if isinstance(namespace, str) else None
             if connection is not None and self.runtime is not None:
                 self.runtime.poll_now(connection.name)
             return events
@@ -141,7 +144,9 @@ class ControlPlane:
         self.store.close()
 
 
-def serve(plane: ControlPlane, *, host: str, port: int, admin_token: str | None) -> None:
+def serve(
+    plane: ControlPlane, *, host: str, port: int, admin_token: str | None, ingest_token: str | None = None
+) -> None:
     """Run the API and the observers until SIGTERM / Ctrl-C (uvicorn handles both and returns)."""
     import uvicorn
 
@@ -150,11 +155,22 @@ def serve(plane: ControlPlane, *, host: str, port: int, admin_token: str | None)
     stop_reporting = threading.Event()
     plane.start_observers()
     stopping = threading.Event()
-    app = create_app(plane.context(), bootstrap_admin_token=admin_token, stopping=stopping)
+    app = create_app(
+        plane.context(), bootstrap_admin_token=admin_token, bootstrap_ingest_token=ingest_token, stopping=stopping
+    )
     reporter = threading.Thread(target=_report_health, args=(plane, stop_reporting), name="health", daemon=True)
     reporter.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
+    # uvicorn waits for open responses before it shuts down, and an event stream ends only when ``stopping`` is
+    # set: set it from the signal itself, or SIGTERM would wait for every dashboard tab to close.
+    handle_exit = server.handle_exit
+
+    def stop_streams_then_exit(sig: int, frame: Any) -> None:
+        stopping.set()
+        handle_exit(sig, frame)
+
+    server.handle_exit = stop_streams_then_exit  # type: ignore[method-assign]
     print(
         f"meta serve: API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); "
         f"watching {len(plane.connections)} backend(s): {', '.join(c.name for c in plane.connections) or 'none'}",

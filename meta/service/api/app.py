@@ -17,9 +17,11 @@ GET      /metrics                                            metrics, or viewer+
 =======  ==================================================  ==================================================
 
 Another team's pipeline, run or token answers 404 exactly like a missing one. ``bootstrap_admin_token`` (the
-workspace's ``control_plane.admin_token``, resolved by the caller) is accepted as an admin of every team; only its
-hash is kept. ``stopping``: set it as soon as the server is asked to stop (SIGTERM / Ctrl-C), before uvicorn drains
-connections: uvicorn waits for every open response, and an event stream ends only when ``stopping`` is set.
+workspace's ``control_plane.admin_token``, resolved by the caller) is accepted as an admin of every team, and
+``bootstrap_ingest_token`` (``control_plane.ingest_token``: what every Airflow's OpenLineage provider is configured
+with) as an ingest token; only their hashes are kept. ``stopping``: set it as soon as the server is asked to stop
+(SIGTERM / Ctrl-C), before uvicorn drains connections: uvicorn waits for every open response, and an event stream
+ends only when ``stopping`` is set.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ MIN_BOOTSTRAP_LENGTH = 16
 
 
 def create_app(
-    context: ServiceContext, bootstrap_admin_token: str | None = None, *, stopping: threading.Event | None = None
+    context: ServiceContext,
+    bootstrap_admin_token: str | None = None,
+    *,
+    bootstrap_ingest_token: str | None = None,
+    stopping: threading.Event | None = None,
 ) -> FastAPI:
     if bootstrap_admin_token is not None and len(bootstrap_admin_token) < MIN_BOOTSTRAP_LENGTH:
         raise ValueError(f"the bootstrap admin token must be at least {MIN_BOOTSTRAP_LENGTH} characters long")
@@ -66,6 +72,7 @@ def create_app(
     )
     app.state.context = context
     app.state.bootstrap_admin_hash = tokens.hash_token(bootstrap_admin_token) if bootstrap_admin_token else None
+    app.state.bootstrap_ingest_hash = tokens.hash_token(bootstrap_ingest_token) if bootstrap_ingest_token else None
     app.state.stopping = stop
     app.state.open_streams = set()
     app.state.request_counts = Counter()

@@ -59,6 +59,9 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     bootstrap: str | None = request.app.state.bootstrap_admin_hash
     if bootstrap is not None and hmac.compare_digest(tokens.hash_token(secret), bootstrap):
         return Principal(name="bootstrap-admin", role="admin", team=None)
+    ingest: str | None = getattr(request.app.state, "bootstrap_ingest_hash", None)
+    if ingest is not None and hmac.compare_digest(tokens.hash_token(secret), ingest):
+        return Principal(name="workspace-ingest", role="ingest", team=None)
     with context_of(request).store.reading() as session:
         row = tokens.verify(session, secret)
         if row is None:

@@ -98,7 +98,9 @@ class RunRow(Base):
 class AttemptRow(Base):
     __tablename__ = "task_attempts"
     __table_args__ = (
-        UniqueConstraint("backend", "pipeline_id", "run_id", "task_id", "map_index", "try_number", name="uq_attempts_key"),
+        UniqueConstraint(
+            "backend", "pipeline_id", "run_id", "task_id", "map_index", "try_number", name="uq_attempts_key"
+        ),
         Index("ix_attempts_change_seq", "change_seq"),
         Index("ix_attempts_run", "backend", "pipeline_id", "run_id"),
     )

@@ -60,7 +60,9 @@ def ingest(
     attempts = _newest(e for e in events if e.kind is EventKind.TASK_ATTEMPT)
     seq = _reserve(session, CHANGE_COUNTER, len(runs) + len(attempts))
     if runs:
-        _upsert(session, RunRow, ["backend", "pipeline_id", "run_id"], [_run_values(e, seq + i) for i, e in enumerate(runs)])
+        _upsert(
+            session, RunRow, ["backend", "pipeline_id", "run_id"], [_run_values(e, seq + i) for i, e in enumerate(runs)]
+        )
     if attempts:
         base = seq + len(runs)
         _upsert(
@@ -132,7 +134,9 @@ def _attempt_values(e: RunEvent, seq: int) -> dict[str, Any]:
 _KEEP_IF_NULL = ("logical_date", "queued_at", "started_at", "ended_at", "raw_state")
 
 
-def _upsert(session: Session, table: type[RunRow] | type[AttemptRow], keys: list[str], rows: list[dict[str, Any]]) -> None:
+def _upsert(
+    session: Session, table: type[RunRow] | type[AttemptRow], keys: list[str], rows: list[dict[str, Any]]
+) -> None:
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(table)
     excluded = statement.excluded
@@ -145,9 +149,7 @@ def _upsert(session: Session, table: type[RunRow] | type[AttemptRow], keys: list
             updates[column] = func.coalesce(excluded[column], target[column])
         else:
             updates[column] = excluded[column]
-    statement = statement.on_conflict_do_update(
-        index_elements=keys, set_=updates, where=excluded.as_of >= target.as_of
-    )
+    statement = statement.on_conflict_do_update(index_elements=keys, set_=updates, where=excluded.as_of >= target.as_of)
     session.execute(statement, rows)
 
 
@@ -185,7 +187,10 @@ def _reserve(session: Session, counter: str, count: int) -> int:
     if count == 0:
         return 0
     result = session.execute(
-        update(CounterRow).where(CounterRow.name == counter).values(value=CounterRow.value + count).returning(CounterRow.value)
+        update(CounterRow)
+        .where(CounterRow.name == counter)
+        .values(value=CounterRow.value + count)
+        .returning(CounterRow.value)
     ).scalar()
     if result is None:
         session.add(CounterRow(name=counter, value=count))
@@ -294,7 +299,9 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
-def list_runs(session: Session, where: RunFilter, limit: int = 100, cursor: str | None = None) -> tuple[list[RunRow], str | None]:
+def list_runs(
+    session: Session, where: RunFilter, limit: int = 100, cursor: str | None = None
+) -> tuple[list[RunRow], str | None]:
     """Newest first (by row id, which follows first sighting), keyset-paged: the next page starts below the last id."""
     statement = _scoped(select(RunRow), where.teams)
     if where.backend:
@@ -314,7 +321,9 @@ def list_runs(session: Session, where: RunFilter, limit: int = 100, cursor: str 
     return rows[:limit], next_cursor
 
 
-def get_run(session: Session, backend: str, pipeline_id: str, run_id: str, teams: frozenset[str] | None) -> RunRow | None:
+def get_run(
+    session: Session, backend: str, pipeline_id: str, run_id: str, teams: frozenset[str] | None
+) -> RunRow | None:
     statement = _scoped(select(RunRow), teams).where(
         RunRow.backend == backend, RunRow.pipeline_id == pipeline_id, RunRow.run_id == run_id
     )
@@ -352,7 +361,11 @@ def changes_since(
     session: Session, seq: int, teams: frozenset[str] | None, limit: int = 500
 ) -> list[RunRow | AttemptRow]:
     """Runs and attempts whose change_seq is above ``seq``, in change order: the API's change stream."""
-    runs = list(session.scalars(_scoped(select(RunRow), teams).where(RunRow.change_seq > seq).order_by(RunRow.change_seq).limit(limit)))
+    runs = list(
+        session.scalars(
+            _scoped(select(RunRow), teams).where(RunRow.change_seq > seq).order_by(RunRow.change_seq).limit(limit)
+        )
+    )
     attempt_statement = select(AttemptRow).where(AttemptRow.change_seq > seq)
     if teams is not None:
         attempt_statement = attempt_statement.join(
@@ -373,8 +386,7 @@ def counts_by_state(session: Session) -> list[tuple[str, str, int]]:
 def history(session: Session, backend: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
     """(runs, attempts) of one backend as plain tuples: what fault-injection tests compare with the backend's API."""
     runs = {
-        (r.pipeline_id, r.run_id, r.state)
-        for r in session.scalars(select(RunRow).where(RunRow.backend == backend))
+        (r.pipeline_id, r.run_id, r.state) for r in session.scalars(select(RunRow).where(RunRow.backend == backend))
     }
     attempts = {
         (a.pipeline_id, a.run_id, a.task_id, a.map_index, a.try_number, a.state)

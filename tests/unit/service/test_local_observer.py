@@ -50,7 +50,9 @@ def spec(tmp_path: Path) -> Path:
 def test_local_runs_appear_with_attempts_and_unified_states(meta_home: Path, spec: Path, tmp_path: Path) -> None:
     run_local(spec, "r1")
     store = open_store(f"sqlite:///{tmp_path / 'cp.db'}")
-    connection = BackendConnection("laptop", "local", "local", {"state_dir": str(meta_home)}, {}, {"observed": "observed"})
+    connection = BackendConnection(
+        "laptop", "local", "local", {"state_dir": str(meta_home)}, {}, {"observed": "observed"}
+    )
     runtime = ObserverRuntime(store, [BackendWatch(connection, LocalObserver(connection))], poll_interval=0.2)
     runtime.start()
     try:
@@ -60,7 +62,9 @@ def test_local_runs_appear_with_attempts_and_unified_states(meta_home: Path, spe
         run_local(spec, "r2")  # a second run while the observer watches
         with store.reading() as session:
             wait_for(lambda: queries.get_run(session, "laptop", "observed", "r2", None))
-            attempts = {(a.task_id, a.try_number): a.state for a in queries.attempts_of(session, "laptop", "observed", "r2")}
+            attempts = {
+                (a.task_id, a.try_number): a.state for a in queries.attempts_of(session, "laptop", "observed", "r2")
+            }
             backend = queries.backends(session)[0]
         assert attempts[("ok", 1)] == "success"
         assert attempts[("flaky", 2)] == "failed"
