@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from meta.service.store import queries
 from meta.service.store.db import open_store
-from meta.service.store.orm import BackendRow
+from meta.service.store.orm import BackendRow, LineageEventRow
 from tests.fixtures.airflow_server import airflow_server  # noqa: F401 - a pytest fixture
 from tests.fixtures.control_plane import ServeProcess
 from tests.fixtures.tcp_proxy import TcpProxy
@@ -163,6 +164,7 @@ def test_sigkill_outages_and_dropped_pushes_lose_and_duplicate_nothing(airflow_s
         while (got := stored_history(store, run_ids)) != expected and time.monotonic() < deadline:
             time.sleep(0.5)
         with store.reading() as session:
+            pushed = session.scalar(select(func.count()).select_from(LineageEventRow))
             health = session.get(BackendRow, "airflow")
             assert health is not None
             seen_error, now_health = health.last_error_at, health.health
@@ -177,3 +179,4 @@ def test_sigkill_outages_and_dropped_pushes_lose_and_duplicate_nothing(airflow_s
     assert {state for (_, task, _, _), state in attempts.items() if task == "after"} == {"upstream_failed"}
     assert any(task == "flaky" and n == 2 for (_, task, _, n) in attempts)
     assert seen_error is not None and now_health == "ok", "the outage was seen and recovered from"
+    assert pushed, "OpenLineage pushes reached the control plane while it was up"
