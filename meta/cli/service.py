@@ -350,6 +350,7 @@ def token_create(workspace_path: Path | None, name: str, role: str, team: str | 
 @token.command("list")
 @workspace_option
 def token_list(workspace_path: Path | None) -> None:
+    """Every token: id, name, role, team, when created and revoked (never the token itself)."""
     from meta.service.api import tokens
 
     plane = _plane(_loaded(workspace_path))
@@ -376,6 +377,7 @@ def token_list(workspace_path: Path | None) -> None:
 @workspace_option
 @click.argument("token_id", type=int)
 def token_revoke(workspace_path: Path | None, token_id: int) -> None:
+    """Revoke token TOKEN_ID (see `meta token list`): it is refused from then on."""
     from meta.service.api import tokens
 
     plane = _plane(_loaded(workspace_path))

@@ -1,11 +1,13 @@
-"""The control plane's home (``meta serve``), empty until it is built. What goes where:
+"""The control plane (``meta serve``): every run on every backend in one place (docs/control-plane.md, ADR 0005).
 
-- ``meta.service.store``: SQLAlchemy 2 tables, query functions that take a session and upsert idempotently, Alembic
-  migrations. SQLite by default, PostgreSQL supported.
-- ``meta.service.observers``: one observer per backend kind (registered through a plugin hook like targets) turning
-  backend facts into neutral run and task-attempt events; nothing downstream of them sees adapter types.
-- ``meta.service.api``: the HTTP API and dashboard, behind the optional ``meta[server]`` extra.
+- ``observers/``: one observer per backend kind (airflow, prefect, local; registered through ``register_observers``)
+  turning backend facts into neutral ``RunEvent``s; ``observers/openlineage`` maps Airflow's OpenLineage pushes.
+- ``runtime``: a poll thread (and a push thread) per backend; each batch and its cursor in one transaction.
+- ``store/``: SQLAlchemy 2 models, query functions taking a session, Alembic migrations (SQLite or PostgreSQL).
+- ``api/``: the FastAPI app (routers, tokens, auth), behind the optional ``meta-orchestrator[server]`` extra.
+- ``connections``: workspace -> backend connections with secrets resolved; ``server``: the assembly and uvicorn;
+  ``client``: the API client the CLI uses; ``context``: what the API and the runtime share in one process.
 
 It sits above the built-in plugins and below the CLI, and it talks to Airflow and Prefect only over their APIs.
-Nothing here may hold process-global mutable state: one process serves many pipelines and teams at once.
+Nothing here holds process-global mutable state: one process serves many pipelines and teams at once.
 """
