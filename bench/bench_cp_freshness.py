@@ -196,7 +196,11 @@ def main() -> int:
         print("starting Airflow 3.3 and Prefect (about a minute) ...", flush=True)
         airflow = start_airflow(root / "airflow")
         (airflow.dags_folder / f"{DAG}.py").write_text(DAG_FILE)
-        prefect = start_prefect(root / "prefect")
+        try:
+            prefect = start_prefect(root / "prefect")
+        except BaseException:
+            stop_airflow(airflow)
+            raise
         secrets = {
             "META_SECRET_BENCH_AIRFLOW_PASSWORD": airflow.password("admin"),
             "META_SECRET_BENCH_ADMIN": ADMIN,

@@ -134,7 +134,11 @@ def main() -> int:
         print("starting Airflow 3.3 and Prefect ...", flush=True)
         airflow = start_airflow(root / "airflow")
         (airflow.dags_folder / f"{DAG}.py").write_text(DAG_FILE)
-        prefect = start_prefect(root / "prefect")
+        try:
+            prefect = start_prefect(root / "prefect")
+        except BaseException:
+            stop_airflow(airflow)
+            raise
         try:
             print(f"creating {HISTORY:,} runs on each ...", flush=True)
             fill_airflow(airflow)
