@@ -51,44 +51,20 @@ def _plane(loaded: Any) -> Any:
     )
 
 
-class InProcessApi:
+def in_process_api(plane: Any) -> Any:
     """The API app called in-process (no server running), authenticated as a one-off admin."""
+    from fastapi.testclient import TestClient
 
-    def __init__(self, plane: Any):
-        from fastapi.testclient import TestClient
+    from meta.service.api.app import create_app
+    from meta.service.client import ApiClient
 
-        from meta.service.api.app import create_app
-
-        # No server keeps the store fresh: poll every backend once first, so the answer is current.
-        for backend, health in plane.refresh().items():
-            if health != "ok":
-                click.echo(f"warning: backend {backend} is {health}; its runs are shown as last observed", err=True)
-        token = "meta_local_" + secrets.token_urlsafe(24)
-        self.plane = plane
-        self._client = TestClient(create_app(plane.context(), bootstrap_admin_token=token))
-        self._client.headers["Authorization"] = f"Bearer {token}"
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        from meta.service.client import ApiError
-
-        response = self._client.request(method, "/api/v1" + path, **kwargs)
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ApiError(f"{method} {path} -> HTTP {response.status_code}: {detail}")
-        return response.json() if response.content else None
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        return self.request("POST", path, json=body)
-
-    def close(self) -> None:
-        self._client.close()
-        self.plane.close()
+    # No server keeps the store fresh: poll every backend once first, so the answer is current.
+    for backend, health in plane.refresh().items():
+        if health != "ok":
+            click.echo(f"warning: backend {backend} is {health}; its runs are shown as last observed", err=True)
+    token = "meta_local_" + secrets.token_urlsafe(24)
+    app = create_app(plane.context(), bootstrap_admin_token=token)
+    return ApiClient("in-process", token, http=TestClient(app, base_url="http://in-process/api/v1"))
 
 
 @contextmanager
@@ -102,11 +78,13 @@ def api(workspace_path: Path | None, api_url: str | None, token: str | None, loa
         loaded = loaded or _loaded(workspace_path)
         url = workspace_api_url(loaded.workspace)
         if not is_serving(url):
-            client: Any = InProcessApi(_plane(loaded))
+            plane = _plane(loaded)
+            client = in_process_api(plane)
             try:
                 yield client
             finally:
                 client.close()
+                plane.close()
             return
     elif not is_serving(url):
         raise MetaError(f"no control plane answers at {url} (is `meta serve` running?)")

@@ -25,10 +25,15 @@ def is_serving(base_url: str, timeout: float = 1.0) -> bool:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    """``http``: an httpx-style client already aimed at ``<base>/api/v1`` (the CLI passes Starlette's TestClient
+    to call the app in-process when no server runs; typed loosely, as Starlette moves to httpx2); default: a plain
+    ``httpx.Client`` for ``base_url``."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0, *, http: Any = None):
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=timeout)
+        self._http = http or httpx.Client(base_url=self.base_url + "/api/v1", timeout=timeout)
+        if token:
+            self._http.headers["Authorization"] = f"Bearer {token}"
 
     def __repr__(self) -> str:
         return f"ApiClient({self.base_url!r})"
