@@ -10,7 +10,9 @@ id is the state's id and whose ``occurred`` is the state's timestamp. So:
   flow run (pages of 200) before going incremental.
 * **stream** (fast): the websocket ``/api/events/out`` (subprotocol ``prefect``, auth message, filter on flow-run
   and task-run events). The server subscribes first and backfills second (like Prefect's own ``wait_for_flow_run``)
-  from the cursor's time minus the overlap, so a reconnect resumes with no gap; events are deduped on their id.
+  from the cursor's time minus the overlap; because its backfill reads a table filled up to 5 s late, the stream
+  also re-reads ``events/filter`` once shortly after connecting. So a reconnect resumes with no gap; events are
+  deduped on their id.
 * **trigger**: ``POST /api/deployments/{id}/create_flow_run`` with the key as ``idempotency_key`` (201 created,
   200 the run that key already made).
 
@@ -54,6 +56,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -77,6 +80,7 @@ from meta.plugins.observers import (
 OVERLAP = timedelta(seconds=60)  # client-side task-run events reach the server late; re-read this much
 RETENTION = timedelta(days=7)  # Prefect's default event retention (PREFECT_SERVER_EVENTS_RETENTION_PERIOD)
 RETENTION_MARGIN = timedelta(hours=1)
+CATCH_UP = timedelta(seconds=8)  # > Prefect's event persister flush interval (5 s), see ``stream``
 PAGE = 200  # flow_runs/filter and task_runs/filter refuse more
 MAX_EVENT_PAGES = 20  # 50 events each; more waiting: the batch says ``more``
 EVENT_PREFIXES = ["prefect.flow-run.", "prefect.task-run."]
@@ -506,6 +510,7 @@ class PrefectObserver:
 
     ``poll`` and ``stream`` run on different threads, so each has its own HTTP client and dedupe memory.
     Options: ``overlap_seconds`` (60), ``retention_days`` (7, the server's event retention), ``timeout`` (30 s),
+    ``catch_up_seconds`` (8, when the stream re-reads what its subscription may have missed),
     ``deployment`` (the deployment ``trigger`` starts when a flow has several; default ``meta``), ``ui_url``.
     """
 
@@ -517,6 +522,7 @@ class PrefectObserver:
         self.retention = timedelta(days=float(options.get("retention_days", RETENTION.days)))
         self.timeout = float(options.get("timeout", 30.0))
         self.deployment_name = str(options.get("deployment") or DEFAULT_DEPLOYMENT)
+        self.catch_up = float(options.get("catch_up_seconds", CATCH_UP.total_seconds()))
         auth = connection.credentials.get("auth")
         self._auth_string = auth or None
         self._basic = tuple(auth.split(":", 1)) if auth and ":" in auth else None
@@ -600,31 +606,8 @@ class PrefectObserver:
 
     def _read_events(self, since: datetime) -> tuple[list[dict[str, Any]], datetime | None, bool]:
         """State events since ``since`` not seen before; (events, occurred of the last one read, more waiting)."""
-        body = {
-            "filter": {
-                "occurred": {"since": _iso(since), "until": _iso(datetime.now(UTC) + timedelta(days=1))},
-                "event": {"prefix": EVENT_PREFIXES},
-                "order": "ASC",
-            },
-            "limit": 50,
-        }
-        page = self._http.json("POST", "events/filter", body) or {}
-        fresh: list[dict[str, Any]] = []
-        last: datetime | None = None
-        for pages in range(1, MAX_EVENT_PAGES + 1):
-            for event in page.get("events") or []:
-                occurred = _time(event.get("occurred"))
-                last = occurred or last
-                if _is_state_event(event) and event["id"] not in self._seen:
-                    fresh.append(event)
-            next_page = page.get("next_page")
-            if not next_page:
-                return fresh, last, False
-            if pages == MAX_EVENT_PAGES:
-                return fresh, last, last is not None and last > since
-            # The link names the server's own base URL; follow its query on ours (a proxy may rewrite hosts).
-            page = self._http.json("GET", "events/filter/next?" + urlsplit(next_page).query) or {}
-        return fresh, last, False
+        events, last, more = _fetch_events(self._http, since, datetime.now(UTC) + timedelta(days=1), MAX_EVENT_PAGES)
+        return [e for e in events if e["id"] not in self._seen], last, more
 
     def _forget(self, before: datetime) -> None:
         for event_id in [e for e, occurred in self._seen.items() if occurred < before]:
@@ -672,7 +655,13 @@ class PrefectObserver:
     # -- stream -------------------------------------------------------------------------------------
 
     def stream(self, cursor: str | None, deliver: Callable[[Batch], None], stop: threading.Event) -> None:
-        """Push events from ``/api/events/out`` until ``stop`` is set; raises BackendUnreachable when it breaks."""
+        """Push events from ``/api/events/out`` until ``stop`` is set; raises BackendUnreachable when it breaks.
+
+        The server subscribes first and backfills second, but its backfill reads the events table, which Prefect's
+        event persister fills up to ``flush_interval`` (5 s) late: events that happened just before the
+        subscription are in neither. So once, ``catch_up_seconds`` (8 s) after connecting, the stream reads
+        ``events/filter`` from the same start on (the snapshot second), deduped on id.
+        """
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
         from websockets.sync.client import connect
         from websockets.typing import Subprotocol
@@ -683,9 +672,9 @@ class PrefectObserver:
         since = since or now - self.overlap  # no cursor: what is happening now (polling has the history)
         url = _ws_url(self.connection.url)
         shown = _safe_url(url)
-        seen: dict[str, datetime] = {}
-        newest = position.since or now
+        state = _StreamState(newest=position.since or now)
         headers = {"Authorization": _basic_header(self._auth_string)} if self._basic else None
+        http = self._client()
         try:
             with connect(
                 url, subprotocols=[Subprotocol("prefect")], additional_headers=headers, open_timeout=self.timeout
@@ -694,42 +683,52 @@ class PrefectObserver:
                 reply = json.loads(socket.recv(timeout=self.timeout))
                 if reply.get("type") != "auth_success":
                     raise BackendUnreachable(f"Prefect refused the event stream at {shown}: check the auth secret")
+                occurred = {"since": _iso(since), "until": _iso(now + timedelta(days=365))}
                 socket.send(
                     json.dumps(
-                        {
-                            "type": "filter",
-                            "filter": {
-                                "occurred": {"since": _iso(since), "until": _iso(now + timedelta(days=365))},
-                                "event": {"prefix": EVENT_PREFIXES},
-                            },
-                        }
+                        {"type": "filter", "filter": {"occurred": occurred, "event": {"prefix": EVENT_PREFIXES}}}
                     )
                 )
+                catch_up_at: float | None = time.monotonic() + self.catch_up
                 while not stop.is_set():
                     messages = _drain(socket, timeout=0.5)
-                    if not messages:
-                        continue
-                    facts = _Facts()
-                    received = 0
+                    events = []
+                    received = sum(len(m) for m in messages)
                     for raw in messages:
-                        received += len(raw)
                         message = json.loads(raw)
-                        event = message.get("event") if message.get("type") == "event" else None
-                        if not event or event.get("id") in seen:
-                            continue
-                        occurred = _time(event.get("occurred")) or now
-                        seen[event["id"]] = occurred
-                        facts.extend(self.mapper.event(event, Source.PUSH))
-                        newest = max(newest, occurred)
-                    cutoff = newest - 2 * self.overlap
-                    for event_id in [e for e, t in seen.items() if t < cutoff]:
-                        del seen[event_id]
-                    if facts.events:
-                        deliver(Batch(facts.list(), Cursor(since=newest).encode(), bytes_received=received))
+                        if message.get("type") == "event" and message.get("event"):
+                            events.append(message["event"])
+                    if catch_up_at is not None and time.monotonic() >= catch_up_at:
+                        catch_up_at = None
+                        until = datetime.now(UTC)  # live delivery overlaps from the subscription on: deduped
+                        missed, _last, _more = _fetch_events(http, since, until, MAX_EVENT_PAGES)
+                        events += missed
+                        received += http.take()[1]
+                    batch = self._pushed(events, state, received)
+                    if batch is not None:
+                        deliver(batch)
         except (ConnectionClosed, InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
             if stop.is_set():
                 return
             raise BackendUnreachable(f"Prefect event stream at {shown} broke: {type(exc).__name__}") from None
+        finally:
+            http.close()
+
+    def _pushed(self, events: list[dict[str, Any]], state: _StreamState, received: int) -> Batch | None:
+        facts = _Facts()
+        for event in events:
+            if event.get("id") in state.seen:
+                continue
+            occurred = _time(event.get("occurred")) or state.newest
+            state.seen[event["id"]] = occurred
+            facts.extend(self.mapper.event(event, Source.PUSH))
+            state.newest = max(state.newest, occurred)
+        cutoff = state.newest - 2 * self.overlap
+        for event_id in [e for e, t in state.seen.items() if t < cutoff]:
+            del state.seen[event_id]
+        if not facts.events:
+            return None
+        return Batch(facts.list(), Cursor(since=state.newest).encode(), bytes_received=received)
 
     # -- trigger ------------------------------------------------------------------------------------
 
@@ -763,6 +762,42 @@ class PrefectObserver:
             f"flow {flow!r} has several deployments on Prefect backend {self.backend!r} ({', '.join(names)}) and "
             f"none is named {self.deployment_name!r}: set the backend option 'deployment'"
         )
+
+
+@dataclass
+class _StreamState:
+    newest: datetime  # the newest event time delivered: the push cursor
+    seen: dict[str, datetime] = field(default_factory=dict)  # event id -> occurred
+
+
+def _fetch_events(
+    http: _Http, since: datetime, until: datetime, max_pages: int
+) -> tuple[list[dict[str, Any]], datetime | None, bool]:
+    """State events occurred in [since, until], oldest first; (events, occurred of the last read, more waiting)."""
+    body = {
+        "filter": {
+            "occurred": {"since": _iso(since), "until": _iso(until)},
+            "event": {"prefix": EVENT_PREFIXES},
+            "order": "ASC",
+        },
+        "limit": 50,
+    }
+    page = http.json("POST", "events/filter", body) or {}
+    out: list[dict[str, Any]] = []
+    last: datetime | None = None
+    for pages in range(1, max_pages + 1):
+        for event in page.get("events") or []:
+            last = _time(event.get("occurred")) or last
+            if _is_state_event(event):
+                out.append(event)
+        next_page = page.get("next_page")
+        if not next_page:
+            return out, last, False
+        if pages == max_pages:
+            return out, last, last is not None and last > since
+        # The link names the server's own base URL; follow its query on ours (a proxy may rewrite hosts).
+        page = http.json("GET", "events/filter/next?" + urlsplit(next_page).query) or {}
+    return out, last, False
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
