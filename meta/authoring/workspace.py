@@ -99,8 +99,10 @@ class LoadedWorkspace:
             value = found.specs_dir
         elif isinstance(found, PrefectBackend):
             value = found.flows_dir
-        else:
+        elif isinstance(found, LocalBackend):
             value = found.state_dir
+        else:  # a plugin's kind keeps its folders in its own options
+            value = None
         return self.resolve(value) if value else None
 
     def problem(self, loc: Loc, message: str, at_key: bool = False) -> Problem:
@@ -194,10 +196,12 @@ def loads_workspace(text: str, path: str | Path = WORKSPACE_FILE) -> LoadedWorks
         problems.append(loaded.problem((), "the workspace file must be a mapping (backends:, placements:, ...)"))
         raise ValidationFailed(in_file_order(problems))
     workspace: Workspace | None = None
+    unknown = _unknown_kinds(value, loaded)
+    problems.extend(unknown.values())
     try:
         workspace = Workspace.model_validate(value)
     except ValidationError as exc:
-        problems.extend(_problems(exc, loaded))
+        problems.extend(p for p in _problems(exc, loaded, skip=set(unknown)))
         problems.extend(_raw_placements(value, loaded))
     if problems or workspace is None:
         raise ValidationFailed(in_file_order(_dedupe(problems)))
@@ -211,14 +215,40 @@ _EMPTY = (
 )
 
 
-def _problems(exc: ValidationError, at: LoadedWorkspace) -> list[Problem]:
+def _unknown_kinds(value: dict[str, Any], at: LoadedWorkspace) -> dict[str, Problem]:
+    """Backends whose ``kind`` neither meta nor an installed plugin (``register_observers``) knows, by name: a
+    misspelled ``airflw`` is reported here, at its line, not as a plugin kind nobody provides."""
+    from meta.plugins.manager import observer_kinds
+    from meta.spec.checks import did_you_mean
+
+    backends = value.get("backends")
+    if not isinstance(backends, dict):
+        return {}
+    known = sorted({*BACKEND_KINDS, *observer_kinds()})
+    out: dict[str, Problem] = {}
+    for name, backend in backends.items():
+        kind = backend.get("kind") if isinstance(backend, dict) else None
+        if isinstance(kind, str) and kind not in known:
+            loc = ("backends", name, "kind")
+            plugins = sorted(set(known) - set(BACKEND_KINDS))
+            extra = f" (plugins add: {', '.join(plugins)})" if plugins else " (or a kind an installed plugin adds)"
+            message = f"expected one of {', '.join(BACKEND_KINDS)}{extra}; received {kind!r}{did_you_mean(kind, known)}"
+            out[str(name)] = at.problem(loc, f"{_label(loc)}: {message}")
+    return out
+
+
+def _problems(exc: ValidationError, at: LoadedWorkspace, skip: set[str] | None = None) -> list[Problem]:
+    """``skip``: backends already reported (an unknown kind), whose other errors would only be noise."""
     out: list[Problem] = []
     for err in exc.errors():
+        raw = tuple(err["loc"])
+        if skip and len(raw) >= 2 and raw[0] == "backends" and str(raw[1]) in skip:
+            continue
         inner = (err.get("ctx") or {}).get("error")
         if isinstance(inner, WorkspaceInvalid):
             out.extend(at.problem(loc, f"{_label(loc)}: {message}") for loc, message in inner.problems)
             continue
-        loc, at_key = _authoring_path(tuple(err["loc"]))
+        loc, at_key = _authoring_path(raw)
         at_key = at_key or err["type"] == "extra_forbidden"
         message = _describe(err, loc)
         if err["type"] == "union_tag_invalid":
@@ -254,7 +284,7 @@ def _authoring_path(loc: tuple[Any, ...]) -> tuple[Loc, bool]:
     if parts and parts[-1] == "[key]":
         parts.pop()
         at_key = True
-    if len(parts) >= 3 and parts[0] == "backends" and parts[2] in BACKEND_KINDS:
+    if len(parts) >= 3 and parts[0] == "backends" and parts[2] in (*BACKEND_KINDS, "plugin"):
         del parts[2]
     return tuple(parts), at_key
 

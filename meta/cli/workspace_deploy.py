@@ -19,7 +19,7 @@ from meta.authoring.workspace import LoadedWorkspace
 from meta.plugins.targets import DeployAction, PlannedDeploy
 from meta.spec.errors import MetaError, Problem
 from meta.spec.model import Pipeline
-from meta.spec.workspace import AirflowBackend, PrefectBackend
+from meta.spec.workspace import AirflowBackend, PluginBackend, PrefectBackend
 
 Echo = Callable[[str], None]
 
@@ -72,6 +72,12 @@ def target_options(loaded: LoadedWorkspace, backend_name: str) -> tuple[str, dic
 
             options["auth"] = backend_credentials(loaded, backend_name)["auth"]
         return "prefect", options
+    if isinstance(backend, PluginBackend):  # a plugin's kind deploys through its target of the same name, if any
+        from meta.plugins.manager import targets
+
+        if backend.kind in targets():
+            return backend.kind, dict(backend.options)
+        raise MetaError(f"backend {backend_name!r} ({backend.kind}): no installed plugin deploys to it (observed only)")
     raise MetaError(f"backend {backend_name!r} ({backend.kind}) has nothing to deploy")
 
 

@@ -18,7 +18,7 @@ from meta.authoring.workspace import LoadedWorkspace
 from meta.execution.secrets import SECRET_REF, SecretNotFound, get_secret
 from meta.plugins.observers import BackendConnection
 from meta.spec.errors import MetaError
-from meta.spec.workspace import AirflowBackend, LocalBackend, PrefectBackend
+from meta.spec.workspace import AirflowBackend, LocalBackend, PluginBackend, PrefectBackend
 
 CONTROL_PLANE_DB = "control-plane.db"
 
@@ -35,8 +35,9 @@ def resolve_connection(
     by the pipeline id). ``pipelines``: the workspace's specs already loaded (default: loaded here, once per call).
 
     Options by kind: airflow ``specs_dir``, ``openlineage_namespace``, ``ui_url``; prefect ``work_pool``,
-    ``flows_dir``, ``ui_url``; local ``state_dir`` and ``specs`` (pipeline id -> its spec file, to trigger runs).
-    Credentials: airflow ``username``/``password``, prefect ``auth``; absent keys when the file sets none.
+    ``flows_dir``, ``ui_url``; local ``state_dir`` and ``specs`` (pipeline id -> its spec file, to trigger runs); a
+    plugin's kind: its ``options`` as written. Credentials: airflow ``username``/``password``, prefect ``auth``, a
+    plugin's kind its ``credentials`` names; absent keys when the file sets none.
     """
     ws = workspace.workspace
     backend = ws.backends.get(backend_name)
@@ -63,6 +64,9 @@ def resolve_connection(
             "ui_url": backend.ui_url,
         }
         url = backend.url
+    elif isinstance(backend, PluginBackend):
+        options = dict(backend.options)
+        url = backend.url
     else:
         assert isinstance(backend, LocalBackend)
         home = folder or workspace.state_dir
@@ -82,6 +86,8 @@ def resolve_connection(
 def backend_credentials(workspace: LoadedWorkspace, backend_name: str) -> dict[str, str]:
     """A backend's credentials, resolved: airflow ``username``/``password``, prefect ``auth`` (only those set)."""
     backend = workspace.workspace.backends[backend_name]
+    if isinstance(backend, PluginBackend):  # a plugin's kind: its own names, each a secret reference
+        return {key: _resolve(value, backend_name, f"credentials.{key}") for key, value in backend.credentials.items()}
     fields = {"airflow": ("username", "password"), "prefect": ("auth",)}.get(backend.kind, ())
     out = {}
     for key in fields:

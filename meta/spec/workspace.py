@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from meta.spec.model import Duration, Identifier, Model
 
@@ -167,8 +167,55 @@ class LocalBackend(BackendBase):
     )
 
 
-Backend = Annotated[AirflowBackend | PrefectBackend | LocalBackend, Field(discriminator="kind")]
+class PluginBackend(BackendBase):
+    """A backend kind a plugin registers (``register_observers``, e.g. a Dagster observer): meta checks only the
+    shape here; the plugin reads ``options``, and ``credentials`` are secret references resolved for it."""
+
+    kind: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z][a-z0-9_\-]*$",
+            description="the kind a plugin registers",
+            json_schema_extra={"not": {"enum": ["airflow", "prefect", "local"]}},
+        ),
+    ]
+    url: str = Field(description="where the backend answers")
+    options: dict[str, Any] = Field(default_factory=dict, description="the plugin's own settings")
+    credentials: dict[str, str] = Field(
+        default_factory=dict, description="name -> '${secret:NAME}' (never a literal value)"
+    )
+
+    @field_validator("credentials")
+    @classmethod
+    def _credentials_are_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, reference in value.items():
+            _secret_ref(reference, f"credentials.{name}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_no_password(cls, value: str) -> str:
+        return _no_userinfo(value)
+
+
 BACKEND_KINDS = ("airflow", "prefect", "local")
+
+
+def _backend_kind(value: Any) -> str | None:
+    """The union's tag: a built-in kind, "plugin" for any other kind, None (an error) when ``kind`` is missing."""
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    if kind is None:
+        return None
+    return kind if kind in BACKEND_KINDS else "plugin"
+
+
+Backend = Annotated[
+    Annotated[AirflowBackend, Tag("airflow")]
+    | Annotated[PrefectBackend, Tag("prefect")]
+    | Annotated[LocalBackend, Tag("local")]
+    | Annotated[PluginBackend, Tag("plugin")],
+    Discriminator(_backend_kind),
+]
 
 
 class Placement(Model):

@@ -201,7 +201,8 @@ extra: 1
         f"{file}:8:3: backends.Bad: expected a name of lower-case letters, digits, '_' and '-' that starts with a "
         "letter; received 'Bad'",
         f"{file}:9:28: backends.pf.url: expected an http:// or https:// URL; received (a value that is not shown)",
-        f"{file}:10:16: backends.what.kind: expected one of airflow, prefect, local; received 'dagster'",
+        f"{file}:10:16: backends.what.kind: expected one of airflow, prefect, local (or a kind an installed plugin "
+        "adds); received 'dagster'",
         f"{file}:11:11: backends.nokind: missing 'kind:' (one of airflow, prefect, local)",
         f"{file}:13:14: placements.0.backend: unknown backend 'prd'; did you mean 'prod'?; defined: Bad, nokind, pf, "
         "prod, what",
@@ -409,7 +410,8 @@ def test_meta_schema_workspace_publishes_a_schema_the_examples_satisfy(tmp_path:
     airflow = jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/AirflowBackend"})
     errors = [e.message for e in airflow.iter_errors({"kind": "airflow", "url": "http://a", "password": "x"})]
     assert errors == [f"'x' does not match {SECRET_REF.pattern!r}"]  # editors flag a literal credential too
-    assert not validator.is_valid({"backends": {"a": {"kind": "dagster", "url": "http://a"}}})
+    assert validator.is_valid({"backends": {"a": {"kind": "dagster", "url": "http://a"}}})  # a plugin's kind
+    assert not validator.is_valid({"backends": {"a": {"kind": "airflow", "url": "http://a", "bogus": 1}}})
     # `meta schema` without the flag is still the pipeline schema.
     plain = json.loads(CliRunner().invoke(cli, ["schema"]).output)
     assert plain["$id"] == "https://meta-orchestrator.dev/schema/pipeline.json"
