@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from meta.plugins.observers import BackendConnection, BackendUnreachable, Batch, EventKind, UnifiedState
-from meta.service.observers.prefect import PrefectObserver
+from meta.service.observers.prefect import Cursor, PrefectObserver
 from meta.service.store import queries
 from meta.service.store.db import Store, open_store
 
@@ -271,6 +271,7 @@ class Scenario:
     poll: Watch
     push: Watch
     resumed: Watch
+    resynced: Watch
     reconnects: int
     cut_at_events: int
     quiet: Batch
@@ -288,6 +289,7 @@ def scenario(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     poll = Watch(open_store(f"sqlite:///{work}/poll.db"))
     push = Watch(open_store(f"sqlite:///{work}/push.db"))
     resumed = Watch(open_store(f"sqlite:///{work}/resumed.db"))
+    resynced = Watch(open_store(f"sqlite:///{work}/resynced.db"))
     poller = PrefectObserver(connection(prefect_server.api_url))
     pusher = PrefectObserver(connection(f"http://127.0.0.1:{proxy.port}/api"))
 
@@ -356,6 +358,9 @@ def scenario(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         other = PrefectObserver(connection(prefect_server.api_url))
         try:
             retrying(lambda: drain(other, resumed, resume_from))
+            # A cursor older than Prefect's 7-day event retention: the events are gone, so a full resync.
+            stale = Cursor(since=datetime.now(UTC) - timedelta(days=8)).encode()
+            retrying(lambda: drain(other, resynced, stale))
         finally:
             other.close()
         yield Scenario(
@@ -366,6 +371,7 @@ def scenario(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
             poll,
             push,
             resumed,
+            resynced,
             reconnects,
             cut_at_events,
             quiet,
@@ -376,7 +382,7 @@ def scenario(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         proxy.close()
         poller.close()
         pusher.close()
-        for watch in (poll, push, resumed):
+        for watch in (poll, push, resumed, resynced):
             watch.store.close()
 
 
@@ -448,6 +454,13 @@ def test_an_observer_resuming_from_a_returned_cursor_misses_nothing(scenario: Sc
     runs = {scenario.meta_run, scenario.external_run}
     assert scenario.resumed.batches and scenario.resumed.batches[0].cursor
     assert scenario.resumed.history(runs) == scenario.poll.history(runs)
+
+
+def test_a_cursor_past_the_event_retention_resyncs_from_the_flow_runs(scenario: Scenario) -> None:
+    runs = {scenario.meta_run, scenario.external_run}
+    assert scenario.resynced.history(runs) == scenario.poll.history(runs)
+    # The resync derives every attempt from flow_runs/filter + task_runs/filter alone, then goes incremental.
+    assert '"since"' in (scenario.resynced.batches[-1].cursor or "")
 
 
 def test_trigger_with_the_same_key_starts_one_run(scenario: Scenario, prefect_server: Any) -> None:
