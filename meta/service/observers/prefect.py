@@ -64,6 +64,7 @@ PAGE = 200  # flow_runs/filter and task_runs/filter refuse more
 MAX_EVENT_PAGES = 20  # 50 events each; more waiting: the batch says ``more``
 EVENT_PREFIXES = ["prefect.flow-run.", "prefect.task-run."]
 DEFAULT_DEPLOYMENT = "meta"  # the deployment name ``meta deploy --target prefect`` uses
+TRIGGER_TAG = "meta:control-plane"  # on every flow run the control plane starts
 
 BODY_LIMIT = 300
 
@@ -406,24 +407,26 @@ class PrefectObserver:
         with self._lock:
             flow = self.mapper.flow_name_of(pipeline_id)
             deployment = self._deployment_of(flow)
-            body: dict[str, Any] = {"parameters": dict(params), "idempotency_key": key, "tags": ["meta:control-plane"]}
+            # Tags given replace the deployment's (owner:, team:, ...): keep them and mark who started the run.
+            tags = sorted({*(deployment.get("tags") or []), TRIGGER_TAG})
+            body: dict[str, Any] = {"parameters": dict(params), "idempotency_key": key, "tags": tags}
             if logical_date is not None:  # meta's flows read the logical date from the scheduled start time
                 body["state"] = {"type": "SCHEDULED", "state_details": {"scheduled_time": iso(logical_date)}}
-            response = self._http.call("POST", f"deployments/{deployment}/create_flow_run", body)
+            response = self._http.call("POST", f"deployments/{deployment['id']}/create_flow_run", body)
             run = response.json()
             url = f"{self.mapper.ui_url}/runs/flow-run/{run['id']}" if self.mapper.ui_url else None
             return TriggerResult(run_id=RUN_PREFIX + str(run["id"]), created=response.status_code == 201, url=url)
 
-    def _deployment_of(self, flow: str) -> str:
+    def _deployment_of(self, flow: str) -> dict[str, Any]:
         found = self._http.json("POST", "deployments/filter", {"flows": {"name": {"any_": [flow]}}, "limit": PAGE})
         found = [d for d in found or [] if d.get("name")]
         if not found:
             raise LookupError(f"Prefect backend {self.backend!r} has no deployment of flow {flow!r}: deploy it first")
         if len(found) == 1:
-            return str(found[0]["id"])
+            return dict(found[0])
         for deployment in found:
             if deployment["name"] == self.deployment_name:
-                return str(deployment["id"])
+                return dict(deployment)
         names = sorted(d["name"] for d in found)
         raise LookupError(
             f"flow {flow!r} has several deployments on Prefect backend {self.backend!r} ({', '.join(names)}) and "

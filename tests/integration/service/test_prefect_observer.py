@@ -37,6 +37,7 @@ EXTERNAL = "cp-plain-external"
 
 SPEC = """\
 pipeline: cp_obs_meta
+tags: [control-plane-test]
 tasks:
   ok:
     shell: "true"
@@ -477,6 +478,7 @@ def test_trigger_with_the_same_key_starts_one_run(scenario: Scenario, prefect_se
         timeout=30,
     ).json()
     assert [r["id"] for r in listed] == [first.run_id.removeprefix("prefect__")]
+    assert set(deployment["tags"]) < set(listed[0]["tags"])  # the deployment's tags are kept
 
 
 def test_a_quiet_poll_costs_one_request(scenario: Scenario) -> None:
