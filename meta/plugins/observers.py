@@ -65,7 +65,9 @@ class RunEvent:
     run_id: str
     state: UnifiedState
     raw_state: str | None
-    as_of: datetime  # aware; when the backend said so (push: the event's time; poll: when the request started)
+    # Aware; when the backend said so: the state's own timestamp where the backend gives one (Prefect, on both paths),
+    # else the event's time (push) or the start of the request that read it (poll).
+    as_of: datetime
     source: Source
     task_id: str | None = None
     try_number: int | None = None
