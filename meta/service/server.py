@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
@@ -14,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from meta.plugins.manager import get_observer_kind
 from meta.plugins.observers import BackendConnection, Triggerable
 from meta.service.context import ServiceContext
 from meta.service.runtime import BackendWatch, ObserverRuntime
 from meta.service.store.db import Store, open_store, redact
+from meta.spec.errors import MetaError
 from meta.spec.workspace import Workspace
-
-log = logging.getLogger("meta.service")
 
 
 def listen_address(workspace: Workspace) -> tuple[str, int]:
@@ -56,18 +55,13 @@ class ControlPlane:
         declared_teams: dict[str, str | None] | None = None,
     ) -> ControlPlane:
         declared = declared_teams or {}
-        url = database_url
         try:
-            store = open_store(url)
+            store = open_store(database_url)
         except Exception as exc:
-            from meta.spec.errors import MetaError
-
-            raise MetaError(f"cannot open the control plane's database {redact(url)}: {exc}") from None
+            raise MetaError(f"cannot open the control plane's database {redact(database_url)}: {exc}") from None
 
         def team_of(pipeline_id: str) -> str | None:
             return workspace.team_of(pipeline_id, declared.get(pipeline_id))
-
-        from meta.plugins.manager import get_observer_kind
 
         # Observers are plain objects until the runtime starts their threads: ``meta trigger`` without a server
         # uses them to start runs, ``meta serve`` also to watch.
