@@ -108,3 +108,20 @@ def airflow_ui_url() -> str | None:
 def prefect_ui_url() -> str | None:
     """``META_PREFECT_UI_URL``: the Prefect UI base alerts link to, or None."""
     return os.environ.get("META_PREFECT_UI_URL") or None
+
+
+# -------------------------------------------------------------------------------------------- control plane
+
+
+API_URL_ENV = "META_API_URL"
+API_TOKEN_ENV = "META_API_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+def api_url() -> str | None:
+    """``META_API_URL``: the control plane ``meta status``/``runs``/``trigger`` talk to, or None (the workspace's)."""
+    return os.environ.get(API_URL_ENV) or None
+
+
+def api_token() -> str | None:
+    """``META_API_TOKEN``: the API token those commands send, or None."""
+    return os.environ.get(API_TOKEN_ENV) or None

@@ -9,7 +9,6 @@ read the database file sees every team anyway.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 from collections.abc import Iterator
@@ -20,11 +19,9 @@ from typing import Any
 
 import click
 
+from meta import settings
 from meta.cli.workspace_options import workspace_option
 from meta.spec.errors import MetaError
-
-API_URL_ENV = "META_API_URL"
-API_TOKEN_ENV = "META_API_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
 def _loaded(workspace_path: Path | None) -> Any:
@@ -72,8 +69,8 @@ def api(workspace_path: Path | None, api_url: str | None, token: str | None, loa
     from meta.service.client import ApiClient, is_serving
     from meta.service.server import api_url as workspace_api_url
 
-    url = api_url or os.environ.get(API_URL_ENV)
-    token = token or os.environ.get(API_TOKEN_ENV)
+    url = api_url or settings.api_url()
+    token = token or settings.api_token()
     if url is None:
         loaded = loaded or _loaded(workspace_path)
         url = workspace_api_url(loaded.workspace)
@@ -96,12 +93,13 @@ def api(workspace_path: Path | None, api_url: str | None, token: str | None, loa
 
 
 def api_options(command: Any) -> Any:
-    command = click.option("--token", help=f"API token (default: ${API_TOKEN_ENV})")(command)
+    command = click.option("--token", help=f"API token (default: ${settings.API_TOKEN_ENV})")(command)
     command = click.option(
         "--api",
         "api_url",
         metavar="URL",
-        help=f"control plane URL (default: ${API_URL_ENV}, else the workspace's; no server: read the store directly)",
+        help=f"control plane URL (default: ${settings.API_URL_ENV}, else the workspace's; no server: read the "
+        "store directly)",
     )(command)
     return workspace_option(command)
 
@@ -170,7 +168,7 @@ def status(workspace_path: Path | None, api_url: str | None, token: str | None, 
     from meta.cli.workspace_options import workspace_path as find
 
     found = find(workspace_path)
-    loaded = _loaded(found) if found is not None and not (api_url or os.environ.get(API_URL_ENV)) else None
+    loaded = _loaded(found) if found is not None and not (api_url or settings.api_url()) else None
     with api(workspace_path, api_url, token, loaded) as client:
         pipelines = client.get("/pipelines")
     seen = {(p["id"], b["backend"]) for p in pipelines for b in p["backends"]}
