@@ -207,6 +207,11 @@ def _path(*segments: str) -> str:
     return "/".join(quote(s, safe="") for s in segments)
 
 
+def run_url(ui_url: str, dag_id: str, run_id: str) -> str:
+    """The Airflow UI page of one DAG run (the poll and the OpenLineage mapping link to the same page)."""
+    return f"{ui_url.rstrip('/')}/dags/{_path(dag_id)}/runs/{_path(run_id)}"
+
+
 # ---------------------------------------------------------------------------------------------- cursor
 
 
@@ -306,7 +311,7 @@ class AirflowObserver:
         return (pipeline, False) if pipeline is not None else (dag_id, True)
 
     def run_url(self, dag_id: str, run_id: str) -> str:
-        return f"{self.ui_url}/dags/{_path(dag_id)}/runs/{_path(run_id)}"
+        return run_url(self.ui_url, dag_id, run_id)
 
     # -- poll -------------------------------------------------------------------------------------
 

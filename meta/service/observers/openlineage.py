@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from meta.plugins.observers import BackendConnection, EventKind, RunEvent, Source, UnifiedState
-from meta.service.observers.airflow import run_state, task_state
+from meta.service.observers.airflow import run_state, run_url, task_state
 
 # (backend, pipeline_id, run_id, task_id, map_index) -> the latest try_number known, or None.
 LatestTry = Callable[[str, str, str, str, int], int | None]
@@ -86,8 +86,7 @@ def _str(value: Any) -> str | None:
 
 
 def _run_url(connection: BackendConnection, dag_id: str, run_id: str) -> str:
-    ui = str(connection.options.get("ui_url") or connection.url).rstrip("/")
-    return f"{ui}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return run_url(str(connection.options.get("ui_url") or connection.url), dag_id, run_id)
 
 
 def map_event(
