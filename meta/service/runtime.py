@@ -185,6 +185,8 @@ class ObserverRuntime:
             try:
                 source.stream(cursor, deliver, self.stop_event)
                 failures = 0
+                # A stream should return only when asked to stop; one that ends early is reopened, not spun on.
+                self.stop_event.wait(self.backoff.base)
             except Exception as exc:  # the stream reopens; polling keeps the history whole
                 failures += 1
                 log.warning("%s: push stream broke (%s); reopening", name, _one_line(exc))
