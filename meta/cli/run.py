@@ -75,7 +75,11 @@ def run(
 @click.command()
 @click.option("--pipeline", "pipeline_id", help="only this pipeline")
 @click.option("--backend", help="only runs on this backend (needs a workspace: the control plane's view)")
-@click.option("--state", help="only runs in this state: queued, running, success, failed, ... (control plane)")
+@click.option(
+    "--state",
+    type=click.Choice(["scheduled", "queued", "running", "success", "failed", "other"]),
+    help="only runs in this unified state (control plane)",
+)
 @click.option("--limit", type=click.IntRange(min=1, max=500), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @api_options
@@ -91,12 +95,13 @@ def runs(
 ) -> None:
     """Recent runs. In a workspace (a meta.yaml here or above, or --workspace/--api): every backend's, through the
     control plane. Otherwise the local backend's history (<state dir>/meta.db; $META_HOME or ./.meta)."""
+    from meta import settings
     from meta.authoring.workspace import find_workspace
     from meta.builtin.local.report import history_table
     from meta.builtin.local.state import History
     from meta.settings import state_dir
 
-    if workspace_path or api_url or find_workspace(Path.cwd()):
+    if workspace_path or api_url or settings.api_url() or find_workspace(Path.cwd()):
         list_runs_everywhere(
             workspace_path,
             api_url,

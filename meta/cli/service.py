@@ -48,6 +48,21 @@ def _plane(loaded: Any) -> Any:
     )
 
 
+@contextmanager
+def _store_only(workspace_path: Path | None) -> Iterator[Any]:
+    """The control plane's store alone (token commands): no backend secret, no spec needed."""
+    from meta.service.connections import database_url
+    from meta.service.extra import require_server_extra
+    from meta.service.store.db import open_store
+
+    require_server_extra()
+    store = open_store(database_url(_loaded(workspace_path)))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def in_process_api(plane: Any) -> Any:
     """The API app called in-process (no server running), authenticated as a one-off admin."""
     from fastapi.testclient import TestClient
@@ -61,7 +76,9 @@ def in_process_api(plane: Any) -> Any:
             click.echo(f"warning: backend {backend} is {health}; its runs are shown as last observed", err=True)
     token = "meta_local_" + secrets.token_urlsafe(24)
     app = create_app(plane.context(), bootstrap_admin_token=token)
-    return ApiClient("in-process", token, http=TestClient(app, base_url="http://in-process/api/v1"))
+    client = ApiClient("in-process", token, http=TestClient(app, base_url="http://in-process/api/v1"))
+    client.in_process = True  # an admin's view: every team
+    return client
 
 
 @contextmanager
@@ -172,7 +189,9 @@ def status(workspace_path: Path | None, api_url: str | None, token: str | None, 
     with api(workspace_path, api_url, token, loaded) as client:
         pipelines = client.get("/pipelines")
     seen = {(p["id"], b["backend"]) for p in pipelines for b in p["backends"]}
-    if loaded is not None:  # placed but not observed yet: deployed recently, or not at all
+    # Placed but not observed yet (deployed recently, or not at all): only in the in-process admin view, since a
+    # team's token must not be shown other teams' placements.
+    if loaded is not None and getattr(client, "in_process", False):
         loaded_pipelines = loaded.load_pipelines().pipelines
         declared = {p.id: p.team for p in loaded_pipelines}
         for p in loaded_pipelines:
@@ -309,14 +328,11 @@ def token_create(workspace_path: Path | None, name: str, role: str, team: str | 
     """Print a new token once (only its hash is stored)."""
     from meta.service.api import tokens
 
-    plane = _plane(_loaded(workspace_path))
     try:
-        with plane.store.transaction() as session:
+        with _store_only(workspace_path) as store, store.transaction() as session:
             created = tokens.create(session, name=name, role=role, team=team)
     except tokens.TokenError as exc:
         raise MetaError(str(exc)) from None
-    finally:
-        plane.close()
     click.echo(created.secret)
     click.echo(
         f"token {created.row.id} ({role}{' of ' + team if team else ''}) created; it is shown only now", err=True
@@ -329,23 +345,18 @@ def token_list(workspace_path: Path | None) -> None:
     """Every token: id, name, role, team, when created and revoked (never the token itself)."""
     from meta.service.api import tokens
 
-    plane = _plane(_loaded(workspace_path))
-    try:
-        with plane.store.reading() as session:
-            rows = tokens.listed(session)
-            table = [
-                [
-                    str(r.id),
-                    r.name,
-                    r.role,
-                    r.team or "*",
-                    _when(r.created_at.isoformat()),
-                    _when(r.revoked_at.isoformat()) if r.revoked_at else "-",
-                ]
-                for r in rows
+    with _store_only(workspace_path) as store, store.reading() as session:
+        table = [
+            [
+                str(r.id),
+                r.name,
+                r.role,
+                r.team or "*",
+                _when(r.created_at.isoformat()),
+                _when(r.revoked_at.isoformat()) if r.revoked_at else "-",
             ]
-    finally:
-        plane.close()
+            for r in tokens.listed(session)
+        ]
     click.echo(_table(["id", "name", "role", "team", "created", "revoked"], table))
 
 
@@ -356,13 +367,10 @@ def token_revoke(workspace_path: Path | None, token_id: int) -> None:
     """Revoke token TOKEN_ID (see `meta token list`): it is refused from then on."""
     from meta.service.api import tokens
 
-    plane = _plane(_loaded(workspace_path))
-    try:
-        with plane.store.transaction() as session:
-            if not tokens.revoke(session, token_id):
-                raise MetaError(f"no active token with id {token_id}")
-    finally:
-        plane.close()
+    with _store_only(workspace_path) as store, store.transaction() as session:
+        revoked = tokens.revoke(session, token_id)
+    if revoked is None:
+        raise MetaError(f"no token with id {token_id} (see `meta token list`)")
     click.echo(f"token {token_id} revoked")
 
 

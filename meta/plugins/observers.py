@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 
 class EventKind(StrEnum):
@@ -160,6 +161,16 @@ class BackendConnection:
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     # meta-built pipelines placed on this backend: the DAG/flow name -> pipeline id; every other DAG is external.
     pipelines: Mapping[str, str] = field(default_factory=dict)
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info and query (either may carry a credential): what may be stored, logged or shown."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return url.split("?", 1)[0]
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @dataclass(frozen=True)

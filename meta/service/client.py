@@ -24,6 +24,25 @@ def is_serving(base_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def _detail(response: httpx.Response) -> str:
+    """The API's own message: ``detail`` as a sentence, or a validation list as ``where: what`` lines."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path"))
+                parts.append(f"{where}: {item.get('msg', item)}" if where else str(item.get("msg", item)))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
 class ApiClient:
     """``http``: an httpx-style client already aimed at ``<base>/api/v1`` (the CLI passes Starlette's TestClient
     to call the app in-process when no server runs; typed loosely, as Starlette moves to httpx2); default: a plain
@@ -31,6 +50,7 @@ class ApiClient:
 
     def __init__(self, base_url: str, token: str | None, timeout: float = 30.0, *, http: Any = None):
         self.base_url = base_url.rstrip("/")
+        self.in_process = False
         self._http = http or httpx.Client(base_url=self.base_url + "/api/v1", timeout=timeout)
         if token:
             self._http.headers["Authorization"] = f"Bearer {token}"
@@ -44,10 +64,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise ApiError(f"control plane at {self.base_url} did not answer {method} {path}: {exc}") from None
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
+            detail = _detail(response)
             hint = " (pass --token or set META_API_TOKEN)" if response.status_code == 401 else ""
             raise ApiError(f"{method} {path} -> HTTP {response.status_code}: {detail}{hint}")
         return response.json() if response.content else None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from meta.plugins.observers import BackendConnection, BackendUnreachable, Batch, Observer, PushSource
+from meta.plugins.observers import BackendConnection, BackendUnreachable, Batch, Observer, PushSource, public_url
 from meta.service.store import queries
 from meta.service.store.db import Store
 
@@ -89,7 +89,7 @@ class ObserverRuntime:
         with self.store.transaction() as session:
             for watch in self.watches.values():
                 c = watch.connection
-                queries.upsert_backend(session, c.name, c.kind, c.url)
+                queries.upsert_backend(session, c.name, c.kind, public_url(c.url))
             queries.set_teams(session, self.team_of)
 
     def start(self) -> None:
@@ -121,10 +121,9 @@ class ObserverRuntime:
         without a server refreshes the store this way). Returns backend -> health afterwards."""
 
         def cycle(watch: BackendWatch) -> None:
-            with self.store.reading() as session:
-                cursor = queries.get_cursor(session, watch.connection.name, "poll")
             started = time.monotonic()
             try:
+                cursor = self._cursor(watch, "poll")
                 while time.monotonic() - started < timeout:
                     batch = watch.observer.poll(cursor)
                     self._store(watch, batch, "poll")
@@ -149,13 +148,19 @@ class ObserverRuntime:
 
     # -- loops --------------------------------------------------------------------------------------
 
+    def _cursor(self, watch: BackendWatch, stream: str) -> str | None:
+        with self.store.reading() as session:
+            return queries.get_cursor(session, watch.connection.name, stream)
+
     def _poll_loop(self, watch: BackendWatch) -> None:
         name = watch.connection.name
-        with self.store.reading() as session:
-            cursor = queries.get_cursor(session, name, "poll")
+        cursor: str | None = None
+        loaded = False  # the stored cursor is read inside the loop: a store that is down is retried, not fatal
         cycle_started = time.monotonic()
         while not self.stop_event.is_set():
             try:
+                if not loaded:
+                    cursor, loaded = self._cursor(watch, "poll"), True
                 batch = watch.observer.poll(cursor)
                 self._store(watch, batch, "poll")
                 cursor = batch.cursor or cursor
@@ -173,17 +178,15 @@ class ObserverRuntime:
         name = watch.connection.name
         source: PushSource = watch.observer  # type: ignore[assignment]
         failures = 0
+
+        def deliver(batch: Batch) -> None:
+            nonlocal failures
+            failures = 0
+            self._store(watch, batch, "push")
+
         while not self.stop_event.is_set():
-            with self.store.reading() as session:
-                cursor = queries.get_cursor(session, name, "push")
-
-            def deliver(batch: Batch) -> None:
-                nonlocal failures
-                failures = 0
-                self._store(watch, batch, "push")
-
             try:
-                source.stream(cursor, deliver, self.stop_event)
+                source.stream(self._cursor(watch, "push"), deliver, self.stop_event)
                 failures = 0
                 # A stream should return only when asked to stop; one that ends early is reopened, not spun on.
                 self.stop_event.wait(self.backoff.base)
@@ -202,7 +205,10 @@ class ObserverRuntime:
         stats.requests += batch.requests
         stats.bytes_received += batch.bytes_received
         if batch.events and self.on_change is not None:
-            self.on_change(name, result)
+            try:
+                self.on_change(name, result)
+            except Exception:  # the facts are stored; a listener's failure is not the backend's
+                log.exception("%s: a change listener failed", name)
 
     def _succeeded(self, watch: BackendWatch, lag: float) -> None:
         stats = watch.stats

@@ -144,14 +144,17 @@ def serve(
     """Run the API and the observers until SIGTERM / Ctrl-C (uvicorn handles both and returns)."""
     import uvicorn
 
-    from meta.service.api.app import create_app
+    from meta.service.api.app import MIN_BOOTSTRAP_LENGTH, create_app
 
     stop_reporting = threading.Event()
-    plane.start_observers()
     stopping = threading.Event()
+    for field_name, token in (("admin_token", admin_token), ("ingest_token", ingest_token)):
+        if token is not None and len(token) < MIN_BOOTSTRAP_LENGTH:
+            raise MetaError(f"control_plane.{field_name} must be at least {MIN_BOOTSTRAP_LENGTH} characters long")
     app = create_app(
         plane.context(), bootstrap_admin_token=admin_token, bootstrap_ingest_token=ingest_token, stopping=stopping
     )
+    plane.start_observers()  # after the app exists: a refused configuration starts nothing
     reporter = threading.Thread(target=_report_health, args=(plane, stop_reporting), name="health", daemon=True)
     reporter.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")

@@ -25,7 +25,7 @@ from meta.spec.model import Duration, Identifier, Model
 SECRET_REF = re.compile(r"^\$\{secret:[A-Za-z0-9_.\-/]+\}$")
 _EMBEDDED_REF = re.compile(r"\$\{secret:[A-Za-z0-9_.\-/]+\}")
 # scheme://user:password@host...: the password part of a URL's userinfo.
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*:([^/@]*)@")
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*:(.*)@")  # to the last @, as SQLAlchemy reads it
 # The schema of credential fields: editors flag a literal before the loader refuses it.
 _SECRET_SCHEMA: dict[str, Any] = {"pattern": SECRET_REF.pattern}
 NAME_PATTERN = r"^[a-z][a-z0-9_\-]*$"
@@ -266,6 +266,11 @@ class ControlPlane(Model):
     @classmethod
     def _database_has_no_password(cls, value: str | None) -> str | None:
         return _no_literal_password(value, "database", "postgresql://user:${secret:NAME}@host/db")
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_no_password(cls, value: str | None) -> str | None:
+        return None if value is None else _no_userinfo(value)
 
     @field_validator("listen")
     @classmethod

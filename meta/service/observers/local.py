@@ -6,7 +6,7 @@ changed. Tasks decided without running (skipped, upstream_failed) have no attemp
 as Airflow 3 reports task instances that never ran.
 
 Triggering starts ``meta run`` as a detached process with the trigger key as the run id; a key already in the
-history is not started again.
+history, or whose run log already exists (created exclusively), is not started again.
 """
 
 from __future__ import annotations
@@ -133,7 +133,11 @@ class LocalObserver:
         log = self.home / "triggered" / f"{pipeline_id}.{key}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "META_HOME": str(self.home)}
-        with open(log, "wb") as out:
+        try:  # the run's log, created exclusively: of two concurrent requests (any processes) only one starts it
+            out = open(log, "xb")  # handed to the child, closed right after
+        except FileExistsError:
+            return TriggerResult(run_id=key, created=False)
+        with out:
             subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return TriggerResult(run_id=key, created=True)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Select, and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,11 @@ def ingest(
     return IngestResult(len(events), len(runs), len(attempts))
 
 
+def _insert(session: Session) -> Any:
+    """The dialect's ``insert`` (both have ``on_conflict_do_update``; SQLAlchemy's generic one has not)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def _key(event: RunEvent) -> tuple[Any, ...]:
     return (*event.run_key, event.task_id, event.map_index, event.try_number)
 
@@ -130,15 +135,15 @@ def _attempt_values(e: RunEvent, seq: int) -> dict[str, Any]:
     }
 
 
-# Columns a newer fact may leave empty that an older fact filled (a push knows start times a poll page may not).
+# Columns a pushed fact may leave empty that an earlier fact filled (an OpenLineage event carries no queued time).
+# A polled fact is a whole snapshot and is taken as it is: a cleared Airflow run comes back with no start or end.
 _KEEP_IF_NULL = ("logical_date", "queued_at", "started_at", "ended_at", "raw_state")
 
 
 def _upsert(
     session: Session, table: type[RunRow] | type[AttemptRow], keys: list[str], rows: list[dict[str, Any]]
 ) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table)
+    statement = _insert(session)(table)
     excluded = statement.excluded
     target = table.__table__.c
     updates: dict[str, Any] = {}
@@ -146,7 +151,9 @@ def _upsert(
         if column in keys:
             continue
         if column in _KEEP_IF_NULL:
-            updates[column] = func.coalesce(excluded[column], target[column])
+            updates[column] = case(
+                (excluded.source == "push", func.coalesce(excluded[column], target[column])), else_=excluded[column]
+            )
         else:
             updates[column] = excluded[column]
     statement = statement.on_conflict_do_update(index_elements=keys, set_=updates, where=excluded.as_of >= target.as_of)
@@ -160,10 +167,11 @@ def _touch_pipelines(session: Session, events: list[RunEvent], team_of: Callable
     if not seen:
         return
     at = now()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(PipelineRow)
+    statement = _insert(session)(PipelineRow)
     statement = statement.on_conflict_do_update(
-        index_elements=["backend", "pipeline_id"], set_={"last_seen_at": statement.excluded.last_seen_at}
+        index_elements=["backend", "pipeline_id"],
+        # a DAG first seen before meta deployed it becomes meta-built once it is placed
+        set_={"last_seen_at": statement.excluded.last_seen_at, "external": statement.excluded.external},
     )
     session.execute(
         statement,
@@ -182,21 +190,16 @@ def _touch_pipelines(session: Session, events: list[RunEvent], team_of: Callable
 
 
 def _reserve(session: Session, counter: str, count: int) -> int:
-    """Reserve ``count`` consecutive values of ``counter``; returns the first. The row lock (PostgreSQL) or the
-    write lock (SQLite) serialises concurrent writers, so values are unique and increase in commit order."""
+    """Reserve ``count`` consecutive values of ``counter``; returns the first. One upsert: the first writers on a
+    fresh database cannot both insert the row, and the row lock (PostgreSQL) or the write lock (SQLite) serialises
+    concurrent writers, so values are unique and increase in commit order."""
     if count == 0:
         return 0
-    result = session.execute(
-        update(CounterRow)
-        .where(CounterRow.name == counter)
-        .values(value=CounterRow.value + count)
-        .returning(CounterRow.value)
-    ).scalar()
-    if result is None:
-        session.add(CounterRow(name=counter, value=count))
-        session.flush()
-        return 1
-    return int(result) - count + 1
+    statement = _insert(session)(CounterRow).values(name=counter, value=count)
+    statement = statement.on_conflict_do_update(
+        index_elements=["name"], set_={"value": CounterRow.value + count}
+    ).returning(CounterRow.value)
+    return int(session.execute(statement).scalar_one()) - count + 1
 
 
 # ---------------------------------------------------------------------------------------------- cursors
@@ -444,16 +447,15 @@ def count_events(session: Session, counts: dict[str, int]) -> None:
 
 def store_lineage(session: Session, values: dict[str, Any]) -> bool:
     """Insert one raw OpenLineage event unless its ``payload_sha`` is stored already; True when inserted."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(LineageEventRow).values(**values).on_conflict_do_nothing(index_elements=["payload_sha"])
+    statement = _insert(session)(LineageEventRow).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=["payload_sha"])
     # RETURNING, not rowcount: psycopg's rowcount is not 0 for a row skipped by DO NOTHING.
     return session.execute(statement.returning(LineageEventRow.id)).scalar() is not None
 
 
 def record_trigger(session: Session, values: dict[str, Any]) -> TriggerRow:
     """Insert the trigger unless its key is known (a concurrent identical request won); returns the stored row."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(TriggerRow).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    session.execute(_insert(session)(TriggerRow).values(**values).on_conflict_do_nothing(index_elements=["key"]))
     row = session.get(TriggerRow, values["key"], populate_existing=True)
     assert row is not None
     return row
