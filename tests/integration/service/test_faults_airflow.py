@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 
 from meta.service.store import queries
 from meta.service.store.db import open_store
-from meta.service.store.orm import BackendRow, LineageEventRow
+from meta.service.store.orm import LineageEventRow
 from tests.fixtures.airflow_server import airflow_server  # noqa: F401 - a pytest fixture
-from tests.fixtures.control_plane import ServeProcess
+from tests.fixtures.control_plane import ServeProcess, settled_health
 from tests.fixtures.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -165,9 +165,7 @@ def test_sigkill_outages_and_dropped_pushes_lose_and_duplicate_nothing(airflow_s
             time.sleep(0.5)
         with store.reading() as session:
             pushed = session.scalar(select(func.count()).select_from(LineageEventRow))
-            health = session.get(BackendRow, "airflow")
-            assert health is not None
-            seen_error, now_health = health.last_error_at, health.health
+        now_health, seen_error = settled_health(store, "airflow")
         assert serve.stop() == 0
     finally:
         serve.kill()

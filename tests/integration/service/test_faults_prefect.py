@@ -17,8 +17,7 @@ import pytest
 
 from meta.service.store import queries
 from meta.service.store.db import open_store
-from meta.service.store.orm import BackendRow
-from tests.fixtures.control_plane import ServeProcess
+from tests.fixtures.control_plane import ServeProcess, settled_health
 from tests.fixtures.prefect_server import prefect_server  # noqa: F401 - a pytest fixture
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -94,15 +93,12 @@ def test_sigkill_and_an_outage_lose_and_duplicate_nothing(prefect_server, tmp_pa
         deadline = time.monotonic() + 60
         while (got := stored_runs(store, flow_name)) != expected and time.monotonic() < deadline:
             time.sleep(0.5)
-        with store.reading() as session:
-            backend = session.get(BackendRow, "prefect")
-            assert backend is not None
-            seen_error, health = backend.last_error_at, backend.health
+        health, seen_error = settled_health(store, "prefect")
         assert serve.stop() == 0
     finally:
         serve.kill()
         proxy.stop()
     assert len(expected) == RUNS
-    assert got == expected
+    assert got == expected, (expected - got, got - expected)
     assert {state for _, state in got} == {"Completed", "Failed", "Cancelled"}
     assert seen_error is not None and health == "ok", "the outage was seen and recovered from"
