@@ -26,9 +26,20 @@ RUNS = 12
 ENDINGS = ("COMPLETED", "FAILED", "CANCELLED")
 
 
+def post(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
+    """The test's own calls to Prefect: its SQLite answers 503 "database is locked" now and then under the suite's
+    load; those are retried (the calls are idempotent enough: a retried create at worst makes one more run)."""
+    for _ in range(10):
+        response = client.post(path, json=body)
+        if response.status_code < 500:
+            assert response.status_code in (200, 201), response.text
+            return response.json()
+        time.sleep(0.5)
+    raise AssertionError(f"Prefect kept answering {response.status_code} to {path}: {response.text[:300]}")
+
+
 def set_state(client: httpx.Client, run_id: str, state: str) -> None:
-    response = client.post(f"/flow_runs/{run_id}/set_state", json={"state": {"type": state}, "force": True})
-    assert response.status_code in (200, 201), response.text
+    post(client, f"/flow_runs/{run_id}/set_state", {"state": {"type": state}, "force": True})
 
 
 def backend_runs(client: httpx.Client, flow_id: str) -> set[tuple[str, str]]:
@@ -67,11 +78,11 @@ def test_sigkill_and_an_outage_lose_and_duplicate_nothing(prefect_server, tmp_pa
     rng = random.Random(20261202)
     try:
         with httpx.Client(base_url=api, timeout=30) as client:
-            flow_id = client.post("/flows/", json={"name": flow_name}).json()["id"]
+            flow_id = post(client, "/flows/", {"name": flow_name})["id"]
             serve.start()
             run_ids = []
             for i in range(RUNS):
-                run = client.post("/flow_runs/", json={"flow_id": flow_id, "name": f"r{i}"}).json()
+                run = post(client, "/flow_runs/", {"flow_id": flow_id, "name": f"r{i}"})
                 run_ids.append(run["id"])
                 set_state(client, run["id"], "RUNNING")
                 if i in (3, 7):
@@ -98,7 +109,7 @@ def test_sigkill_and_an_outage_lose_and_duplicate_nothing(prefect_server, tmp_pa
     finally:
         serve.kill()
         proxy.stop()
-    assert len(expected) == RUNS
+    assert len(expected) >= RUNS  # a create retried after a 503 may have made one more
     assert got == expected, (expected - got, got - expected)
     assert {state for _, state in got} == {"Completed", "Failed", "Cancelled"}
     assert seen_error is not None and health == "ok", "the outage was seen and recovered from"
