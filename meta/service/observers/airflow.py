@@ -185,7 +185,8 @@ def _server_date(response: httpx.Response) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An ISO time from Airflow's REST API or its OpenLineage events, aware (naive reads as UTC); None if absent."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -256,13 +257,13 @@ class CursorState:
             scan = None
             if data.get("scan"):
                 s = data["scan"]
-                started = _time(s["s"])
+                started = parse_time(s["s"])
                 if started is None:
                     raise ValueError("scan without start")
                 scan = Scan(started, str(s["phase"]), str(s["page"]), dict(s["next"]))
             if scan is not None and scan.phase not in ("runs", "tis"):
                 raise ValueError(f"unknown phase {scan.phase!r}")
-            return cls(_time(data.get("w")), dict(data.get("seen") or {}), scan)
+            return cls(parse_time(data.get("w")), dict(data.get("seen") or {}), scan)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("Airflow observer: unreadable cursor (%s); reading the whole history again", exc)
             return cls()
@@ -387,7 +388,7 @@ class AirflowObserver:
         (and that is finished) most likely is not. Guessing wrong costs one harmless re-emitted event, never a
         missed one; it keeps the cursor small after a first scan over years of history."""
         assert state.scan is not None
-        times = [t for t in (_time(item.get(s)) for s in stamps) if t is not None]
+        times = [t for t in (parse_time(item.get(s)) for s in stamps) if t is not None]
         if not times or item.get("state") in (None, "queued", "running", "scheduled", "up_for_retry", "restarting"):
             return True
         return max(times) >= state.scan.started - 2 * self.overlap
@@ -414,10 +415,10 @@ class AirflowObserver:
             raw_state=raw,
             as_of=as_of,
             source=Source.POLL,
-            logical_date=_time(run.get("logical_date")),
-            queued_at=_time(run.get("queued_at")),
-            started_at=_time(run.get("start_date")),
-            ended_at=_time(run.get("end_date")),
+            logical_date=parse_time(run.get("logical_date")),
+            queued_at=parse_time(run.get("queued_at")),
+            started_at=parse_time(run.get("start_date")),
+            ended_at=parse_time(run.get("end_date")),
             external=external,
             extra={
                 "dag_id": dag_id,
@@ -451,9 +452,9 @@ class AirflowObserver:
             task_id=task_id,
             try_number=try_number,
             map_index=map_index,
-            queued_at=_time(ti.get("queued_when")),
-            started_at=_time(ti.get("start_date")),
-            ended_at=_time(ti.get("end_date")),
+            queued_at=parse_time(ti.get("queued_when")),
+            started_at=parse_time(ti.get("start_date")),
+            ended_at=parse_time(ti.get("end_date")),
             external=external,
             extra={"dag_id": dag_id, "operator": ti.get("operator"), "url": url},
         )

@@ -34,12 +34,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from meta.plugins.observers import BackendConnection, EventKind, RunEvent, Source, UnifiedState
-from meta.service.observers.airflow import run_state, run_url, task_state
+from meta.service.observers.airflow import parse_time, run_state, run_url, task_state
 
 # (backend, pipeline_id, run_id, task_id, map_index) -> the latest try_number known, or None.
 LatestTry = Callable[[str, str, str, str, int], int | None]
@@ -53,16 +53,6 @@ def _no_lookup(*_key: Any) -> int | None:
 
 def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _int(value: Any, default: int | None = None) -> int | None:
@@ -101,7 +91,7 @@ def map_event(
     connection = namespaces.get(namespace) if isinstance(namespace, str) else None
     if connection is None:
         return []
-    as_of = _time(event.get("eventTime"))
+    as_of = parse_time(event.get("eventTime"))
     event_type = str(event.get("eventType") or "").upper()
     if as_of is None or not event_type:
         return []
@@ -150,9 +140,9 @@ def _run_events(
             raw_state=raw,
             as_of=as_of,
             source=Source.PUSH,
-            logical_date=_time(dag_run.get("logical_date")),
-            started_at=_time(dag_run.get("start_date")),
-            ended_at=(_time(dag_run.get("end_date")) or as_of) if terminal else None,
+            logical_date=parse_time(dag_run.get("logical_date")),
+            started_at=parse_time(dag_run.get("start_date")),
+            ended_at=(parse_time(dag_run.get("end_date")) or as_of) if terminal else None,
             external=external,
             extra={
                 "dag_id": dag_id,
