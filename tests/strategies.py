@@ -133,6 +133,29 @@ def _param(draw: st.DrawFn) -> dict[str, Any]:
     return out
 
 
+def _escalation(after: timedelta, to: list[str]) -> dict[str, Any]:
+    return {"after": after, "channels": to}
+
+
+def _deadline() -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(
+        st.builds(
+            lambda r, i: {"reference": r, "interval": i}, st.sampled_from(["logical_date", "queued_at"]), durations
+        ),
+        st.builds(
+            lambda i, n, m: {"reference": "average_runtime", "interval": i, "max_runs": n, "min_runs": min(m, n)},
+            durations,
+            st.integers(1, 20),
+            st.integers(1, 20),
+        ),
+        st.builds(
+            lambda i, at: {"reference": "fixed", "interval": i, "at": at},
+            durations,
+            st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+        ),
+    )
+
+
 _default_rule = st.fixed_dictionaries({}, optional={"trigger_rule": st.sampled_from(list(TriggerRule))})
 ALERT_KEYS = ("on_failure", "on_retry", "on_success", "on_sla_miss")
 
@@ -155,6 +178,7 @@ def pipelines(draw: st.DrawFn, include_ops: bool = False, max_tasks: int = 6) ->
                     "outputs": st.lists(dataset_uris, max_size=2),
                     "params": json_dicts,
                     "description": texts,
+                    "max_duration": durations,
                 },
             )
         )
@@ -198,7 +222,17 @@ def pipelines(draw: st.DrawFn, include_ops: bool = False, max_tasks: int = 6) ->
                 "max_active_runs": st.integers(1, 5),
                 "max_active_tasks": st.integers(1, 5),
                 "sla": st.fixed_dictionaries(
-                    {"max_duration": durations}, optional={"finish_by": times, "start_by": times}
+                    {"max_duration": durations},
+                    optional={
+                        "fresh_within": durations,
+                        "deadlines": st.lists(_deadline(), max_size=2),
+                        # finish_by / start_by need a cron or interval schedule (the slots they apply to)
+                        **(
+                            {"finish_by": times, "start_by": times}
+                            if schedule and schedule["kind"] in ("cron", "interval")
+                            else {}
+                        ),
+                    },
                 ),
                 "alerts": st.fixed_dictionaries(
                     {},
@@ -206,6 +240,15 @@ def pipelines(draw: st.DrawFn, include_ops: bool = False, max_tasks: int = 6) ->
                         k: st.lists(channels, max_size=2)
                         for k in ("on_failure", "on_retry", "on_success", "on_sla_miss")
                     },
+                ).flatmap(
+                    lambda routes: st.fixed_dictionaries(
+                        {k: st.just(v) for k, v in routes.items()},
+                        optional={
+                            "sla_escalation": st.builds(
+                                _escalation, durations, st.lists(channels, min_size=1, max_size=2)
+                            )
+                        },
+                    )
                 ),
             },
         )

@@ -160,6 +160,11 @@ class Task(RetrySettings):
     outputs: tuple[DatasetUri, ...] = ()
     params: dict[str, Any] = Field(default_factory=dict)
     description: str | None = None
+    max_duration: Duration | None = Field(
+        default=None,
+        description="SLA: each try of this task ends within this long after it starts (alerted while it still "
+        "runs; unlike timeout, nothing is stopped)",
+    )
 
     @property
     def kind(self) -> str:
@@ -326,18 +331,75 @@ class Param(Model):
         return out
 
 
-class SLA(Model):
-    """Run-level service levels. Times of day are local to the pipeline's timezone."""
+DEADLINE_REFERENCES = ("logical_date", "queued_at", "average_runtime", "fixed")
 
-    finish_by: time | None = None
-    start_by: time | None = None
-    max_duration: Duration | None = None
+
+class Deadline(Model):
+    """A deadline as Airflow 3's ``DeadlineAlert`` writes it: the run must have ended by ``reference + interval``.
+
+    ``logical_date`` / ``queued_at``: the run's logical date or the time it was queued; ``average_runtime``: when the
+    run was queued plus the average duration of the last ``max_runs`` finished runs (none until ``min_runs`` exist);
+    ``fixed``: the instant ``at``. Kept in this shape so an imported Airflow deadline maps without loss.
+    """
+
+    reference: Literal["logical_date", "queued_at", "average_runtime", "fixed"]
+    interval: Duration = Field(default=timedelta(0), description="added to the reference")
+    at: datetime | None = Field(default=None, description="the fixed instant (reference: fixed), with a UTC offset")
+    max_runs: Annotated[int, Field(ge=1)] = Field(default=10, description="average_runtime: runs averaged at most")
+    min_runs: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="average_runtime: runs needed before a deadline is set (default: max_runs)"
+    )
+
+    @model_validator(mode="after")
+    def _fits_reference(self) -> Deadline:
+        if self.reference == "fixed":
+            if self.at is None:
+                raise ValueError("a fixed deadline needs 'at', e.g. at: '2026-12-24T18:00:00+01:00'")
+            if self.at.tzinfo is None:
+                raise ValueError(f"'at' {self.at.isoformat()} needs a UTC offset, e.g. +01:00 or Z")
+        elif self.at is not None:
+            raise ValueError(f"'at' is only for reference: fixed, not {self.reference}")
+        # Compared with the defaults, not with the fields set: a dumped model carries every field.
+        extra = [k for k, default in (("max_runs", 10), ("min_runs", None)) if getattr(self, k) != default]
+        if self.reference != "average_runtime" and extra:
+            raise ValueError(f"{', '.join(extra)} only apply to reference: average_runtime")
+        return self
+
+    @property
+    def name(self) -> str:
+        """How misses and the status board call this deadline: ``deadline:<reference>+<interval>``."""
+        return f"deadline:{self.reference}+{format_duration(self.interval)}"
+
+
+class SLA(Model):
+    """Run-level service levels. Times of day are local to the pipeline's timezone and apply to each schedule slot
+    (a slot with no run at all misses them); ``fresh_within`` needs a success within the window, scheduled or not."""
+
+    finish_by: time | None = Field(default=None, description="each slot's run has succeeded by this local time")
+    start_by: time | None = Field(default=None, description="each slot's run has started by this local time")
+    max_duration: Duration | None = Field(default=None, description="a run ends within this long after it is queued")
+    fresh_within: Duration | None = Field(
+        default=None, description="the pipeline has succeeded within this window (any schedule, or none)"
+    )
+    deadlines: tuple[Deadline, ...] = Field(default=(), description="Airflow-style deadlines (reference + interval)")
 
     @model_validator(mode="after")
     def _something_set(self) -> SLA:
-        if self.finish_by is None and self.start_by is None and self.max_duration is None:
-            raise ValueError("an SLA needs at least one of finish_by, start_by, max_duration")
+        if not self.kinds():
+            raise ValueError("an SLA needs at least one of finish_by, start_by, max_duration, fresh_within, deadlines")
         return self
+
+    def kinds(self) -> tuple[str, ...]:
+        """The SLA kinds this block sets, in a fixed order (each is watched and reported on its own)."""
+        out = [k for k in ("finish_by", "start_by", "max_duration", "fresh_within") if getattr(self, k) is not None]
+        return (*out, *(d.name for d in self.deadlines))
+
+
+class Escalation(Model):
+    """When an SLA miss is still unresolved ``after`` this long, tell ``channels`` too (once per miss)."""
+
+    after: Duration
+    channels: tuple[ChannelRef, ...] = Field(min_length=1)
 
 
 class AlertRoutes(Model):
@@ -347,6 +409,9 @@ class AlertRoutes(Model):
     on_retry: tuple[ChannelRef, ...] = ()
     on_success: tuple[ChannelRef, ...] = ()
     on_sla_miss: tuple[ChannelRef, ...] = ()
+    sla_escalation: Escalation | None = Field(
+        default=None, description="a second set of channels told when a miss is still open after a delay"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- pipeline
@@ -443,5 +508,20 @@ def _structural_problems(pipeline: Pipeline) -> list[Problem]:
     if pipeline.start_date and pipeline.end_date and pipeline.end_date < pipeline.start_date:
         problems.append(
             Problem(f"end_date {pipeline.end_date} is before start_date {pipeline.start_date}", pipeline=pipeline.id)
+        )
+    sla = pipeline.sla
+    if (
+        sla is not None
+        and (sla.finish_by or sla.start_by)
+        and not isinstance(pipeline.schedule, CronSchedule | IntervalSchedule)
+    ):
+        which = "sla.finish_by" if sla.finish_by else "sla.start_by"
+        received = pipeline.schedule.kind + " schedule" if pipeline.schedule else "no schedule"
+        problems.append(
+            Problem(
+                f"{which} applies to each schedule slot, but the pipeline has {received}; expected a cron or interval "
+                "schedule, or sla.fresh_within for unscheduled and dataset-scheduled pipelines",
+                pipeline=pipeline.id,
+            )
         )
     return problems

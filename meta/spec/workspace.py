@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
-from meta.spec.model import Duration, Identifier, Model
+from meta.spec.model import SLA, ChannelRef, DatasetUri, Duration, Escalation, Identifier, Model, Schedule
 
 SECRET_REF = re.compile(r"^\$\{secret:[A-Za-z0-9_.\-/]+\}$")
 _EMBEDDED_REF = re.compile(r"\$\{secret:[A-Za-z0-9_.\-/]+\}")
@@ -233,6 +233,62 @@ class Team(Model):
     description: str | None = None
 
 
+class WatchedSla(Model):
+    """An SLA the control plane watches on pipelines meta did not build (DAGs and flows it only observes), or on a
+    dataset. meta cannot read an external pipeline's schedule, so ``finish_by`` / ``start_by`` need ``schedule``."""
+
+    pipeline: PipelinePattern | None = Field(default=None, description="an observed DAG/flow id, or a glob")
+    dataset: DatasetUri | None = Field(
+        default=None, description="a dataset URI: fresh when a task listing it in outputs succeeded (sla.fresh_within)"
+    )
+    backend: Name | None = Field(
+        default=None, description="only on this backend (default: every backend it is seen on)"
+    )
+    team: Name | None = Field(default=None, description="for a dataset: the team that sees it (default: admins only)")
+    schedule: Schedule | None = Field(default=None, description="the external pipeline's schedule, for slot SLAs")
+    timezone: str = Field(default="UTC", description="the timezone of finish_by / start_by")
+    sla: SLA
+    tasks: dict[Identifier, Duration] = Field(default_factory=dict, description="task id -> its max_duration")
+    on_sla_miss: tuple[ChannelRef, ...] = Field(default=(), description="channels told about each miss")
+    sla_escalation: Escalation | None = None
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, value: Any) -> Any:
+        """As in pipeline specs: ``"0 1 * * *"``, ``{cron: ...}`` or ``{every: 1h}``."""
+        if isinstance(value, str):
+            return {"kind": "cron", "cron": value}
+        if isinstance(value, dict) and "kind" not in value:
+            if "cron" in value:
+                return {"kind": "cron", **value}
+            if "every" in value:
+                return {"kind": "interval", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> WatchedSla:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from meta.spec.model import CronSchedule, IntervalSchedule
+
+        if (self.pipeline is None) == (self.dataset is None):
+            raise ValueError("an SLA entry names either 'pipeline' or 'dataset'")
+        if self.dataset is not None and (set(self.sla.kinds()) - {"fresh_within"} or self.tasks):
+            raise ValueError("a dataset SLA takes only sla.fresh_within")
+        if (self.sla.finish_by or self.sla.start_by) and not isinstance(self.schedule, CronSchedule | IntervalSchedule):
+            raise ValueError(
+                "finish_by / start_by apply to each schedule slot: give the external pipeline's 'schedule' "
+                "(e.g. schedule: {cron: '0 1 * * *'}), or use fresh_within"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {self.timezone!r}; expected an IANA name like 'Europe/Zurich'"
+            ) from None
+        return self
+
+
 class ControlPlane(Model):
     """How ``meta serve`` runs: where it keeps its store, where it listens, how often it polls."""
 
@@ -303,6 +359,9 @@ class Workspace(Model):
     placements: tuple[Placement, ...] = Field(default=(), description="which pipelines run on which backend")
     teams: dict[Name, Team] = Field(default_factory=dict, description="team name -> the pipelines it owns")
     control_plane: ControlPlane = Field(default_factory=ControlPlane)
+    slas: tuple[WatchedSla, ...] = Field(
+        default=(), description="SLAs on pipelines meta did not build, and on datasets (the control plane watches them)"
+    )
 
     @model_validator(mode="after")
     def _cross_field_checks(self) -> Workspace:
