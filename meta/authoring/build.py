@@ -269,8 +269,11 @@ def _raw_structure(model: dict[str, Any]) -> list[Problem]:
             continue
         raw_ups = task.get("upstream")
         ups = [str(u) for u in raw_ups if isinstance(u, str | int)] if isinstance(raw_ups, list) else []
-        action = {k: v for k, v in (task.get("action") or {}).items() if k != "kind"}
-        shapes.append(TaskShape(str(task["id"]), ups, action, task.get("params") or {}))
+        raw_action, raw_params = task.get("action"), task.get("params")
+        # Field errors already report a non-mapping action or params; the whole-pipeline checks skip them.
+        action = {k: v for k, v in raw_action.items() if k != "kind"} if isinstance(raw_action, dict) else {}
+        params = raw_params if isinstance(raw_params, dict) else {}
+        shapes.append(TaskShape(str(task["id"]), ups, action, params))
     defaults = {
         name: param["default"]
         for name, param in (model.get("params") or {}).items()

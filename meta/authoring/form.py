@@ -52,11 +52,12 @@ TASK_FIELDS = (
     "outputs",
     "params",
     "description",
+    "max_duration",
 )
 TASK_KEYS = (*ACTION_KINDS, "with", "kwargs", *TASK_FIELDS)
 DEFAULTS_KEYS = ("retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout", "pool", "trigger_rule")
-SLA_KEYS = ("finish_by", "start_by", "max_duration")
-ALERT_KEYS = ("on_failure", "on_retry", "on_success", "on_sla_miss")
+SLA_KEYS = ("finish_by", "start_by", "max_duration", "fresh_within", "deadlines")
+ALERT_KEYS = ("on_failure", "on_retry", "on_success", "on_sla_miss", "sla_escalation")
 PARAM_KEYS = tuple(sorted({f.alias or name for name, f in Param.model_fields.items()}))
 ACTION_FIELDS = {
     "shell": ("command", "env", "cwd"),

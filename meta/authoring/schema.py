@@ -72,6 +72,7 @@ def json_schema() -> dict[str, Any]:
         "upstream": {"anyOf": [ref["identifier"], {"type": "array", "items": ref["identifier"]}]},
         **settings,
         "max_active": {"type": "integer", "minimum": 1},
+        "max_duration": ref["duration"],
         "inputs": uris,
         "outputs": uris,
         "params": any_map,
@@ -127,9 +128,31 @@ def json_schema() -> dict[str, Any]:
                 "finish_by": {"type": "string", "description": "local time of day, 'HH:MM'"},
                 "start_by": {"type": "string", "description": "local time of day, 'HH:MM'"},
                 "max_duration": ref["duration"],
+                "fresh_within": ref["duration"],
+                "deadlines": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "reference": {"enum": ["logical_date", "queued_at", "average_runtime", "fixed"]},
+                            "interval": ref["duration"],
+                            "at": {"type": "string", "description": "ISO date-time with a UTC offset (fixed)"},
+                            "max_runs": {"type": "integer", "minimum": 1},
+                            "min_runs": {"type": "integer", "minimum": 1},
+                        },
+                        ("reference",),
+                    ),
+                },
             }
         ),
-        "alerts": _obj({k: {"type": "array", "items": ref["channel"]} for k in form.ALERT_KEYS}),
+        "alerts": _obj(
+            {
+                **{k: {"type": "array", "items": ref["channel"]} for k in form.ALERT_KEYS if k != "sla_escalation"},
+                "sla_escalation": _obj(
+                    {"after": ref["duration"], "channels": {"type": "array", "items": ref["channel"], "minItems": 1}},
+                    ("after", "channels"),
+                ),
+            }
+        ),
         "tasks": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/task"}},
     }
     return {

@@ -170,6 +170,19 @@ def _task(task: Task) -> dict[str, Any]:
             out[name] = list(getattr(task, name))
     if task.params:
         out["params"] = dict(task.params)
+    if task.max_duration is not None:
+        out["max_duration"] = _duration(task.max_duration)
+    return out
+
+
+def _deadline(deadline: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"reference": deadline.reference, "interval": _duration(deadline.interval)}
+    if deadline.at is not None:
+        out["at"] = _datetime(deadline.at)
+    if deadline.reference == "average_runtime":
+        out["max_runs"] = deadline.max_runs
+        if deadline.min_runs is not None:
+            out["min_runs"] = deadline.min_runs
     return out
 
 
@@ -206,8 +219,19 @@ def to_authoring(pipeline: Pipeline) -> dict[str, Any]:
                 sla[name] = _time(getattr(p.sla, name))
         if p.sla.max_duration is not None:
             sla["max_duration"] = _duration(p.sla.max_duration)
+        if p.sla.fresh_within is not None:
+            sla["fresh_within"] = _duration(p.sla.fresh_within)
+        if p.sla.deadlines:
+            sla["deadlines"] = [_deadline(d) for d in p.sla.deadlines]
         out["sla"] = sla
-    alerts = {name: list(getattr(p.alerts, name)) for name in type(p.alerts).model_fields if getattr(p.alerts, name)}
+    alerts: dict[str, Any] = {
+        name: list(getattr(p.alerts, name))
+        for name in ("on_failure", "on_retry", "on_success", "on_sla_miss")
+        if getattr(p.alerts, name)
+    }
+    if p.alerts.sla_escalation is not None:
+        escalation = p.alerts.sla_escalation
+        alerts["sla_escalation"] = {"after": _duration(escalation.after), "channels": list(escalation.channels)}
     if alerts:
         out["alerts"] = alerts
     out["tasks"] = {t.id: _task(t) for t in p.tasks}

@@ -35,8 +35,8 @@ def ticks(
         out = _interval_ticks(schedule.every, _aware(start_date) or INTERVAL_ANCHOR, after, until, limit)
     else:
         return []
-    if start_date is not None:
-        begin = _aware(start_date)
+    begin = _aware(start_date)
+    if begin is not None:
         out = [t for t in out if t >= begin]
     return out
 
