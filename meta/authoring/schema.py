@@ -11,7 +11,7 @@ from typing import Any
 
 from meta.authoring import form
 from meta.spec.durations import EXPECTED as DURATION_HELP
-from meta.spec.model import ACTION_KINDS, CALLABLE_PATTERN, CHANNEL_PATTERN, IDENTIFIER_PATTERN
+from meta.spec.model import ACTION_KINDS, CALLABLE_PATTERN, CHANNEL_PATTERN, DEADLINE_REFERENCES, IDENTIFIER_PATTERN
 from meta.spec.states import TriggerRule
 
 SCHEMA_ID = "https://meta-orchestrator.dev/schema/pipeline.json"
@@ -133,7 +133,7 @@ def json_schema() -> dict[str, Any]:
                     "type": "array",
                     "items": _obj(
                         {
-                            "reference": {"enum": ["logical_date", "queued_at", "average_runtime", "fixed"]},
+                            "reference": {"enum": list(DEADLINE_REFERENCES)},
                             "interval": ref["duration"],
                             "at": {"type": "string", "description": "ISO date-time with a UTC offset (fixed)"},
                             "max_runs": {"type": "integer", "minimum": 1},

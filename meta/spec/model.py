@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -331,7 +331,8 @@ class Param(Model):
         return out
 
 
-DEADLINE_REFERENCES = ("logical_date", "queued_at", "average_runtime", "fixed")
+DeadlineReference = Literal["logical_date", "queued_at", "average_runtime", "fixed"]
+DEADLINE_REFERENCES: tuple[str, ...] = get_args(DeadlineReference)
 
 
 class Deadline(Model):
@@ -342,7 +343,7 @@ class Deadline(Model):
     ``fixed``: the instant ``at``. Kept in this shape so an imported Airflow deadline maps without loss.
     """
 
-    reference: Literal["logical_date", "queued_at", "average_runtime", "fixed"]
+    reference: DeadlineReference
     interval: Duration = Field(default=timedelta(0), description="added to the reference")
     at: datetime | None = Field(default=None, description="the fixed instant (reference: fixed), with a UTC offset")
     max_runs: Annotated[int, Field(ge=1)] = Field(default=10, description="average_runtime: runs averaged at most")
@@ -395,6 +396,24 @@ class SLA(Model):
         return (*out, *(d.name for d in self.deadlines))
 
 
+def known_timezone(value: str) -> str:
+    """``value`` if it names an IANA timezone, else a ValueError saying what is expected."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r}; expected an IANA name like 'Europe/Zurich' or 'UTC'") from None
+    return value
+
+
+def slot_sla_problem(sla: SLA | None, schedule: Schedule | None, fix: str) -> str | None:
+    """Why ``finish_by`` / ``start_by`` cannot apply (they need schedule slots), or None; ``fix`` says what to do."""
+    if sla is None or not (sla.finish_by or sla.start_by) or isinstance(schedule, CronSchedule | IntervalSchedule):
+        return None
+    which = "sla.finish_by" if sla.finish_by else "sla.start_by"
+    received = schedule.kind + " schedule" if schedule else "no schedule"
+    return f"{which} applies to each schedule slot, but the pipeline has {received}; {fix}"
+
+
 class Escalation(Model):
     """When an SLA miss is still unresolved ``after`` this long, tell ``channels`` too (once per miss)."""
 
@@ -439,13 +458,7 @@ class Pipeline(Model):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown timezone {value!r}; expected an IANA name like 'Europe/Zurich' or 'UTC'"
-            ) from None
-        return value
+        return known_timezone(value)
 
     @model_validator(mode="after")
     def _structure(self) -> Pipeline:
@@ -509,19 +522,11 @@ def _structural_problems(pipeline: Pipeline) -> list[Problem]:
         problems.append(
             Problem(f"end_date {pipeline.end_date} is before start_date {pipeline.start_date}", pipeline=pipeline.id)
         )
-    sla = pipeline.sla
-    if (
-        sla is not None
-        and (sla.finish_by or sla.start_by)
-        and not isinstance(pipeline.schedule, CronSchedule | IntervalSchedule)
-    ):
-        which = "sla.finish_by" if sla.finish_by else "sla.start_by"
-        received = pipeline.schedule.kind + " schedule" if pipeline.schedule else "no schedule"
-        problems.append(
-            Problem(
-                f"{which} applies to each schedule slot, but the pipeline has {received}; expected a cron or interval "
-                "schedule, or sla.fresh_within for unscheduled and dataset-scheduled pipelines",
-                pipeline=pipeline.id,
-            )
-        )
+    slot_problem = slot_sla_problem(
+        pipeline.sla,
+        pipeline.schedule,
+        "expected a cron or interval schedule, or sla.fresh_within for unscheduled and dataset-scheduled pipelines",
+    )
+    if slot_problem:
+        problems.append(Problem(slot_problem, pipeline=pipeline.id))
     return problems

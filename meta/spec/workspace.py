@@ -20,7 +20,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
-from meta.spec.model import SLA, ChannelRef, DatasetUri, Duration, Escalation, Identifier, Model, Schedule
+from meta.spec.model import (
+    SLA,
+    ChannelRef,
+    DatasetUri,
+    Duration,
+    Escalation,
+    Identifier,
+    Model,
+    Schedule,
+    known_timezone,
+    slot_sla_problem,
+)
 
 SECRET_REF = re.compile(r"^\$\{secret:[A-Za-z0-9_.\-/]+\}$")
 _EMBEDDED_REF = re.compile(r"\$\{secret:[A-Za-z0-9_.\-/]+\}")
@@ -265,27 +276,23 @@ class WatchedSla(Model):
                 return {"kind": "interval", **value}
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return known_timezone(value)
+
     @model_validator(mode="after")
     def _one_subject(self) -> WatchedSla:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        from meta.spec.model import CronSchedule, IntervalSchedule
-
         if (self.pipeline is None) == (self.dataset is None):
             raise ValueError("an SLA entry names either 'pipeline' or 'dataset'")
         if self.dataset is not None and (set(self.sla.kinds()) - {"fresh_within"} or self.tasks):
             raise ValueError("a dataset SLA takes only sla.fresh_within")
-        if (self.sla.finish_by or self.sla.start_by) and not isinstance(self.schedule, CronSchedule | IntervalSchedule):
-            raise ValueError(
-                "finish_by / start_by apply to each schedule slot: give the external pipeline's 'schedule' "
-                "(e.g. schedule: {cron: '0 1 * * *'}), or use fresh_within"
-            )
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown timezone {self.timezone!r}; expected an IANA name like 'Europe/Zurich'"
-            ) from None
+        # meta cannot read an external pipeline's schedule: the entry must say it
+        problem = slot_sla_problem(
+            self.sla, self.schedule, "give the external pipeline's 'schedule' (e.g. '0 1 * * *'), or use fresh_within"
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
 

@@ -226,20 +226,18 @@ class _Judge:
         history: Sequence[float],
         task: str | None = None,
         slot: str | None = None,
-        ended_at: datetime | None = None,
         ended: bool | None = None,
-        succeeded: bool | None = None,
     ) -> None:
-        """A run (or task try) must have ended by ``deadline``."""
+        """A run (or task try) must have ended by ``deadline``. ``ended`` overrides ``run.ended`` for a task try,
+        which also ends in states a run never has (up_for_retry)."""
         ended = run.ended if ended is None else ended
-        ended_at = run.ended_at if ended_at is None else ended_at
-        succeeded = run.state == "success" if succeeded is None else succeeded
+        ended_at = run.ended_at
         slot = slot or run.run_id
         if ended and ended_at is not None and ended_at <= deadline:
             self.add(SlotStatus(kind, slot, MET, deadline, f"ended {_iso(ended_at)}", run.run_id, task))
             return
         if ended and ended_at is not None:
-            resolved = ended_at if succeeded else None
+            resolved = ended_at if run.state == "success" else None
             self.add(
                 SlotStatus(
                     kind,
@@ -255,7 +253,7 @@ class _Judge:
             return
         verdict = self.passed(deadline)
         if verdict is None:
-            at_risk, why = self.risk(begin, deadline, run.started_at if task is None else begin, history)
+            at_risk, why = self.risk(begin, deadline, run.started_at, history)
             self.add(
                 SlotStatus(
                     kind,
