@@ -45,6 +45,7 @@ def _plane(loaded: Any) -> Any:
         resolve_connections(loaded, pipelines),
         database_url=database_url(loaded),
         declared_teams=declared_teams(loaded, pipelines.pipelines),
+        pipelines=pipelines.pipelines,
     )
 
 
@@ -74,6 +75,8 @@ def in_process_api(plane: Any) -> Any:
     for backend, health in plane.refresh().items():
         if health != "ok":
             click.echo(f"warning: backend {backend} is {health}; its runs are shown as last observed", err=True)
+    # ... and judge every SLA once; the notices it owes are left to `meta serve` (a query never sends alerts)
+    plane.sla(deliver=False).tick()
     token = "meta_local_" + secrets.token_urlsafe(24)
     app = create_app(plane.context(), bootstrap_admin_token=token)
     client = ApiClient("in-process", token, http=TestClient(app, base_url="http://in-process/api/v1"))

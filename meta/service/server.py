@@ -9,9 +9,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meta.plugins.manager import get_observer_kind
 from meta.plugins.observers import BackendConnection, Triggerable
@@ -19,7 +19,11 @@ from meta.service.context import ServiceContext
 from meta.service.runtime import BackendWatch, ObserverRuntime
 from meta.service.store.db import Store, open_store, redact
 from meta.spec.errors import MetaError
+from meta.spec.model import Pipeline
 from meta.spec.workspace import Workspace
+
+if TYPE_CHECKING:
+    from meta.service.sla import SlaEngine
 
 
 def listen_address(workspace: Workspace) -> tuple[str, int]:
@@ -41,7 +45,9 @@ class ControlPlane:
     connections: list[BackendConnection]
     team_of: Callable[[str], str | None]
     watches: list[BackendWatch]
+    pipelines: Sequence[Pipeline] = ()
     runtime: ObserverRuntime | None = None
+    sla_engine: SlaEngine | None = None
     # backend -> {"lag_seconds": ...}: written by the runtime, read by /metrics (plain floats; no lock needed)
     live_stats: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -53,7 +59,9 @@ class ControlPlane:
         *,
         database_url: str,
         declared_teams: dict[str, str | None] | None = None,
+        pipelines: Sequence[Pipeline] = (),
     ) -> ControlPlane:
+        """``pipelines``: the workspace's loaded specs (their SLAs are watched on every backend they are placed on)."""
         declared = declared_teams or {}
         try:
             store = open_store(database_url)
@@ -66,12 +74,31 @@ class ControlPlane:
         # Observers are plain objects until the runtime starts their threads: ``meta trigger`` without a server
         # uses them to start runs, ``meta serve`` also to watch.
         watches = [BackendWatch(c, get_observer_kind(c.kind).create(c)) for c in connections]
-        return cls(workspace, store, connections, team_of, watches)
+        return cls(workspace, store, connections, team_of, watches, pipelines=tuple(pipelines))
 
     def start_observers(self, on_change: Callable[..., None] | None = None) -> ObserverRuntime:
         self.runtime = self._runtime(on_change)
         self.runtime.start()
         return self.runtime
+
+    def sla(self, *, deliver: bool = True) -> SlaEngine:
+        """The SLA engine over this plane's store (``start_sla_engine`` runs it on its timer)."""
+        from meta.service.sla import SlaEngine
+
+        runtime = self.runtime
+        return SlaEngine(
+            self.store,
+            self.workspace,
+            self.pipelines,
+            team_of=self.team_of,
+            poll_now=runtime.poll_now if runtime is not None else None,
+            deliver=deliver,
+        )
+
+    def start_sla_engine(self) -> SlaEngine:
+        self.sla_engine = self.sla()
+        self.sla_engine.start()
+        return self.sla_engine
 
     def refresh(self, timeout: float = 20.0) -> dict[str, str]:
         """One poll of every backend into the store, without serving: backend -> health afterwards."""
@@ -130,6 +157,8 @@ class ControlPlane:
         return map_and_wake
 
     def close(self) -> None:
+        if self.sla_engine is not None:
+            self.sla_engine.stop()
         if self.runtime is not None:
             self.runtime.stop()  # closes the observers too
         else:
@@ -155,6 +184,7 @@ def serve(
         plane.context(), bootstrap_admin_token=admin_token, bootstrap_ingest_token=ingest_token, stopping=stopping
     )
     plane.start_observers()  # after the app exists: a refused configuration starts nothing
+    plane.start_sla_engine()
     reporter = threading.Thread(target=_report_health, args=(plane, stop_reporting), name="health", daemon=True)
     reporter.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")

@@ -149,7 +149,16 @@ def evaluate(
     upcoming = next_tick(spec.schedule, spec.timezone, now, spec.start_date)
     if upcoming is not None and (sla is not None and (sla.finish_by or sla.start_by)):
         judge.wake_at(upcoming)
-    statuses = [s for s in judge.statuses if s.deadline is None or s.deadline >= since]
+    # Nothing from before watching began is judged, except a run (or task try) still open past its limit: that
+    # miss is happening now, and a control plane started late must still catch it.
+    still_open = {r.run_id for r in facts.runs if not r.ended}
+    statuses = [
+        s
+        for s in judge.statuses
+        if s.deadline is None
+        or s.deadline >= since
+        or (s.run_id in still_open and s.kind not in ("finish_by", "start_by") and s.state != MET)
+    ]
     return Evaluation(statuses, judge.next_check(), judge.waiting)
 
 

@@ -186,3 +186,72 @@ class TriggerRow(Base):
     requested_by: Mapped[str] = mapped_column(String(100))
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# ---------------------------------------------------------------------------------------------- SLAs (meta.service.sla)
+
+
+class SlaTrackingRow(Base):
+    """When the control plane began watching an SLA subject: nothing before it is judged, even after a restart."""
+
+    __tablename__ = "sla_tracking"
+
+    backend: Mapped[str] = mapped_column(String(63), primary_key=True)  # "*" for a dataset
+    subject: Mapped[str] = mapped_column(KEY, primary_key=True)  # a pipeline id or "dataset:<uri>"
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SlaSlotRow(Base):
+    """One SLA kind for one slot (a schedule tick, a run, a task try, a stale stretch) of one pipeline on one
+    backend. ``missed_at`` is set once, when the miss is first recorded, and never cleared: a miss stays a miss
+    (``resolved_at`` says when the late run finally succeeded)."""
+
+    __tablename__ = "sla_slots"
+    __table_args__ = (
+        UniqueConstraint("backend", "subject", "kind", "slot", name="uq_sla_slots_key"),
+        Index("ix_sla_slots_change_seq", "change_seq"),
+        Index("ix_sla_slots_deadline", "deadline"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    subject: Mapped[str] = mapped_column(KEY)
+    team: Mapped[str | None] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(120))
+    slot: Mapped[str] = mapped_column(KEY)
+    state: Mapped[str] = mapped_column(String(16))  # pending / at_risk / met / missed / unknown
+    deadline: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[str | None] = mapped_column(KEY)
+    task_id: Mapped[str | None] = mapped_column(KEY)
+    first_at_risk_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    missed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class SlaNoticeRow(Base):
+    """One notice about one missed slot: ``miss``, ``escalation`` or ``recovery``, each at most once (the unique key).
+    Written in the transaction that records the miss (or its recovery), then delivered: a restart finds what is
+    still ``due`` and delivers it; the alert store's per-channel dedup absorbs a send that happened just before a
+    crash. ``status``: due / sent / rate_limited / failed / cancelled / native (left to the backend's own alert)."""
+
+    __tablename__ = "sla_notices"
+    __table_args__ = (
+        UniqueConstraint("backend", "subject", "kind", "slot", "stage", name="uq_sla_notices_key"),
+        Index("ix_sla_notices_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    subject: Mapped[str] = mapped_column(KEY)
+    kind: Mapped[str] = mapped_column(String(120))
+    slot: Mapped[str] = mapped_column(KEY)
+    stage: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # per channel: status, error

@@ -11,8 +11,14 @@ from meta import settings
 from meta.semantics.context import render
 from meta.spec.durations import format_duration
 
-EVENTS = ("failure", "retry", "success", "sla_miss", "message")
-TITLES = {"failure": "failed", "retry": "is retrying", "success": "succeeded", "sla_miss": "missed its SLA"}
+EVENTS = ("failure", "retry", "success", "sla_miss", "sla_recovered", "message")
+TITLES = {
+    "failure": "failed",
+    "retry": "is retrying",
+    "success": "succeeded",
+    "sla_miss": "missed its SLA",
+    "sla_recovered": "recovered from an SLA miss",
+}
 
 DEFAULT_TEMPLATE = (
     "{% if message %}{{ message }}\n{% endif %}"
@@ -28,8 +34,8 @@ DEFAULT_SUBJECT = "[meta] {{ pipeline }} {{ title }}{% if task %}: {{ task }}{% 
 
 @dataclass(frozen=True)
 class AlertEvent:
-    """One thing to tell people about. ``event`` is failure, retry, success, sla_miss or message (the ``alert``
-    op). ``duration`` is in seconds. ``url`` overrides the computed link to the backend's UI."""
+    """One thing to tell people about. ``event`` is failure, retry, success, sla_miss, sla_recovered or message
+    (the ``alert`` op). ``duration`` is in seconds. ``url`` overrides the computed link to the backend's UI."""
 
     pipeline_id: str
     run_id: str

@@ -1,0 +1,97 @@
+"""Delivering owed notices through the alert operators (their per-channel dedup and rate limits).
+
+A notice is settled only after ``send_alert`` returns. A control plane killed in between finds it still due and
+sends it again: the alert store then answers ``duplicate`` for every channel that already got it, so each channel
+hears of each miss once. A channel that fails is retried with backoff (the others are not resent: their claims
+are marked sent), up to ``MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from meta.builtin.operators.alerts import AlertEvent, AlertOutcome, send_alert
+from meta.builtin.operators.alerts.store import AlertStore
+from meta.service.sla import records
+from meta.service.store.db import Store
+from meta.service.store.orm import SlaNoticeRow, SlaSlotRow
+
+log = logging.getLogger("meta.service.sla")
+
+MAX_ATTEMPTS = 8
+Sender = Callable[[list[str], AlertEvent], list[AlertOutcome]]
+
+
+def default_sender(alert_store: AlertStore | None = None) -> Sender:
+    def send(channels: list[str], event: AlertEvent) -> list[AlertOutcome]:
+        return send_alert(channels, event, store=alert_store)
+
+    return send
+
+
+def event_of(notice: SlaNoticeRow, slot: SlaSlotRow | None, backend_kind: str) -> AlertEvent:
+    """The alert for ``notice``. Its dedup key names the backend, kind, slot and stage, so two backends missing
+    the same slot are two alerts, and the same notice delivered twice is one."""
+    pipeline = notice.subject.removeprefix("dataset:")
+    deadline = slot.deadline.isoformat(timespec="seconds") if slot and slot.deadline else "-"
+    detail = slot.detail if slot else ""
+    if notice.stage == records.RECOVERY:
+        event, message = "sla_recovered", f"SLA {notice.kind} recovered on {notice.backend}: {detail}"
+    elif notice.stage == records.ESCALATION:
+        event = "sla_miss"
+        message = f"ESCALATED: SLA {notice.kind} still missed on {notice.backend} (deadline {deadline}): {detail}"
+    else:
+        event = "sla_miss"
+        message = f"SLA {notice.kind} missed on {notice.backend} (deadline {deadline}): {detail}"
+    return AlertEvent(
+        pipeline_id=pipeline,
+        run_id=(slot.run_id if slot and slot.run_id else notice.slot),
+        event=event,
+        task_id=slot.task_id if slot else None,
+        backend=backend_kind,
+        message=message,
+        dedup_key=f"sla_{notice.stage}:{notice.backend}:{notice.kind}:{notice.slot}",
+        extra={"sla_kind": notice.kind, "slot": notice.slot, "deadline": deadline, "backend_name": notice.backend},
+    )
+
+
+def deliver_due(
+    store: Store, now: datetime, sender: Sender, kind_of: Callable[[str], str], limit: int = 100
+) -> list[tuple[SlaNoticeRow, str]]:
+    """Send every notice due at ``now``; returns (notice, status) for each one settled or retried."""
+    with store.reading() as session:
+        due = records.due_notices(session, now, limit)
+        slots = {n.id: records.slot_of(session, n) for n in due}
+    done = []
+    for notice in due:
+        event = event_of(notice, slots[notice.id], kind_of(notice.backend))
+        try:
+            outcomes = sender(list(notice.channels), event)
+        except Exception as exc:  # a bug in a channel must not stop the engine; retried like a failure
+            log.exception("SLA notice %s could not be sent", notice.id)
+            outcomes = [AlertOutcome(c, "failed", type(exc).__name__) for c in notice.channels]
+        summary = [{"channel": o.channel, "status": o.status, "error": o.error} for o in outcomes]
+        failed = [o for o in outcomes if o.status == "failed"]
+        status, retry_in = records.SENT, None
+        if failed and notice.attempts + 1 < MAX_ATTEMPTS:
+            retry_in = timedelta(seconds=min(300, 2 ** (notice.attempts + 1)))
+            status = records.DUE
+        elif failed:
+            status = records.FAILED
+        elif outcomes and all(o.status == "rate_limited" for o in outcomes):
+            status = records.RATE_LIMITED
+        with store.transaction() as session:
+            records.settle(session, notice.id, status, summary, now, retry_in)
+        if failed:
+            log.warning(
+                "SLA notice %s %s/%s %s: %s",
+                notice.stage,
+                notice.backend,
+                notice.subject,
+                notice.kind,
+                "; ".join(f"{o.channel}: {o.error}" for o in failed),
+            )
+        done.append((notice, status))
+    return done

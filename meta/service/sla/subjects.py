@@ -1,0 +1,158 @@
+"""What the engine watches: one ``WatchedSubject`` per (backend, pipeline) with an SLA, and per dataset SLA.
+
+Three sources: placed meta-built pipelines whose spec has ``sla`` or a task ``max_duration`` (on every backend they
+are placed on); the workspace's ``slas:`` entries for pipelines meta did not build (a glob matched against the
+pipelines the store has seen, or an exact id on a named backend, so a DAG that never ran still misses its slots);
+and ``slas:`` entries on a dataset, fresh when any task listing it in ``outputs`` succeeded, on any backend.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+
+from meta.semantics.sla import SlaSpec
+from meta.spec.model import CronSchedule, Escalation, IntervalSchedule, Pipeline
+from meta.spec.workspace import WatchedSla, Workspace
+
+DATASET_BACKEND = "*"  # a dataset's SLA spans backends
+
+
+@dataclass(frozen=True)
+class WatchedSubject:
+    backend: str  # a backend name, or DATASET_BACKEND
+    backend_kind: str
+    subject: str  # the pipeline id, or "dataset:<uri>"
+    team: str | None
+    spec: SlaSpec
+    channels: tuple[str, ...] = ()
+    escalation: Escalation | None = None
+    # SLA kinds whose first notice the backend sends itself (Airflow's Deadline Alerts in DAGs meta generated)
+    native: frozenset[str] = frozenset()
+    # for a dataset: (backend, pipeline, task) that write it
+    producers: tuple[tuple[str, str, str], ...] = field(default=())
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.backend, self.subject)
+
+    @property
+    def is_dataset(self) -> bool:
+        return self.backend == DATASET_BACKEND
+
+
+def watched_subjects(
+    workspace: Workspace,
+    pipelines: Sequence[Pipeline],
+    seen: Iterable[tuple[str, str]],
+    team_of: Callable[[str], str | None],
+) -> list[WatchedSubject]:
+    """Every subject to watch now. ``seen``: (backend, pipeline id) the store knows (observed DAGs and flows)."""
+    kinds = {name: backend.kind for name, backend in workspace.backends.items()}
+    out: dict[tuple[str, str], WatchedSubject] = {}
+    for pipeline in pipelines:
+        limits = {t.id: t.max_duration for t in pipeline.tasks if t.max_duration is not None}
+        if pipeline.sla is None and not limits:
+            continue
+        spec = SlaSpec(
+            sla=pipeline.sla,
+            task_limits=limits,
+            schedule=pipeline.schedule if isinstance(pipeline.schedule, CronSchedule | IntervalSchedule) else None,
+            timezone=pipeline.timezone,
+            start_date=pipeline.start_date,
+        )
+        for backend in workspace.backends_of(pipeline.id):
+            kind = kinds.get(backend, "")
+            out[(backend, pipeline.id)] = WatchedSubject(
+                backend,
+                kind,
+                pipeline.id,
+                team_of(pipeline.id),
+                spec,
+                tuple(pipeline.alerts.on_sla_miss),
+                pipeline.alerts.sla_escalation,
+                native_kinds(kind, pipeline),
+            )
+    seen_by_backend: dict[str, set[str]] = {}
+    for backend, pipeline_id in seen:
+        seen_by_backend.setdefault(backend, set()).add(pipeline_id)
+    for entry in workspace.slas:
+        if entry.dataset is not None:
+            subject = _dataset_subject(entry, pipelines, workspace)
+            out[subject.key] = subject
+            continue
+        assert entry.pipeline is not None
+        for backend in [entry.backend] if entry.backend else list(workspace.backends):
+            ids = {p for p in seen_by_backend.get(backend, ()) if fnmatch.fnmatchcase(p, entry.pipeline)}
+            if entry.backend and not _is_glob(entry.pipeline):
+                ids.add(entry.pipeline)  # watched before its first run: a slot with no run is a miss
+            for pipeline_id in sorted(ids):
+                out[(backend, pipeline_id)] = WatchedSubject(
+                    backend,
+                    kinds.get(backend, ""),
+                    pipeline_id,
+                    entry.team or team_of(pipeline_id),
+                    _entry_spec(entry),
+                    tuple(entry.on_sla_miss),
+                    entry.sla_escalation,
+                )
+    return list(out.values())
+
+
+def _entry_spec(entry: WatchedSla) -> SlaSpec:
+    return SlaSpec(sla=entry.sla, task_limits=dict(entry.tasks), schedule=entry.schedule, timezone=entry.timezone)
+
+
+def _dataset_subject(entry: WatchedSla, pipelines: Sequence[Pipeline], workspace: Workspace) -> WatchedSubject:
+    assert entry.dataset is not None
+    producers = tuple(
+        (backend, pipeline.id, task.id)
+        for pipeline in pipelines
+        for task in pipeline.tasks
+        if entry.dataset in task.outputs
+        for backend in workspace.backends_of(pipeline.id)
+    )
+    return WatchedSubject(
+        DATASET_BACKEND,
+        "dataset",
+        f"dataset:{entry.dataset}",
+        entry.team,
+        _entry_spec(entry),
+        tuple(entry.on_sla_miss),
+        entry.sla_escalation,
+        producers=producers,
+    )
+
+
+def native_kinds(backend_kind: str, pipeline: Pipeline) -> frozenset[str]:
+    """The SLA kinds a DAG meta generated for Airflow alerts itself (Deadline Alerts calling meta's callback):
+    ``max_duration``, ``finish_by`` on a schedule firing at one time of day, and every ``deadlines`` entry. The
+    engine records their state but leaves their first notice to Airflow, so no miss is announced twice."""
+    sla = pipeline.sla
+    if backend_kind != "airflow" or sla is None:
+        return frozenset()
+    kinds = {d.name for d in sla.deadlines}
+    if sla.max_duration is not None:
+        kinds.add("max_duration")
+    if sla.finish_by is not None and daily_time(pipeline) is not None:
+        kinds.add("finish_by")
+    return frozenset(kinds)
+
+
+def daily_time(pipeline: Pipeline) -> time | None:
+    """The time of day a cron schedule fires, when it fires at one fixed minute and hour (else None)."""
+    schedule = pipeline.schedule
+    if not isinstance(schedule, CronSchedule):
+        return None
+    minute, hour = schedule.expression.split()[:2]
+    return time(int(hour), int(minute)) if minute.isdigit() and hour.isdigit() else None
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def escalation_delay(subject: WatchedSubject) -> timedelta | None:
+    return subject.escalation.after if subject.escalation is not None else None

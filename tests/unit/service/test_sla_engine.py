@@ -1,0 +1,209 @@
+"""The SLA engine over a real SQLite store, on a controlled clock: each miss recorded and announced once, across
+ticks and restarts; a recovery once; an escalation after its delay (none when the run recovers first); a deadline
+passed before the backend's facts cover it is not called yet, and the engine asks for a poll.
+
+Delivery goes through ``sender`` (the seam ``send_alert`` sits behind); the real HTTP and SMTP channels are
+proven in tests/integration/service/test_sla_real.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from meta.builtin.operators.alerts import AlertEvent, AlertOutcome
+from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
+from meta.service.sla import SlaEngine
+from meta.service.store import queries
+from meta.service.store.db import Store, open_store
+from meta.service.store.orm import BackendRow, SlaNoticeRow, SlaSlotRow
+from meta.spec.model import Pipeline
+from meta.spec.workspace import Workspace
+
+T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, AlertEvent]] = []
+
+    def __call__(self, channels: list[str], event: AlertEvent) -> list[AlertOutcome]:
+        self.sent.extend((c, event) for c in channels)
+        return [AlertOutcome(c, "sent") for c in channels]
+
+    def of(self, event: str) -> list[tuple[str, str]]:
+        return [(c, e.extra["sla_kind"]) for c, e in self.sent if e.event == event]
+
+
+def pipeline(**sla: Any) -> Pipeline:
+    return Pipeline.model_validate(
+        {
+            "id": "sales",
+            "schedule": {"kind": "cron", "cron": "0 8 * * *"},
+            "sla": sla,
+            "alerts": {
+                "on_sla_miss": ["webhook:oncall"],
+                "sla_escalation": {"after": "30s", "channels": ["email:boss"]},
+            },
+            "tasks": [{"id": "load", "action": {"kind": "shell", "command": "true"}}],
+        }
+    )
+
+
+WORKSPACE = Workspace.model_validate(
+    {
+        "backends": {"loc": {"kind": "local"}, "af": {"kind": "airflow", "url": "http://127.0.0.1:1"}},
+        "placements": [{"backend": "loc", "pipelines": ["sales"]}],
+        "slas": [
+            {
+                "pipeline": "vendor_dag",
+                "backend": "af",
+                "schedule": "0 7 * * *",
+                "sla": {"start_by": "07:10"},
+                "on_sla_miss": ["webhook:vendor"],
+            },
+        ],
+    }
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path / 'cp.db'}")
+    with s.transaction() as session:
+        queries.upsert_backend(session, "loc", "local", "file:///x")
+        queries.upsert_backend(session, "af", "airflow", "http://127.0.0.1:1")
+    yield s
+    s.close()
+
+
+def facts_until(store: Store, at: datetime) -> None:
+    """The backends answered a poll at ``at``: everything up to then is in the store."""
+    with store.transaction() as session:
+        session.execute(update(BackendRow).values(last_success_at=at, health="ok"))
+
+
+def observe(
+    store: Store,
+    state: UnifiedState,
+    at: datetime,
+    *,
+    queued_at: datetime | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+) -> None:
+    event = RunEvent(
+        "loc",
+        EventKind.RUN,
+        "sales",
+        "r1",
+        state,
+        str(state),
+        at,
+        Source.POLL,
+        logical_date=T0 - timedelta(hours=1),
+        queued_at=queued_at,
+        started_at=started_at,
+        ended_at=ended_at,
+    )
+    with store.transaction() as session:
+        queries.ingest(session, [event])
+
+
+def engine(store: Store, outbox: Outbox, pipelines: list[Pipeline], polls: list[str] | None = None) -> SlaEngine:
+    return SlaEngine(store, WORKSPACE, pipelines, sender=outbox, poll_now=(polls.append if polls is not None else None))
+
+
+def slot(store: Store, kind: str) -> SlaSlotRow:
+    with store.reading() as session:
+        row = session.scalar(select(SlaSlotRow).where(SlaSlotRow.kind == kind))
+        assert row is not None, f"no {kind} slot recorded"
+        return row
+
+
+def test_a_run_still_running_past_max_duration_is_missed_at_its_deadline_and_announced_once(store: Store) -> None:
+    outbox, spec = Outbox(), [pipeline(max_duration="10s")]
+    observe(store, UnifiedState.RUNNING, T0, queued_at=T0, started_at=T0)
+    facts_until(store, T0 + timedelta(seconds=5))
+    first = engine(store, outbox, spec)
+    first.tick(T0 + timedelta(seconds=5))
+    assert slot(store, "max_duration").state == "pending"
+    facts_until(store, T0 + timedelta(seconds=11))
+    report = first.tick(T0 + timedelta(seconds=11))
+    assert report.missed == 1 and slot(store, "max_duration").state == "missed"
+    assert outbox.of("sla_miss") == [("webhook:oncall", "max_duration")]
+    first.tick(T0 + timedelta(seconds=12))
+    # a restarted engine judges the same slot again and neither re-sends nor forgets it
+    again = engine(store, outbox, spec)
+    again.tick(T0 + timedelta(seconds=13))
+    assert outbox.of("sla_miss") == [("webhook:oncall", "max_duration")]
+    assert slot(store, "max_duration").missed_at is not None
+
+    # the late run succeeds: one recovery notice, and the escalation still due is cancelled
+    observe(
+        store,
+        UnifiedState.SUCCESS,
+        T0 + timedelta(seconds=20),
+        queued_at=T0,
+        started_at=T0,
+        ended_at=T0 + timedelta(seconds=20),
+    )
+    facts_until(store, T0 + timedelta(seconds=21))
+    again.tick(T0 + timedelta(seconds=21))
+    engine(store, outbox, spec).tick(T0 + timedelta(seconds=60))
+    assert outbox.of("sla_recovered") == [("webhook:oncall", "max_duration")]
+    assert slot(store, "max_duration").state == "missed"  # history keeps the miss
+    with store.reading() as session:
+        stages = {n.stage: n.status for n in session.scalars(select(SlaNoticeRow))}
+    assert stages == {"miss": "sent", "escalation": "cancelled", "recovery": "sent"}
+    assert [c for c, _ in outbox.sent].count("email:boss") == 0
+
+
+def test_an_unresolved_miss_escalates_after_its_delay_once(store: Store) -> None:
+    outbox, spec = Outbox(), [pipeline(max_duration="10s")]
+    observe(store, UnifiedState.RUNNING, T0, queued_at=T0, started_at=T0)
+    facts_until(store, T0 + timedelta(seconds=11))
+    e = engine(store, outbox, spec)
+    e.tick(T0 + timedelta(seconds=11))
+    e.tick(T0 + timedelta(seconds=30))
+    assert outbox.of("sla_miss") == [("webhook:oncall", "max_duration")]
+    e.tick(T0 + timedelta(seconds=42))
+    engine(store, outbox, spec).tick(T0 + timedelta(seconds=50))
+    assert outbox.of("sla_miss") == [("webhook:oncall", "max_duration"), ("email:boss", "max_duration")]
+    escalation = next(e for c, e in outbox.sent if c == "email:boss")
+    assert escalation.message is not None and escalation.message.startswith("ESCALATED")
+
+
+def test_a_deadline_the_facts_do_not_cover_yet_is_at_risk_and_asks_for_a_poll(store: Store) -> None:
+    outbox, polls, spec = Outbox(), list[str](), [pipeline(max_duration="10s")]
+    observe(store, UnifiedState.RUNNING, T0, queued_at=T0, started_at=T0)
+    facts_until(store, T0 + timedelta(seconds=5))  # the last good poll is from before the deadline
+    e = engine(store, outbox, spec, polls)
+    e.tick(T0 + timedelta(seconds=12))
+    assert slot(store, "max_duration").state == "at_risk" and outbox.sent == []
+    assert polls == ["loc"]
+    # the backend stays silent long past the deadline: unknown, still no alert
+    e.tick(T0 + timedelta(seconds=120))
+    assert slot(store, "max_duration").state == "unknown" and outbox.sent == []
+    facts_until(store, T0 + timedelta(seconds=121))
+    e.tick(T0 + timedelta(seconds=121))
+    assert slot(store, "max_duration").state == "missed" and len(outbox.sent) == 1
+
+
+def test_an_external_dag_with_no_run_misses_its_start_by_slot(store: Store) -> None:
+    outbox = Outbox()
+    facts_until(store, datetime(2026, 12, 2, 7, 11, tzinfo=UTC))
+    e = engine(store, outbox, [])
+    e.refresh(datetime(2026, 12, 2, 6, 0, tzinfo=UTC))  # watching began before the slot's tick
+    e.tick(datetime(2026, 12, 2, 7, 5, tzinfo=UTC))
+    assert slot(store, "start_by").state in ("pending", "at_risk")
+    e.tick(datetime(2026, 12, 2, 7, 11, tzinfo=UTC))
+    row = slot(store, "start_by")
+    assert (row.subject, row.backend, row.state) == ("vendor_dag", "af", "missed")
+    assert "no run" in row.detail
+    assert outbox.of("sla_miss") == [("webhook:vendor", "start_by")]
