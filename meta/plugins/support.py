@@ -1,6 +1,8 @@
 """The checks every backend shares, run by the base ``Target.check`` (meta/plugins/targets.py) before a backend's
-own ``Target.problems``: an op task names a registered op type that this backend may run, and an
-``airflow_operator`` task runs only on airflow.
+own ``Target.problems``: an op task names a registered op type that this backend may run, an
+``airflow_operator`` task runs only on airflow, and every SLA feature is enforced by someone: the backend itself
+(``Target.native_sla``) or the control plane of a workspace that places the pipeline on this kind of backend
+(``meta.plugins.supervision``). Never a silent drop.
 
 The action type is matched exhaustively (``assert_never``): a new task kind added to ``meta.spec.model.Action``
 fails ``mypy`` here until someone decides what each backend does with it.
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from typing import assert_never
 
 from meta.plugins.ops import OpType
+from meta.plugins.supervision import Supervision, sla_features
 from meta.spec.errors import CompileError, PluginError
 from meta.spec.model import (
     AirflowOperatorAction,
@@ -65,3 +68,26 @@ def _op_problems(
     if op.backends is not None and backend not in op.backends:
         return [CompileError(backend, pipeline_id, feature, f"it supports only {sorted(op.backends)}", task=task_id)]
     return []
+
+
+def sla_problems(
+    backend: str, pipeline: Pipeline, native: set[str], supervision: Supervision | None, strict: bool = True
+) -> list[CompileError]:
+    """The SLA features of ``pipeline`` nobody would enforce on ``backend``: neither native to it (``native``: the
+    kinds of ``sla.kinds()`` it enforces itself, or whole feature names) nor watched by ``supervision``'s control
+    plane. ``strict=False`` (a backend that only runs on demand, see ``Target.scheduled``) lists none."""
+    if not strict or (supervision is not None and supervision.watches(pipeline.id, backend)):
+        return []
+    errors = []
+    for feature, task in sla_features(pipeline):
+        kind = feature.removeprefix("sla.")
+        if kind in native or feature in native or (feature == "alerts.on_sla_miss" and native):
+            continue  # the backend enforces it (on_sla_miss: it routes the misses of its native kinds)
+        detail = (
+            f"{backend} cannot enforce {feature} itself; place the pipeline on a {backend} backend in a workspace "
+            "(meta.yaml) so the control plane (`meta serve`) watches it"
+        )
+        if supervision is not None:
+            detail += f" ({supervision.where()} places {pipeline.id!r} on no {backend} backend)"
+        errors.append(CompileError(backend, pipeline.id, feature, detail, task=task))
+    return errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -10,6 +11,7 @@ from typing import Any, final
 
 from meta.plugins.importing import ImportOutcome
 from meta.plugins.ops import OpType
+from meta.plugins.supervision import Supervision
 from meta.semantics.request import RunRequest
 from meta.spec.errors import CompileError, PluginError
 from meta.spec.model import Pipeline
@@ -52,11 +54,19 @@ class Target:
     (``meta.plugins.support.shared_problems``), so none can skip them. Those need the registered op types: the
     plugin manager hands them over as ``op_lookup`` when it registers the target (``meta.plugins.manager.targets``),
     so this interface never imports the registry.
+
+    SLAs: a backend enforces the kinds ``native_sla`` lists itself; the control plane of a workspace watches the rest
+    when the target is ``supervised`` by it and the workspace places the pipeline on a backend of this kind. The
+    shared checks refuse any SLA feature neither covers (``meta.plugins.support.sla_problems``).
     """
 
     name: str = ""
     description: str = ""
     op_lookup: OpLookup | None = None
+    supervision: Supervision | None = None
+    # False for a backend that only runs pipelines on demand (the local runner): it schedules nothing, so an SLA it
+    # does not watch is no broken promise; its run report says so instead (``unwatched_sla``).
+    scheduled: bool = True
 
     @final
     def check(self, pipeline: Pipeline) -> list[CompileError]:
@@ -68,7 +78,33 @@ class Target:
                 f"backend {self.name!r} was not registered through the plugin manager (meta.get_target), so the op "
                 "types its pipelines use cannot be checked"
             )
-        return [*shared_problems(self.name, pipeline, self.op_lookup), *self.problems(pipeline)]
+        from meta.plugins.support import sla_problems
+
+        return [
+            *shared_problems(self.name, pipeline, self.op_lookup),
+            *sla_problems(self.name, pipeline, self.native_sla(pipeline), self.supervision, strict=self.scheduled),
+            *self.problems(pipeline),
+        ]
+
+    def supervised(self, supervision: Supervision | None) -> Target:
+        """A copy of this backend that knows which pipelines the control plane of a workspace watches on it (None:
+        none, the default). The copy keeps what the plugin manager bound (``op_lookup``) and ``configure`` options."""
+        watched = copy.copy(self)
+        watched.supervision = supervision
+        return watched
+
+    def native_sla(self, pipeline: Pipeline) -> set[str]:
+        """The SLA kinds of ``pipeline`` (names from ``SLA.kinds()``, or feature names such as
+        ``tasks.<id>.max_duration``) this backend enforces itself, with no control plane (default: none)."""
+        return set()
+
+    @final
+    def unwatched_sla(self, pipeline: Pipeline) -> list[str]:
+        """The SLA features of ``pipeline`` nobody enforces here (for a backend that is not ``scheduled``, which
+        runs them anyway and says so; on the others ``check`` refuses them)."""
+        from meta.plugins.support import sla_problems
+
+        return [e.feature for e in sla_problems(self.name, pipeline, self.native_sla(pipeline), self.supervision)]
 
     def problems(self, pipeline: Pipeline) -> list[CompileError]:
         """What only this backend cannot express (override it; ``check`` adds the shared checks)."""

@@ -3,7 +3,9 @@
 (a task-level callback), ``on_sla_miss`` when the run took longer than ``sla.max_duration``.
 
 ``finish_by`` / ``start_by`` are times of a *scheduled* run's day; a local run is manual, so they are watched where
-runs are scheduled (Airflow Deadline Alerts, the control plane), not here.
+runs are scheduled (Airflow Deadline Alerts, the control plane), not here. The control plane watches the local backend
+too (when a workspace places the pipeline on it) and sends its own ``max_duration`` miss with the same dedup key
+(``sla_miss:max_duration``, the control plane's ``sla_miss:<kind>``), so a channel hears of one miss once.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class RouteAlerts:
             self._send(self.routes.on_success, "success", state="success", duration=duration)
         sla = self.pipeline.sla
         if sla is not None and sla.max_duration is not None and duration > sla.max_duration.total_seconds():
-            self._send(self.routes.on_sla_miss, "sla_miss", duration=duration)
+            self._send(self.routes.on_sla_miss, "sla_miss", duration=duration, dedup_key="sla_miss:max_duration")
 
     def _send(self, channels: Sequence[str], event: str, **fields: object) -> None:
         if not channels:

@@ -14,8 +14,12 @@ from meta.spec.results import RunResult
 
 
 class LocalTarget(Target):
+    """``native_sla``: ``max_duration``, alerted to ``on_sla_miss`` when a run ends later (``alerts.RouteAlerts``)."""
+
     name = "local"
     description = "embedded runner: threads and subprocesses on this machine, history in SQLite (no server)"
+    # Runs only on demand (no scheduler): an SLA nobody watches is run anyway, and the run report says so.
+    scheduled = False
 
     def __init__(self, parallelism: int | None = None):
         self.parallelism = parallelism
@@ -27,6 +31,9 @@ class LocalTarget(Target):
             configured.parallelism = parallelism
         return configured
 
+    def native_sla(self, pipeline: Pipeline) -> set[str]:
+        return {"max_duration"} if pipeline.sla is not None and pipeline.sla.max_duration is not None else set()
+
     def run(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
         return self.run_outcome(pipeline, request, progress).result
 
@@ -36,7 +43,13 @@ class LocalTarget(Target):
         from meta.builtin.local.report import run_table
 
         outcome = self.run_outcome(pipeline, request, progress)
-        notes = (f"logs: {outcome.log_dir}",) if outcome.log_dir is not None else ()
+        notes: tuple[str, ...] = (f"logs: {outcome.log_dir}",) if outcome.log_dir is not None else ()
+        unwatched = self.unwatched_sla(pipeline)
+        if unwatched:
+            notes += (
+                f"not watched: {', '.join(unwatched)} (the local runner alerts only sla.max_duration, after the run; "
+                "place the pipeline on a local backend in a workspace (meta.yaml) so `meta serve` watches the rest)",
+            )
         return RunReport(outcome.result, run_table(outcome), notes)
 
     def run_outcome(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None) -> RunOutcome:
