@@ -355,18 +355,37 @@ def _task_at(loc: tuple[Any, ...], data: dict[str, Any]) -> str | None:
     return None
 
 
+# Airflow 3.3's DeadlineReference classes -> meta's ``Deadline.reference``.
+DEADLINE_REFERENCES = {
+    "DagRunLogicalDateDeadline": "logical_date",
+    "DagRunQueuedAtDeadline": "queued_at",
+    "AverageRuntimeDeadline": "average_runtime",
+    "FixedDatetimeDeadline": "fixed",
+}
+
+
 def sla_of(dag: Any, schedule: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
-    """meta's run-level SLA from the DAG's Deadline Alerts that call meta's deadline callback."""
+    """meta's run-level SLA from the DAG's Deadline Alerts. meta's own callback (``on_deadline_missed``) maps back to
+    the field it was compiled from (``max_duration``, ``finish_by``, a ``deadlines`` entry); any other Deadline Alert
+    with a built-in reference becomes an ``sla.deadlines`` entry (reference, interval, max/min runs, fixed instant),
+    its callback replaced by the pipeline's ``alerts.on_sla_miss`` (noted)."""
     deadline = getattr(dag, "deadline", None)
     out: dict[str, Any] = {}
+    deadlines: list[dict[str, Any]] = []
     for alert in deadline if isinstance(deadline, list) else ([deadline] if deadline else []):
         ref = type(alert.reference).__name__
         path = getattr(alert.callback, "path", "")
         kwargs = dict(getattr(alert.callback, "kwargs", {}) or {})
-        ours = path.endswith("on_deadline_missed") and isinstance(alert.interval, timedelta)
-        if ours and ref == "DagRunQueuedAtDeadline":
+        ours = path.endswith("on_deadline_missed")
+        sla = str(kwargs.get("sla") or "") if ours else ""
+        if not isinstance(alert.interval, timedelta):
+            notes.append(
+                f"deadline alert ({ref}) with interval {alert.interval!r} (not a fixed duration) is not carried over"
+            )
+            continue
+        if ours and ref == "DagRunQueuedAtDeadline" and sla in ("", "max_duration"):
             out["max_duration"] = alert.interval.total_seconds()
-        elif ours and ref == "DagRunLogicalDateDeadline" and kwargs.get("sla") == "finish_by" and schedule:
+        elif ours and ref == "DagRunLogicalDateDeadline" and sla == "finish_by" and schedule:
             minute, hour = str(schedule.get("cron", "x x")).split()[:2]
             if not (minute.isdigit() and hour.isdigit()):
                 notes.append(f"deadline alert ({ref}) on a schedule without a fixed daily time is not carried over")
@@ -374,11 +393,37 @@ def sla_of(dag: Any, schedule: dict[str, Any] | None, notes: list[str]) -> dict[
             local = (int(hour) * 3600 + int(minute) * 60 + int(alert.interval.total_seconds())) % 86400
             out["finish_by"] = f"{local // 3600:02d}:{local % 3600 // 60:02d}:{local % 60:02d}"
         else:
-            notes.append(f"deadline alert ({ref}, callback {path}) is not carried over")
-            continue
+            entry = _deadline_entry(alert, ref)
+            if entry is None:
+                notes.append(f"deadline alert with the custom reference {ref} is not carried over")
+                continue
+            deadlines.append(entry)
+            if not ours:
+                notes.append(
+                    f"deadline alert ({ref}): kept as sla.deadlines; its callback {path or alert.callback!r} is not "
+                    "carried over (misses go to alerts.on_sla_miss)"
+                )
         if kwargs.get("channels"):
             out["channels"] = list(kwargs["channels"])
+    if deadlines:
+        out["deadlines"] = deadlines
     return out
+
+
+def _deadline_entry(alert: Any, ref: str) -> dict[str, Any] | None:
+    """One ``sla.deadlines`` entry from a Deadline Alert with a built-in reference (None: a custom one)."""
+    reference = DEADLINE_REFERENCES.get(ref)
+    if reference is None:
+        return None
+    entry: dict[str, Any] = {"reference": reference, "interval": alert.interval.total_seconds()}
+    if reference == "average_runtime":
+        max_runs, min_runs = alert.reference.max_runs, alert.reference.min_runs
+        entry["max_runs"] = max_runs
+        if min_runs is not None and min_runs != max_runs:  # Airflow fills min_runs with max_runs, as meta reads None
+            entry["min_runs"] = min_runs
+    elif reference == "fixed":
+        entry["at"] = alert.reference._datetime.isoformat()
+    return entry
 
 
 def _callbacks(value: Any) -> list[Any]:

@@ -153,27 +153,8 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                 f"Airflow refuses a schedule when a param has no default ({', '.join(required)}); give them defaults",
             )
         )
-    if pipeline.sla is not None:
-        if pipeline.sla.finish_by is not None and daily_tick(pipeline) is None:
-            out.append(
-                CompileError(
-                    TARGET,
-                    pipeline.id,
-                    "sla.finish_by",
-                    "Airflow 3.3 Deadline Alerts are relative to a run (its logical date or queued time), so a local "
-                    "time of day is expressible only for a cron schedule with a fixed minute and hour (e.g. "
-                    "'0 1 * * *'); use sla.max_duration instead",
-                )
-            )
-        if pipeline.sla.start_by is not None:
-            out.append(
-                CompileError(
-                    TARGET,
-                    pipeline.id,
-                    "sla.start_by",
-                    "Airflow 3.3 has no start deadline; remove sla.start_by for this target",
-                )
-            )
+    # SLAs: what Airflow enforces itself is in native_sla (Deadline Alerts); the shared check (Target.check) refuses
+    # the rest unless a workspace's control plane watches the pipeline on an airflow backend.
     return out
 
 
@@ -401,31 +382,65 @@ def finish_by_interval(tick: time, finish_by: time) -> timedelta:
     return timedelta(seconds=seconds % 86400 or 86400)
 
 
-def _deadline(p: Pipeline, reference: str, interval: timedelta, sla: str) -> Call:
+def _deadline(p: Pipeline, reference: Ref | Call, interval: timedelta, sla: str, name: str | None = None) -> Call:
     callback = Call(
         "airflow.sdk:AsyncCallback",
         args=(DEADLINE_CALLBACK,),
         kwargs=(("kwargs", {"pipeline": p.id, "sla": sla, "channels": list(p.alerts.on_sla_miss)}),),
     )
-    return Call(
-        "airflow.sdk:DeadlineAlert",
-        kwargs=(
-            ("reference", Ref(f"airflow.sdk:DeadlineReference.{reference}")),
-            ("interval", td(interval)),
-            ("callback", callback),
-        ),
-    )
+    kwargs: tuple[tuple[str, Any], ...] = (("reference", reference), ("interval", td(interval)), ("callback", callback))
+    return Call("airflow.sdk:DeadlineAlert", kwargs=kwargs + ((("name", name),) if name else ()))
+
+
+def deadline_reference(deadline: Any) -> Ref | Call:
+    """The Airflow 3.3 ``DeadlineReference`` of one ``sla.deadlines`` entry (a ``meta.spec.model.Deadline``)."""
+    match deadline.reference:
+        case "logical_date":
+            return Ref("airflow.sdk:DeadlineReference.DAGRUN_LOGICAL_DATE")
+        case "queued_at":
+            return Ref("airflow.sdk:DeadlineReference.DAGRUN_QUEUED_AT")
+        case "average_runtime":
+            runs: tuple[tuple[str, Any], ...] = (("max_runs", deadline.max_runs),)
+            if deadline.min_runs is not None:
+                runs += (("min_runs", deadline.min_runs),)
+            return Call("airflow.sdk:DeadlineReference.AVERAGE_RUNTIME", kwargs=runs)
+        case "fixed":
+            assert deadline.at is not None  # the model requires it for reference: fixed
+            return Call("airflow.sdk:DeadlineReference.FIXED_DATETIME", args=(dt(deadline.at, "UTC"),))
+    raise ValueError(f"unknown deadline reference {deadline.reference!r}")  # the model allows no other
+
+
+def native_sla(p: Pipeline) -> set[str]:
+    """The SLA kinds of ``p`` Airflow enforces itself, as Deadline Alerts (``deadline_alerts``): ``max_duration``,
+    ``finish_by`` on a cron schedule with a fixed daily time, and every ``deadlines`` entry. The rest (start_by,
+    fresh_within, per-task max_duration, escalation) only meta's control plane can watch."""
+    if p.sla is None:
+        return set()
+    native = {d.name for d in p.sla.deadlines}
+    if p.sla.max_duration is not None:
+        native.add("max_duration")
+    if p.sla.finish_by is not None and daily_tick(p) is not None:
+        native.add("finish_by")
+    return native
 
 
 def deadline_alerts(p: Pipeline) -> list[Call]:
     """Run-level SLAs as Deadline Alerts. ``finish_by`` is measured from the scheduled tick (the logical date): exact
-    except on daylight-saving change days, when the wall clock between tick and deadline moves by the shift."""
-    out = []
-    if p.sla is not None and p.sla.max_duration is not None:
-        out.append(_deadline(p, "DAGRUN_QUEUED_AT", p.sla.max_duration, "max_duration"))
+    except on daylight-saving change days, when the wall clock between tick and deadline moves by the shift. Each
+    ``deadlines`` entry is the Deadline Alert it was written after, named ``Deadline.name``."""
+    out: list[Call] = []
+    if p.sla is None:
+        return out
+    if p.sla.max_duration is not None:
+        out.append(
+            _deadline(p, Ref("airflow.sdk:DeadlineReference.DAGRUN_QUEUED_AT"), p.sla.max_duration, "max_duration")
+        )
     tick = daily_tick(p)
-    if p.sla is not None and p.sla.finish_by is not None and tick is not None:
-        out.append(_deadline(p, "DAGRUN_LOGICAL_DATE", finish_by_interval(tick, p.sla.finish_by), "finish_by"))
+    if p.sla.finish_by is not None and tick is not None:
+        interval = finish_by_interval(tick, p.sla.finish_by)
+        out.append(_deadline(p, Ref("airflow.sdk:DeadlineReference.DAGRUN_LOGICAL_DATE"), interval, "finish_by"))
+    for deadline in p.sla.deadlines:
+        out.append(_deadline(p, deadline_reference(deadline), deadline.interval, deadline.name, deadline.name))
     return out
 
 

@@ -1,6 +1,10 @@
 """What the Prefect target cannot express: each is a CompileError naming the feature (docs/capabilities-prefect.md).
 
-The checks every backend shares (op types, airflow_operator tasks) run in the base ``Target.check``."""
+The checks every backend shares (op types, airflow_operator tasks, SLAs) run in the base ``Target.check``. Prefect
+server (open source) enforces no SLA kind itself (SLAs are Prefect Cloud only), so ``sla``, per-task
+``max_duration``, ``alerts.on_sla_miss`` and ``alerts.sla_escalation`` pass exactly when a workspace places the
+pipeline on a prefect backend, whose control plane (``meta serve``) watches them; otherwise the shared check refuses
+each with that reason."""
 
 from __future__ import annotations
 
@@ -13,12 +17,6 @@ TARGET = "prefect"
 def problems(pipeline: Pipeline) -> list[CompileError]:
     pid = pipeline.id
     out = check_param_names(pipeline)
-    if pipeline.sla is not None:
-        out.append(
-            CompileError(TARGET, pid, "sla", "Prefect server (open source) has no SLAs; only Prefect Cloud does")
-        )
-    if pipeline.alerts.on_sla_miss:
-        out.append(CompileError(TARGET, pid, "alerts.on_sla_miss", "Prefect server has no SLAs to miss"))
     if pipeline.catchup:
         out.append(
             CompileError(TARGET, pid, "catchup: true", "Prefect schedules only create future runs; there is no catchup")

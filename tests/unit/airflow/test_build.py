@@ -151,9 +151,7 @@ def test_required_param_without_schedule_is_kept_required() -> None:
 @pytest.mark.parametrize(
     ("fields", "feature"),
     [
-        # (finish_by / start_by without a schedule are validation errors of the model itself)
-        ({"sla": {"finish_by": "06:00"}, "schedule": {"kind": "cron", "cron": "*/5 * * * *"}}, "sla.finish_by"),
-        ({"sla": {"start_by": "05:00"}, "schedule": {"kind": "cron", "cron": "0 1 * * *"}}, "sla.start_by"),
+        # (SLAs Airflow cannot enforce itself are the shared checks' job: tests/unit/test_sla_enforcement.py)
         ({"params": {"bad name": {"type": "string", "default": "x"}}}, "param name 'bad name'"),
         (
             {"schedule": {"kind": "cron", "cron": "@daily"}, "params": {"d": {"type": "string"}}},
