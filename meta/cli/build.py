@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from meta.cli.backend_options import BackendCommand, registered, take
-from meta.cli.common import load
+from meta.cli.common import load, supervised
 from meta.cli.workspace_options import require_workspace, workspace_option
 from meta.plugins.targets import DeployAction
 
@@ -20,11 +20,13 @@ from meta.plugins.targets import DeployAction
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
 def compile_(target_name: str, specs: tuple[str, ...], out_dir: str) -> None:
-    """Generate backend code, such as Airflow DAG files, for the pipelines in SPECS."""
+    """Generate backend code, such as Airflow DAG files, for the pipelines in SPECS. SLAs the backend cannot enforce
+    itself pass when the workspace file (meta.yaml) above SPECS or the working directory places the pipeline on a
+    backend of this kind: its control plane (`meta serve`) watches them."""
     from meta.plugins.manager import get_target
 
-    target = get_target(target_name)
     pipelines = load(specs)
+    target = supervised(get_target(target_name), pipelines, specs)
     written = target.compile(pipelines, Path(out_dir), [Path(s) for s in specs])
     for path in written:
         click.echo(str(path))
@@ -65,8 +67,8 @@ def deploy(
     if workspace_path is not None:
         raise click.UsageError("--workspace places pipelines on backends itself; give it or --target, not both", ctx)
     options = take(ctx, target_name, backend_options, "--target")
-    target = get_target(target_name)
     pipelines = load(specs)
+    target = supervised(get_target(target_name), pipelines, specs)
     if dry_run:
         from meta.cli.workspace_deploy import print_entries
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from meta.cli.backend_options import BackendCommand, take
-from meta.cli.common import load, pick
+from meta.cli.common import load, pick, supervised
 from meta.cli.service import api_options, list_runs_everywhere
 
 
@@ -45,7 +45,10 @@ def run(
     run_id: str | None,
     **backend_options: Any,
 ) -> None:
-    """Run one pipeline and wait for it; progress goes to stderr. Exit 0 if the run succeeded, 1 if it failed."""
+    """Run one pipeline and wait for it; progress goes to stderr. Exit 0 if the run succeeded, 1 if it failed.
+
+    SLAs the backend cannot enforce itself pass when the workspace file (meta.yaml) above FILE or the working
+    directory places the pipeline on a backend of this kind: its control plane (`meta serve`) watches them."""
     from meta.builtin.local.report import result_table
     from meta.plugins.manager import get_target
     from meta.semantics.params import parse_param_args
@@ -54,7 +57,7 @@ def run(
     options = take(click.get_current_context(), backend, backend_options, "--backend")
     p = pick(load([file]), pipeline_id, file)
     params = parse_param_args(p, param_pairs)
-    target = get_target(backend).configure(**options)
+    target = supervised(get_target(backend).configure(**options), [p], [file])
     request = RunRequest.build(p, params=params, logical_date=logical_date, run_id=run_id)
 
     def progress(line: str) -> None:

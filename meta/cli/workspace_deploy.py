@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meta.authoring.workspace import LoadedWorkspace
-from meta.plugins.targets import DeployAction, PlannedDeploy
+from meta.plugins.targets import DeployAction, PlannedDeploy, Target
 from meta.spec.errors import MetaError, Problem
 from meta.spec.model import Pipeline
 from meta.spec.workspace import AirflowBackend, PluginBackend, PrefectBackend
@@ -84,8 +84,6 @@ def target_options(loaded: LoadedWorkspace, backend_name: str) -> tuple[str, dic
 def plan(loaded: LoadedWorkspace, pipelines: Sequence[Pipeline], all_ids: Sequence[str] = ()) -> WorkspacePlan:
     """The plan for ``pipelines`` (placed by the workspace), reading only. ``all_ids``: every pipeline of the
     workspace's specs, for the unmatched-placement warnings (default: ``pipelines``)."""
-    from meta.plugins.manager import get_target
-
     ws = loaded.workspace
     ids = [p.id for p in pipelines]
     out = []
@@ -100,16 +98,22 @@ def plan(loaded: LoadedWorkspace, pipelines: Sequence[Pipeline], all_ids: Sequen
             continue
         try:
             target_name, options = target_options(loaded, name)
-            entry.planned = get_target(target_name).plan_deploy(placed, **options)
+            entry.planned = _target(loaded, target_name).plan_deploy(placed, **options)
         except MetaError as exc:
             entry.error = str(exc)
     return WorkspacePlan(out, ws.unplaced(ids), loaded.placement_problems(pipelines, all_ids or ids))
 
 
-def deploy(loaded: LoadedWorkspace, planned: WorkspacePlan) -> list[BackendPlan]:
-    """Deploy every backend of an unblocked plan; each backend's entries get the target's own output as detail."""
+def _target(loaded: LoadedWorkspace, target_name: str) -> Target:
+    """The target, supervised by the workspace's control plane: SLAs it watches on pipelines placed there pass."""
+    from meta.cli.common import supervision_of
     from meta.plugins.manager import get_target
 
+    return get_target(target_name).supervised(supervision_of(loaded))
+
+
+def deploy(loaded: LoadedWorkspace, planned: WorkspacePlan) -> list[BackendPlan]:
+    """Deploy every backend of an unblocked plan; each backend's entries get the target's own output as detail."""
     if planned.blocked:
         raise MetaError("the plan refuses pipelines or cannot reach a backend; nothing was deployed")
     done = []
@@ -117,7 +121,7 @@ def deploy(loaded: LoadedWorkspace, planned: WorkspacePlan) -> list[BackendPlan]
         if not entry.deployable:
             continue
         target_name, options = target_options(loaded, entry.backend)
-        lines = get_target(target_name).deploy(entry.pipelines, **options)
+        lines = _target(loaded, target_name).deploy(entry.pipelines, **options)
         if len(lines) == len(entry.planned):
             entry.planned = [
                 PlannedDeploy(p.pipeline, p.action, line) for p, line in zip(entry.planned, lines, strict=True)

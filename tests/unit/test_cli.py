@@ -200,7 +200,7 @@ def test_run_json_through_the_entry_point(tmp_path: Path) -> None:
     log = (home / "logs/simple/r1/first/attempt-1.log").read_text()
     assert "hi 3" in log
 
-    runs = meta("runs", "--json", home=home)
+    runs = meta("runs", "--json", home=home, cwd=tmp_path)  # outside the repository's workspace: local history
     (row,) = json.loads(runs.stdout)
     assert (row["pipeline_id"], row["run_id"], row["state"]) == ("simple", "r1", "success")
     assert row["params"] == {"word": "hi", "times": 3}
@@ -254,6 +254,7 @@ def test_example_pipeline_runs_end_to_end(tmp_path: Path) -> None:
 
 
 def test_runs_table_and_empty_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # outside the repository's workspace (meta.yaml): the local history, not the plane's
     monkeypatch.setenv("META_HOME", str(tmp_path / "empty"))
     assert invoke("runs").output.startswith("no runs recorded in ")
     monkeypatch.setenv("META_HOME", str(tmp_path / "home"))
@@ -658,7 +659,7 @@ def test_ctrl_c_stops_task_processes_and_records_the_run_as_failed(tmp_path: Pat
             proc.communicate()
         if sleeper is not None and _running_after(sleeper, seconds=0):
             os.kill(sleeper, signal.SIGKILL)
-    runs = json.loads(meta("runs", "--json", home=home).stdout)
+    runs = json.loads(meta("runs", "--json", home=home, cwd=tmp_path).stdout)
     assert [(r["run_id"], r["state"]) for r in runs] == [("r", "failed")]
 
 
