@@ -24,7 +24,7 @@ from meta.cli.graph import graph
 from meta.cli.importing import import_
 from meta.cli.inspect import list_, schema, validate
 from meta.cli.run import run, runs
-from meta.cli.service import serve, status, token, trigger
+from meta.cli.service import serve, sla, status, token, trigger
 from meta.plugins.commands import OptionGroup
 from meta.spec.errors import MetaError
 from meta.spec.model import Pipeline
@@ -108,7 +108,22 @@ def _add_import_paths(paths: Sequence[str]) -> None:
         command.call_on_close(restore)
 
 
-for _command in (validate, list_, schema, graph, run, runs, compile_, deploy, import_, serve, status, trigger, token):
+for _command in (
+    validate,
+    list_,
+    schema,
+    graph,
+    run,
+    runs,
+    compile_,
+    deploy,
+    import_,
+    serve,
+    status,
+    sla,
+    trigger,
+    token,
+):
     cli.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -233,6 +233,114 @@ def status(workspace_path: Path | None, api_url: str | None, token: str | None, 
     click.echo(_table(["pipeline", "team", "backend", "last run", "state", "started (UTC)", "ended (UTC)"], rows))
 
 
+@click.command()
+@api_options
+@click.option("--team", help="only this team's pipelines")
+@click.option("--backend", help="only this backend")
+@click.option("--pipeline", help="only this pipeline (or dataset:<uri>)")
+@click.option("--window", default=24.0, show_default=True, metavar="HOURS", help="how far back misses count")
+@click.option("--json", "as_json", is_flag=True, help="print the board as JSON")
+def sla(
+    workspace_path: Path | None,
+    api_url: str | None,
+    token: str | None,
+    team: str | None,
+    backend: str | None,
+    pipeline: str | None,
+    window: float,
+    as_json: bool,
+) -> None:
+    """The SLA board: what is at risk now, what was missed (last 24 h by default), and a summary per team.
+
+    States: met, at_risk (projected late from recent durations, or most of the time gone), missed (recorded once,
+    when the backend's own facts show the deadline passed), unknown (the backend has not answered since the
+    deadline), pending. Without a running `meta serve`, every backend is polled once and judged in-process
+    (alerts are left to the server)."""
+    with api(workspace_path, api_url, token) as client:
+        board = client.get("/slas", team=team, backend=backend, pipeline=pipeline, window_hours=window)
+    if as_json:
+        click.echo(json.dumps(board, indent=2))
+        return
+    click.echo(_sla_report(board))
+
+
+def _sla_report(board: dict[str, Any]) -> str:
+    cells = board["cells"]
+    if not cells:
+        return "no SLA judged yet (are pipelines with an sla placed, or slas: entries in the workspace?)"
+    counts = board["counts"]
+    summary = ", ".join(
+        f"{counts.get(s, 0)} {s.replace('_', ' ')}" for s in ("missed", "at_risk", "unknown", "met", "pending")
+    )
+    out = [f"SLA board at {_when(board['as_of'])} UTC (misses of the last {board['window_hours']:g} h): {summary}"]
+    risky = [(c, slot) for c in cells for slot in c["attention"] if slot["state"] in ("at_risk", "unknown")]
+    out += ["", "At risk now"]
+    out.append(
+        _table(
+            ["team", "pipeline", "backend", "sla", "slot", "deadline (UTC)", "state", "why"],
+            [
+                [
+                    c["team"] or "-",
+                    c["pipeline"],
+                    c["backend"],
+                    s["kind"],
+                    s["slot"],
+                    _when(s["deadline"]),
+                    s["state"],
+                    s["detail"],
+                ]
+                for c, s in risky
+            ],
+        )
+        if risky
+        else "nothing"
+    )
+    missed = [(c, s) for c in cells for s in [*c["attention"], c["latest"]] if s and s["state"] == "missed"]
+    missed = list({(c["pipeline"], c["backend"], s["kind"], s["slot"]): (c, s) for c, s in missed}.values())
+    out += ["", f"Missed (last {board['window_hours']:g} h)"]
+    out.append(
+        _table(
+            ["team", "pipeline", "backend", "sla", "slot", "deadline (UTC)", "recorded", "recovered", "detail"],
+            [
+                [
+                    c["team"] or "-",
+                    c["pipeline"],
+                    c["backend"],
+                    s["kind"],
+                    s["slot"],
+                    _when(s["deadline"]),
+                    _when(s["missed_at"]),
+                    _when(s["resolved_at"]),
+                    s["detail"],
+                ]
+                for c, s in missed
+            ],
+        )
+        if missed
+        else "nothing"
+    )
+    teams: dict[str, dict[str, int]] = {}
+    for c in cells:
+        row = teams.setdefault(c["team"] or "-", {})
+        row[c["state"]] = row.get(c["state"], 0) + 1
+        row["misses"] = row.get("misses", 0) + c["missed_in_window"]
+    out += ["", "By team (pipelines on backends)"]
+    out.append(
+        _table(
+            ["team", "missed", "at risk", "unknown", "met", "pending", f"misses ({board['window_hours']:g} h)"],
+            [
+                [
+                    name,
+                    *(str(row.get(s, 0)) for s in ("missed", "at_risk", "unknown", "met", "pending")),
+                    str(row["misses"]),
+                ]
+                for name, row in sorted(teams.items())
+            ],
+        )
+    )
+    return "\n".join(out)
+
+
 def list_runs_everywhere(
     workspace_path: Path | None,
     api_url: str | None,

@@ -7,6 +7,7 @@ GET      /api/v1/health                                      none
 GET      /api/v1/openapi.json, /api/v1/docs                  none (the schema holds no data)
 GET      /api/v1/pipelines, /api/v1/pipelines/{id}           viewer+ (team-scoped)
 GET      /api/v1/runs, /api/v1/runs/{backend}/{p}/{run}      viewer+ (team-scoped)
+GET      /api/v1/slas, /api/v1/slas/history                  viewer+ (team-scoped)
 GET      /api/v1/backends                                    viewer+
 GET      /api/v1/stream                                      viewer+ (team-scoped server-sent events)
 POST     /api/v1/pipelines/{id}/trigger                      operator+ (team-scoped)
@@ -34,7 +35,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from meta.service.api import tokens
-from meta.service.api.routers import backends, health, lineage, metrics, pipelines, runs, stream, trigger
+from meta.service.api.routers import backends, health, lineage, metrics, pipelines, runs, slas, stream, trigger
 from meta.service.api.routers import tokens as token_routes
 from meta.service.api.routers.common import PREFIX
 from meta.service.context import ServiceContext
@@ -77,7 +78,7 @@ def create_app(
     app.state.open_streams = set()
     app.state.request_counts = Counter()
     app.state.request_lock = threading.Lock()
-    for module in (health, pipelines, trigger, runs, backends, stream, token_routes, lineage, metrics):
+    for module in (health, pipelines, trigger, runs, slas, backends, stream, token_routes, lineage, metrics):
         app.include_router(module.router)  # each router carries its prefix and auth responses
     app.add_middleware(metrics.RequestCounter, counts=app.state.request_counts, lock=app.state.request_lock)
     return app

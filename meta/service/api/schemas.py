@@ -237,3 +237,52 @@ class Problem(BaseModel):
 
 
 UNIFIED_STATES = tuple(s.value for s in UnifiedState)
+
+
+# ---------------------------------------------------------------------------------------------- SLAs
+
+
+class SlaSlot(Schema):
+    """One SLA kind for one slot of one pipeline on one backend (a dataset's SLA: backend ``*``)."""
+
+    id: int
+    pipeline: str = Field(validation_alias="subject", description="the pipeline id, or dataset:<uri>")
+    backend: str
+    team: str | None
+    kind: str = Field(description="finish_by, start_by, max_duration, fresh_within, deadline:..., tasks.<id>....")
+    slot: str = Field(description="the schedule tick, run id, task try or stale stretch this judges")
+    state: str = Field(description="pending / at_risk / met / missed / unknown")
+    deadline: datetime | None
+    detail: str
+    run_id: str | None
+    task_id: str | None
+    first_at_risk_at: datetime | None
+    missed_at: datetime | None = Field(description="when the miss was recorded (once)")
+    resolved_at: datetime | None = Field(description="when the late run succeeded")
+    updated_at: datetime
+
+
+class SlaCell(BaseModel):
+    """The board's cell for one pipeline on one backend."""
+
+    pipeline: str
+    backend: str
+    team: str | None
+    state: str = Field(description="missed while a miss is unresolved; else at_risk / unknown; else the last verdict")
+    counts: dict[str, int] = Field(description="slots of the window by state")
+    missed_in_window: int
+    next_deadline: datetime | None
+    attention: list[SlaSlot] = Field(description="unresolved misses, at-risk and unknown slots")
+    latest: SlaSlot | None = Field(description="the newest decided slot (met or missed)")
+
+
+class SlaBoard(BaseModel):
+    as_of: datetime
+    window_hours: float
+    counts: dict[str, int] = Field(description="cells by state")
+    cells: list[SlaCell]
+
+
+class SlaHistory(BaseModel):
+    slots: list[SlaSlot]
+    next_cursor: str | None

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from meta.semantics.sla import evaluate
+from meta.semantics.sla import SlotStatus, evaluate
 from meta.service.sla import facts as facts_of
 from meta.service.sla import notices, records
 from meta.service.sla.subjects import DATASET_BACKEND, WatchedSubject, watched_subjects
@@ -120,15 +121,18 @@ class SlaEngine:
                     subject = self.subjects.get(key)
                     if subject is None:
                         continue
-                    found = facts_of.read_facts(session, subject, self.since[key], now)
+                    # History from before watching began is judged (the board shows the truth at once), but
+                    # only misses from after it are announced: a first start must not page anyone for last night.
+                    found = facts_of.read_facts(session, subject, self.since[key] - facts_of.HORIZON, now)
                     evaluation = evaluate(subject.spec, found, now)
-                    judged.append((subject, evaluation.statuses))
+                    ongoing = {r.run_id for r in found.runs if not r.ended}
+                    judged.append((subject, evaluation.statuses, self.since[key], ongoing))
                     self._schedule(key, evaluation.next_check)
                     if evaluation.waiting_for_facts:
                         waiting.update(self._backends_of(subject))
             with self.store.transaction() as session:
-                for subject, statuses in judged:
-                    w, m = self._record(session, subject, statuses, now)
+                for subject, statuses, since, ongoing in judged:
+                    w, m = self._record(session, subject, statuses, now, since, ongoing)
                     written, missed = written + w, missed + m
         for backend in sorted(waiting):
             self._ask_poll(backend)
@@ -198,7 +202,15 @@ class SlaEngine:
         self.next_check[key] = at
         heapq.heappush(self.queue, (at, key))
 
-    def _record(self, session: object, subject: WatchedSubject, statuses: list, now: datetime) -> tuple[int, int]:
+    def _record(
+        self,
+        session: Session,
+        subject: WatchedSubject,
+        statuses: list[SlotStatus],
+        now: datetime,
+        since: datetime,
+        ongoing: set[str],
+    ) -> tuple[int, int]:
         changed = []
         for status in statuses:
             slot_key = (*subject.key, status.kind, status.slot)
@@ -208,13 +220,15 @@ class SlaEngine:
                 changed.append((slot_key, memory, status))
         if not changed:
             return 0, 0
-        results = records.write_slots(session, subject, [s for _, _, s in changed], now)  # type: ignore[arg-type]
+        results = records.write_slots(session, subject, [s for _, _, s in changed], now)
         missed = 0
         for (slot_key, memory, _status), (status, newly_missed, newly_resolved) in zip(changed, results, strict=True):
             self.memory[slot_key] = memory
-            if newly_missed or newly_resolved:
-                records.owe_notices(session, subject, status, newly_missed, newly_resolved, now)  # type: ignore[arg-type]
-                missed += int(newly_missed)
+            announce = status.deadline is None or status.deadline >= since or status.run_id in ongoing
+            if (newly_missed or newly_resolved) and announce:
+                records.owe_notices(session, subject, status, newly_missed, newly_resolved, now)
+            if newly_missed:
+                missed += 1
                 if newly_missed:
                     log.warning(
                         "SLA missed: %s on %s, %s slot %s (%s)",

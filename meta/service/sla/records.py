@@ -183,8 +183,18 @@ def owe_notices(
                 SlaNoticeRow.status == SENT,
             )
         )
-        channels = list(dict.fromkeys([*subject.channels, *(escalated or [])]))
-        rows.append({**base, "stage": RECOVERY, "channels": channels, "status": DUE, "due_at": now})
+        announced = session.scalar(
+            select(SlaNoticeRow.id).where(
+                SlaNoticeRow.backend == backend,
+                SlaNoticeRow.subject == name,
+                SlaNoticeRow.kind == status.kind,
+                SlaNoticeRow.slot == status.slot,
+                SlaNoticeRow.stage == MISS,
+            )
+        )
+        if announced is not None or newly_missed:  # a recovery only follows a miss someone was told about
+            channels = list(dict.fromkeys([*subject.channels, *(escalated or [])]))
+            rows.append({**base, "stage": RECOVERY, "channels": channels, "status": DUE, "due_at": now})
     rows = [r for r in rows if r["channels"] or r["status"] == NATIVE]
     if rows:
         statement = _insert(session)(SlaNoticeRow).on_conflict_do_nothing(

@@ -27,6 +27,8 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/pipelines/{pipeline_id}/trigger"): "operator",
     ("GET", "/api/v1/runs"): "viewer",
     ("GET", "/api/v1/runs/{backend}/{pipeline_id}/{run_id}"): "viewer",
+    ("GET", "/api/v1/slas"): "viewer",
+    ("GET", "/api/v1/slas/history"): "viewer",
     ("GET", "/api/v1/backends"): "viewer",
     ("GET", "/api/v1/stream"): "viewer",
     ("GET", "/api/v1/tokens"): "admin",

@@ -119,9 +119,10 @@ def engine(store: Store, outbox: Outbox, pipelines: list[Pipeline], polls: list[
     return SlaEngine(store, WORKSPACE, pipelines, sender=outbox, poll_now=(polls.append if polls is not None else None))
 
 
-def slot(store: Store, kind: str) -> SlaSlotRow:
+def slot(store: Store, kind: str, at: str | None = None) -> SlaSlotRow:
     with store.reading() as session:
-        row = session.scalar(select(SlaSlotRow).where(SlaSlotRow.kind == kind))
+        statement = select(SlaSlotRow).where(SlaSlotRow.kind == kind)
+        row = session.scalar(statement.where(SlaSlotRow.slot == at) if at else statement)
         assert row is not None, f"no {kind} slot recorded"
         return row
 
@@ -199,11 +200,15 @@ def test_an_external_dag_with_no_run_misses_its_start_by_slot(store: Store) -> N
     outbox = Outbox()
     facts_until(store, datetime(2026, 12, 2, 7, 11, tzinfo=UTC))
     e = engine(store, outbox, [])
-    e.refresh(datetime(2026, 12, 2, 6, 0, tzinfo=UTC))  # watching began before the slot's tick
+    e.refresh(datetime(2026, 12, 2, 6, 0, tzinfo=UTC))  # watching began before today's tick
     e.tick(datetime(2026, 12, 2, 7, 5, tzinfo=UTC))
-    assert slot(store, "start_by").state in ("pending", "at_risk")
+    today = "2026-12-02T07:00:00+00:00"
+    assert slot(store, "start_by", today).state in ("pending", "at_risk")
+    # yesterday's slot, from before watching began, is on record as missed but announced to no one
+    assert slot(store, "start_by", "2026-12-01T07:00:00+00:00").state == "missed"
+    assert outbox.sent == []
     e.tick(datetime(2026, 12, 2, 7, 11, tzinfo=UTC))
-    row = slot(store, "start_by")
+    row = slot(store, "start_by", today)
     assert (row.subject, row.backend, row.state) == ("vendor_dag", "af", "missed")
     assert "no run" in row.detail
     assert outbox.of("sla_miss") == [("webhook:vendor", "start_by")]
