@@ -690,3 +690,73 @@ def test_import_airflow_dags_then_run_them_locally(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     tasks = json.loads(ran.stdout)["tasks"]
     assert tasks == {"a": {"state": "success", "attempts": 1}, "b": {"state": "skipped", "attempts": 1}}
+
+
+def test_readme_compile_commands_use_the_repositorys_workspace(tmp_path: Path) -> None:
+    """`meta compile --target prefect|airflow dags/marketing_roi.yaml` from the repository root: meta.yaml places the
+    example there, so the control plane watches what the backend cannot enforce (Prefect: its whole sla). A copy
+    outside any workspace is refused by Prefect, each SLA feature named; Airflow enforces both kinds natively."""
+    pytest.importorskip("meta_prefect")
+    pytest.importorskip("meta_airflow")
+    home = tmp_path / "home"
+    for target in ("prefect", "airflow"):
+        proc = meta("compile", "--target", target, "dags/marketing_roi.yaml", "-o", str(tmp_path / target), home=home)
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / target / "marketing_roi.py").is_file()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "marketing_roi.yaml").write_text(EXAMPLE.read_text())
+    refused = meta("compile", "--target", "prefect", "marketing_roi.yaml", "-o", str(alone / "p"), home=home, cwd=alone)
+    assert refused.returncode != 0 and not (alone / "p").exists()
+    for feature in ("sla.finish_by", "sla.max_duration"):
+        assert (
+            f"prefect cannot enforce {feature} itself; place the pipeline on a prefect backend in a workspace "
+            "(meta.yaml) so the control plane (`meta serve`) watches it"
+        ) in refused.stderr
+    native = meta("compile", "--target", "airflow", "marketing_roi.yaml", "-o", str(alone / "a"), home=home, cwd=alone)
+    assert native.returncode == 0, native.stderr
+    assert "DeadlineReference.DAGRUN_QUEUED_AT" in (alone / "a" / "marketing_roi.py").read_text()
+
+
+START_BY = """
+pipeline: sales_daily
+schedule: "0 1 * * *"
+sla: {start_by: "02:00"}
+tasks: {a: {noop: true}}
+"""
+
+
+def test_deploy_accepts_an_sla_only_the_workspaces_control_plane_watches(tmp_path: Path) -> None:
+    """Airflow has no start deadline: `meta deploy` (with or without --target) writes the spec when the workspace
+    places the pipeline on an airflow backend, and refuses it, naming sla.start_by, when nothing would watch it."""
+    pytest.importorskip("meta_airflow")
+    home = tmp_path / "home"
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    write(alone, "sales.yaml", START_BY)
+    refused = meta("deploy", "--target", "airflow", "sales.yaml", "--specs-dir", "out", home=home, cwd=alone)
+    assert refused.returncode != 0 and "airflow cannot enforce sla.start_by itself" in refused.stderr
+    assert not (alone / "out").exists()
+
+    project = tmp_path / "project"
+    (project / "dags").mkdir(parents=True)
+    write(project / "dags", "sales.yaml", START_BY)
+    write(
+        project,
+        "meta.yaml",
+        """
+        backends:
+          lake: {kind: airflow, url: "http://127.0.0.1:1", specs_dir: specs}
+        placements:
+          - {backend: lake, pipelines: ["sales_*"]}
+        """,
+    )
+    planned = meta("deploy", "--dry-run", home=home, cwd=project)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "1 created" in planned.stdout and "0 refused" in planned.stdout
+    deployed = meta("deploy", home=home, cwd=project)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert json.loads((project / "specs" / "sales_daily.json").read_text())["sla"]["start_by"] == "02:00:00"
+    # --target from inside the workspace: the spec's workspace supervises the target too
+    again = meta("deploy", "--target", "airflow", "dags/sales.yaml", "--specs-dir", "out", home=home, cwd=project)
+    assert again.returncode == 0, again.stderr

@@ -400,7 +400,7 @@ def sla_of(dag: Any, schedule: dict[str, Any] | None, notes: list[str]) -> dict[
             deadlines.append(entry)
             if not ours:
                 notes.append(
-                    f"deadline alert ({ref}): kept as sla.deadlines; its callback {path or alert.callback!r} is not "
+                    f"deadline alert ({ref}): kept as sla.deadlines; its callback {path or repr(alert.callback)} is not "
                     "carried over (misses go to alerts.on_sla_miss)"
                 )
         if kwargs.get("channels"):

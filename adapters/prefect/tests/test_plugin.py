@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from meta_prefect.plugin import PrefectTarget
 
+from meta.authoring.load import load_file
+from meta.authoring.workspace import load_workspace
 from meta.plugins.manager import get_target
+from meta.plugins.supervision import Supervision
 from meta.spec.errors import CompileError
 from meta.spec.model import Pipeline
 
@@ -25,7 +29,7 @@ def test_target_is_registered_by_entry_point() -> None:
 @pytest.mark.parametrize(
     ("fields", "feature"),
     [
-        ({"sla": {"max_duration": "1h"}}, "sla"),
+        ({"sla": {"max_duration": "1h"}}, "sla.max_duration"),  # without a workspace: nobody would watch it
         ({"alerts": {"on_sla_miss": ["slack:x"]}}, "alerts.on_sla_miss"),
         ({"catchup": True, "schedule": {"kind": "cron", "cron": "@daily"}}, "catchup: true"),
         ({"end_date": "2030-01-01T00:00:00+00:00"}, "end_date"),
@@ -64,3 +68,45 @@ def test_supported_pipeline_has_no_problems() -> None:
         max_active_tasks=2,
     )
     assert get_target("prefect").check(p) == []
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_flagship_example_needs_the_repositorys_workspace() -> None:
+    """README: `meta compile --target prefect dags/marketing_roi.yaml` works because meta.yaml places it on prefect;
+    without a workspace its sla (finish_by, max_duration) is refused, each feature by name, never dropped."""
+    (example,) = load_file(ROOT / "dags" / "marketing_roi.yaml")
+    target = get_target("prefect")
+    alone = target.check(example)
+    assert [e.feature for e in alone] == ["sla.finish_by", "sla.max_duration"]
+    assert all("place the pipeline on a prefect backend in a workspace (meta.yaml)" in str(e) for e in alone)
+    loaded = load_workspace(ROOT / "meta.yaml")
+    watched = target.supervised(Supervision.of(loaded.workspace, str(loaded.path)))
+    assert watched.check(example) == []
+    watched.ensure_supported(example)
+
+
+def test_every_sla_feature_passes_when_watched() -> None:
+    from meta.spec.workspace import Workspace
+
+    p = pipeline(
+        schedule={"kind": "cron", "cron": "0 1 * * *"},
+        sla={
+            "finish_by": "09:00",
+            "start_by": "02:00",
+            "max_duration": "1h",
+            "fresh_within": "1d",
+            "deadlines": [{"reference": "queued_at", "interval": "30m"}],
+        },
+        alerts={"on_sla_miss": ["slack:x"], "sla_escalation": {"after": "1h", "channels": ["slack:y"]}},
+        tasks=[{"id": "t", "action": {"kind": "noop"}, "max_duration": "1m"}],
+    )
+    workspace = Workspace.model_validate(
+        {
+            "backends": {"pf": {"kind": "prefect", "url": "http://127.0.0.1:4200/api"}},
+            "placements": [{"backend": "pf", "pipelines": ["*"]}],
+        }
+    )
+    assert len(get_target("prefect").check(p)) == 8
+    assert get_target("prefect").supervised(Supervision.of(workspace)).check(p) == []

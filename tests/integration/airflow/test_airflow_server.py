@@ -37,7 +37,8 @@ LOADED = {
     "it_sla": pipeline(
         {
             "id": "it_sla",
-            "sla": {"max_duration": "3s"},
+            # max_duration and an sla.deadlines entry: both native Deadline Alerts, each alerted under its own name
+            "sla": {"max_duration": "3s", "deadlines": [{"reference": "queued_at", "interval": "5s"}]},
             "alerts": {"on_sla_miss": [HOOK], "on_success": [HOOK]},
             "tasks": [{"id": "slow", "action": {"kind": "shell", "command": "sleep 25"}}],
         }
@@ -93,6 +94,15 @@ def test_sla_deadline_fires_through_the_triggerer(runs, airflow_server) -> None:
     assert runs["results"]["it_sla"].states() == {"slow": "success"}
     events = wait_for_events(airflow_server, "it_sla", {"sla_miss", "success"})
     assert {e["event"] for e in events} >= {"sla_miss", "success"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the two misses are two triggerer callbacks: the second may lag
+        misses = sorted(
+            e.get("message") or "" for e in airflow_server.webhook.events("it_sla") if e["event"] == "sla_miss"
+        )
+        if len(misses) >= 2:
+            break
+        time.sleep(1)
+    assert misses == ["the run missed its sla.deadline:queued_at+5s", "the run missed its sla.max_duration"], misses
 
 
 def wait_for_events(airflow_server, pipeline_id: str, wanted: set[str], timeout: float = 60) -> list[dict]:
