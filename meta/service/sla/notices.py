@@ -21,6 +21,10 @@ from meta.service.store.orm import SlaNoticeRow, SlaSlotRow
 log = logging.getLogger("meta.service.sla")
 
 MAX_ATTEMPTS = 8
+# The local runner announces a run's max_duration miss itself when the run ends (meta.builtin.local.alerts), with
+# this dedup key in the same alert store: the control plane's own miss of that run uses it too, so a channel hears
+# of the miss once, whichever of the two sends first.
+LOCAL_RUNNER_MISS_KEY = "sla_miss:max_duration"
 Sender = Callable[[list[str], AlertEvent], list[AlertOutcome]]
 
 
@@ -33,7 +37,8 @@ def default_sender(alert_store: AlertStore | None = None) -> Sender:
 
 def event_of(notice: SlaNoticeRow, slot: SlaSlotRow | None, backend_kind: str) -> AlertEvent:
     """The alert for ``notice``. Its dedup key names the backend, kind, slot and stage, so two backends missing
-    the same slot are two alerts, and the same notice delivered twice is one."""
+    the same slot are two alerts, and the same notice delivered twice is one. A run's ``max_duration`` miss on the
+    local backend takes the local runner's key instead (``LOCAL_RUNNER_MISS_KEY``: same pipeline, run and store)."""
     pipeline = notice.subject.removeprefix("dataset:")
     deadline = slot.deadline.isoformat(timespec="seconds") if slot and slot.deadline else "-"
     detail = slot.detail if slot else ""
@@ -45,6 +50,9 @@ def event_of(notice: SlaNoticeRow, slot: SlaSlotRow | None, backend_kind: str) -
     else:
         event = "sla_miss"
         message = f"SLA {notice.kind} missed on {notice.backend} (deadline {deadline}): {detail}"
+    dedup_key = f"sla_{notice.stage}:{notice.backend}:{notice.kind}:{notice.slot}"
+    if backend_kind == "local" and notice.kind == "max_duration" and notice.stage == records.MISS:
+        dedup_key = LOCAL_RUNNER_MISS_KEY
     return AlertEvent(
         pipeline_id=pipeline,
         run_id=(slot.run_id if slot and slot.run_id else notice.slot),
@@ -52,7 +60,7 @@ def event_of(notice: SlaNoticeRow, slot: SlaSlotRow | None, backend_kind: str) -
         task_id=slot.task_id if slot else None,
         backend=backend_kind,
         message=message,
-        dedup_key=f"sla_{notice.stage}:{notice.backend}:{notice.kind}:{notice.slot}",
+        dedup_key=dedup_key,
         extra={"sla_kind": notice.kind, "slot": notice.slot, "deadline": deadline, "backend_name": notice.backend},
     )
 

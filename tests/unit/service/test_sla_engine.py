@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from meta.builtin.operators.alerts import AlertEvent, AlertOutcome
 from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
-from meta.service.sla import SlaEngine
+from meta.service.sla import SlaEngine, notices
 from meta.service.store import queries
 from meta.service.store.db import Store, open_store
 from meta.service.store.orm import BackendRow, SlaNoticeRow, SlaSlotRow
@@ -212,3 +212,42 @@ def test_an_external_dag_with_no_run_misses_its_start_by_slot(store: Store) -> N
     assert (row.subject, row.backend, row.state) == ("vendor_dag", "af", "missed")
     assert "no run" in row.detail
     assert outbox.of("sla_miss") == [("webhook:vendor", "start_by")]
+
+
+def test_a_local_max_duration_miss_shares_the_local_runners_dedup_key(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local runner announces a run's max_duration miss itself when the run ends (``sla_miss:max_duration``
+    for that pipeline and run, meta.builtin.local.alerts): the control plane's miss of the same run on the local
+    backend carries the same key, so the alert store lets a channel hear of it once (seen twice on a real
+    ``meta serve`` + ``meta run``: tests/integration/service/test_sla_real.py). Other backends keep keys naming
+    the backend and slot."""
+    from meta.builtin.local.alerts import RouteAlerts
+    from meta.semantics.context import RunContext
+
+    outbox, spec = Outbox(), [pipeline(max_duration="10s")]
+    observe(store, UnifiedState.RUNNING, T0, queued_at=T0, started_at=T0)
+    facts_until(store, T0 + timedelta(seconds=11))
+    engine(store, outbox, spec).tick(T0 + timedelta(seconds=11))
+    [(_, event)] = outbox.sent
+
+    runner_events: list[AlertEvent] = []
+
+    class Finished:  # the shape of meta.builtin.local.engine.RunOutcome that RouteAlerts reads
+        started_at, ended_at = T0, T0 + timedelta(seconds=20)
+        result = type("Result", (), {"state": "success", "tasks": {}})()
+
+    import meta.builtin.operators.alerts as alerts
+
+    def capture(channels: list[str], alert: AlertEvent, **_: object) -> list[AlertOutcome]:
+        runner_events.append(alert)
+        return [AlertOutcome(c, "sent") for c in channels]
+
+    monkeypatch.setattr(alerts, "send_alert", capture)
+    ctx = RunContext("sales", "r1", T0 - timedelta(hours=1), backend="local")
+    RouteAlerts(spec[0], ctx).finished(Finished())  # type: ignore[arg-type]
+    [runner] = [e for e in runner_events if e.event == "sla_miss"]
+    assert (event.pipeline_id, event.run_id, event.key()) == (runner.pipeline_id, runner.run_id, runner.key())
+
+    other = SlaNoticeRow(backend="af", subject="vendor_dag", kind="max_duration", slot="r1", stage="miss")
+    assert notices.event_of(other, None, "airflow").key() == "sla_miss:af:max_duration:r1"
