@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from meta.semantics.sla import AT_RISK, MET, MISSED, PENDING, UNKNOWN, Facts, RunFact, SlaSpec, evaluate
-from meta.semantics.sla.slots import local_deadline, ticks
+from meta.semantics.sla.slots import local_deadline, next_tick, ticks
 from meta.spec.model import SLA, CronSchedule
 
 ZURICH = "Europe/Zurich"
@@ -126,3 +126,23 @@ def test_average_runtime_deadline_waits_for_min_runs_like_airflow() -> None:
     enough = Facts(runs=[run], finished_durations=[60, 120, 180], as_of=start, tracking_since=start)
     [status] = evaluate(SlaSpec(sla=sla), enough, start).statuses
     assert status.kind == "deadline:average_runtime+1m" and status.deadline == start + timedelta(minutes=3)
+
+
+@pytest.mark.parametrize("expression", ["0 9 * * *", "30 2 * * *", "*/7 * * * *", "0 */3 * * 1-5", "15 1 1 * *"])
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Zurich", "America/New_York"])
+def test_cached_ticks_are_croniters_walk_across_dst(expression: str, zone: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    for start in (datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 10, 23, 7, tzinfo=UTC)):
+        until = start + timedelta(days=4, hours=5)
+        walker, expected = croniter(expression, start.astimezone(ZoneInfo(zone))), []
+        while (tick := walker.get_next(datetime).astimezone(UTC)) <= until:
+            expected.append(tick)
+        schedule = CronSchedule(cron=expression)
+        assert ticks(schedule, zone, start, until, limit=10_000) == expected
+        # the first tick after the window start, also when it lies beyond the cached week (monthly schedules)
+        assert next_tick(schedule, zone, start) == croniter(expression, start.astimezone(ZoneInfo(zone))).get_next(
+            datetime
+        ).astimezone(UTC)

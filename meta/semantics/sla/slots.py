@@ -10,7 +10,8 @@ happens twice (02:30 when clocks fall back) means the first of the two: the earl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import functools
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from meta.spec.model import CronSchedule, IntervalSchedule, Schedule
@@ -42,20 +43,28 @@ def ticks(
 
 
 def _cron_ticks(expression: str, zone: ZoneInfo, after: datetime, until: datetime, limit: int) -> list[datetime]:
+    out: list[datetime] = []
+    day = after.astimezone(UTC).date()
+    while day <= until.astimezone(UTC).date():
+        out.extend(t for t in _cron_day(expression, zone.key, day) if after < t <= until)
+        day += timedelta(days=1)
+    return out[-limit:] if len(out) > limit else out
+
+
+@functools.lru_cache(maxsize=8192)
+def _cron_day(expression: str, timezone: str, day: date) -> tuple[datetime, ...]:
+    """Every tick of ``expression`` within one UTC day. Cached: the engine asks for the same few days of the same
+    few schedules for every pipeline on every tick, and walking cron expressions is the costly part."""
     from croniter import croniter
 
+    start = datetime.combine(day, time(), UTC)
+    end = start + timedelta(days=1)
     # croniter walks wall-clock time in the zone it is given, so "0 1 * * *" stays 01:00 local across DST.
-    walker = croniter(expression, after.astimezone(zone))
-    out: list[datetime] = []
-    while True:
-        tick = walker.get_next(datetime).astimezone(UTC)
-        if tick > until:
-            break
-        if tick > after:
-            out.append(tick)
-            if len(out) > limit:
-                out.pop(0)
-    return out
+    walker = croniter(expression, (start - timedelta(seconds=1)).astimezone(ZoneInfo(timezone)))
+    out = []
+    while (tick := walker.get_next(datetime).astimezone(UTC)) < end:
+        out.append(tick)
+    return tuple(out)
 
 
 def _interval_ticks(every: timedelta, anchor: datetime, after: datetime, until: datetime, limit: int) -> list[datetime]:
@@ -87,6 +96,11 @@ def next_tick(
 ) -> datetime | None:
     """The first tick strictly after ``after`` (None: no time-based schedule)."""
     if isinstance(schedule, CronSchedule):
+        day = after.astimezone(UTC).date()
+        for offset in range(8):  # from the cache when it fires within a week (nearly every schedule does)
+            for tick in _cron_day(schedule.expression, timezone, day + timedelta(days=offset)):
+                if tick > after:
+                    return tick
         from croniter import croniter
 
         return croniter(schedule.expression, after.astimezone(ZoneInfo(timezone))).get_next(datetime).astimezone(UTC)

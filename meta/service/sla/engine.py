@@ -116,14 +116,13 @@ class SlaEngine:
         waiting: set[str] = set()
         if keys:
             judged = []
+            subjects = [self.subjects[key] for key in sorted(keys) if key in self.subjects]
             with self.store.reading() as session:
-                for key in sorted(keys):
-                    subject = self.subjects.get(key)
-                    if subject is None:
-                        continue
-                    # History from before watching began is judged (the board shows the truth at once), but
-                    # only misses from after it are announced: a first start must not page anyone for last night.
-                    found = facts_of.read_facts(session, subject, self.since[key] - facts_of.HORIZON, now)
+                # History from before watching began is judged (the board shows the truth at once), but only
+                # misses from after it are announced: a first start must not page anyone for last night.
+                known = facts_of.read_many(session, [(s, self.since[s.key] - facts_of.HORIZON) for s in subjects], now)
+                for subject in subjects:
+                    key, found = subject.key, known[subject.key]
                     evaluation = evaluate(subject.spec, found, now)
                     ongoing = {r.run_id for r in found.runs if not r.ended}
                     judged.append((subject, evaluation.statuses, self.since[key], ongoing))
@@ -229,15 +228,16 @@ class SlaEngine:
                 records.owe_notices(session, subject, status, newly_missed, newly_resolved, now)
             if newly_missed:
                 missed += 1
-                if newly_missed:
-                    log.warning(
-                        "SLA missed: %s on %s, %s slot %s (%s)",
-                        subject.subject,
-                        subject.backend,
-                        status.kind,
-                        status.slot,
-                        status.detail,
-                    )
+                # announced misses are news for the operator; older ones, found on a first start, are history
+                log.log(
+                    logging.WARNING if announce else logging.DEBUG,
+                    "SLA missed: %s on %s, %s slot %s (%s)",
+                    subject.subject,
+                    subject.backend,
+                    status.kind,
+                    status.slot,
+                    status.detail,
+                )
         return len(changed), missed
 
     def _backends_of(self, subject: WatchedSubject) -> set[str]:
