@@ -83,9 +83,10 @@ def sla_problems(
         kind = feature.removeprefix("sla.")
         if kind in native or feature in native or (feature == "alerts.on_sla_miss" and native):
             continue  # the backend enforces it (on_sla_miss: it routes the misses of its native kinds)
+        article = "an" if backend[:1] in "aeiou" else "a"
         detail = (
-            f"{backend} cannot enforce {feature} itself; place the pipeline on a {backend} backend in a workspace "
-            "(meta.yaml) so the control plane (`meta serve`) watches it"
+            f"{backend} cannot enforce {feature} itself; place the pipeline on {article} {backend} backend in a "
+            "workspace (meta.yaml) so the control plane (`meta serve`) watches it"
         )
         if supervision is not None:
             detail += f" ({supervision.where()} places {pipeline.id!r} on no {backend} backend)"

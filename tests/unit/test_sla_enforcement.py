@@ -108,7 +108,7 @@ def test_airflow_enforces_its_deadline_alert_kinds_itself_and_leaves_the_rest_to
     alone = refused(airflow.check(pipeline()))
     assert sorted(alone) == ["alerts.sla_escalation", "sla.fresh_within", "sla.start_by", "tasks.load.max_duration"]
     assert (
-        "airflow cannot enforce sla.start_by itself; place the pipeline on a airflow backend" in alone["sla.start_by"]
+        "airflow cannot enforce sla.start_by itself; place the pipeline on an airflow backend" in alone["sla.start_by"]
     )
     assert airflow.supervised(supervision(("lake", ["sales_daily"]))).check(pipeline()) == []
     # Only native kinds: no workspace needed, and on_sla_miss is routed by the Deadline Alert callbacks.

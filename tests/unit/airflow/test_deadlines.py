@@ -148,3 +148,18 @@ def test_what_only_the_control_plane_watches_builds_without_a_deadline_alert(tmp
     dag = loaded(p, tmp_path / "dags")
     assert not dag.deadline
     assert not build_dag(p).deadline
+
+
+def test_generated_deadline_alerts_are_ruff_formatted(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).with_name("ruff")
+    files = write_dag_files([rich(sla={"max_duration": "2h", "deadlines": DEADLINES})], tmp_path)
+    result = subprocess.run(
+        [str(ruff), "format", "--check", "--diff", "--line-length", "120", *map(str, files)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
