@@ -399,9 +399,10 @@ def sla_of(dag: Any, schedule: dict[str, Any] | None, notes: list[str]) -> dict[
                 continue
             deadlines.append(entry)
             if not ours:
+                callback = path or repr(alert.callback)
                 notes.append(
-                    f"deadline alert ({ref}): kept as sla.deadlines; its callback {path or repr(alert.callback)} is not "
-                    "carried over (misses go to alerts.on_sla_miss)"
+                    f"deadline alert ({ref}): kept as sla.deadlines; its callback {callback} is not carried over "
+                    "(misses go to alerts.on_sla_miss)"
                 )
         if kwargs.get("channels"):
             out["channels"] = list(kwargs["channels"])
