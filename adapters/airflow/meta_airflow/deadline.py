@@ -1,4 +1,5 @@
-"""The Deadline Alert callback for meta's run-level SLA (``sla.max_duration``), run by Airflow's triggerer.
+"""The Deadline Alert callback for meta's run-level SLAs (``sla.max_duration``, ``sla.finish_by`` on a daily cron,
+each ``sla.deadlines`` entry), run by Airflow's triggerer.
 
 DAGs reference it as ``meta_deadline.on_deadline_missed``: the small module ``plugins/meta_deadline.py`` (copy it into
 ``$AIRFLOW_HOME/plugins``, which Airflow puts on the triggerer's path) re-exports it from here.
@@ -16,8 +17,9 @@ log = logging.getLogger("meta.deadline")
 async def on_deadline_missed(
     pipeline: str, channels: list[str] | None = None, sla: str = "max_duration", **context: Any
 ) -> None:
-    """Called by Airflow when a run of ``pipeline`` is still unfinished at its deadline (``sla``: which of
-    ``sla.max_duration`` / ``sla.finish_by`` it missed); alerts ``channels``."""
+    """Called by Airflow when a run of ``pipeline`` is still unfinished at its deadline (``sla``: the kind it missed,
+    ``max_duration``, ``finish_by`` or a deadline's name such as ``deadline:queued_at+1h``); alerts ``channels``
+    with the dedup key ``sla_miss:<kind>``, the control plane's key for the same miss."""
     dag_run = context.get("dag_run") or (context.get("context") or {}).get("dag_run")
     run_id = dag_run.get("run_id") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", None)
     log.warning("meta: pipeline %s run %s missed its SLA (%s)", pipeline, run_id, sla)
