@@ -130,9 +130,7 @@ class SlaEngine:
                     if evaluation.waiting_for_facts:
                         waiting.update(self._backends_of(subject))
             with self.store.transaction() as session:
-                for subject, statuses, since, ongoing in judged:
-                    w, m = self._record(session, subject, statuses, now, since, ongoing)
-                    written, missed = written + w, missed + m
+                written, missed = self._record(session, judged, now)
         for backend in sorted(waiting):
             self._ask_poll(backend)
         sent = 0
@@ -204,24 +202,24 @@ class SlaEngine:
     def _record(
         self,
         session: Session,
-        subject: WatchedSubject,
-        statuses: list[SlotStatus],
+        judged: list[tuple[WatchedSubject, list[SlotStatus], datetime, set[str]]],
         now: datetime,
-        since: datetime,
-        ongoing: set[str],
     ) -> tuple[int, int]:
+        """Write the slots whose state changed since the engine last wrote them, and owe their notices.
+        ``judged``: (subject, statuses, when watching began, runs still going)."""
         changed = []
-        for status in statuses:
-            slot_key = (*subject.key, status.kind, status.slot)
-            held = self.memory.get(slot_key)
-            memory = records.memory_of(status, (held.missed if held else False) or status.state == "missed")
-            if held != memory:
-                changed.append((slot_key, memory, status))
-        if not changed:
-            return 0, 0
-        results = records.write_slots(session, subject, [s for _, _, s in changed], now)
+        for subject, statuses, since, ongoing in judged:
+            for status in statuses:
+                slot_key = (*subject.key, status.kind, status.slot)
+                held = self.memory.get(slot_key)
+                memory = records.memory_of(status, (held.missed if held else False) or status.state == "missed")
+                if held != memory:
+                    changed.append((subject, status, slot_key, memory, since, ongoing))
+        results = records.write_slots(session, [(c[0], c[1]) for c in changed], now)
         missed = 0
-        for (slot_key, memory, _status), (status, newly_missed, newly_resolved) in zip(changed, results, strict=True):
+        for (subject, status, slot_key, memory, since, ongoing), (newly_missed, newly_resolved) in zip(
+            changed, results, strict=True
+        ):
             self.memory[slot_key] = memory
             announce = status.deadline is None or status.deadline >= since or status.run_id in ongoing
             if (newly_missed or newly_resolved) and announce:

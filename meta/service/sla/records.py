@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ MISS, ESCALATION, RECOVERY = "miss", "escalation", "recovery"
 DUE, SENT, NATIVE, CANCELLED, FAILED, RATE_LIMITED = "due", "sent", "native", "cancelled", "failed", "rate_limited"
 
 SlotKey = tuple[str, str, str, str]  # backend, subject, kind, slot
+CHUNK = 500
 
 
 @dataclass
@@ -67,35 +69,25 @@ def memory_of(status: SlotStatus, missed: bool) -> SlotMemory:
 
 
 def write_slots(
-    session: Session, subject: WatchedSubject, statuses: list[SlotStatus], now: datetime
-) -> list[tuple[SlotStatus, bool, bool]]:
-    """Upsert ``statuses`` of ``subject``; returns (status, newly missed, newly resolved) for each row written."""
-    if not statuses:
+    session: Session, items: list[tuple[WatchedSubject, SlotStatus]], now: datetime
+) -> list[tuple[bool, bool]]:
+    """Upsert each (subject, status); returns (newly missed, newly resolved) for each, in order. One read of what
+    is stored and one upsert per chunk, whatever the number of subjects (a first start writes thousands)."""
+    if not items:
         return []
-    backend, name = subject.key
-    before = {
-        (r.kind, r.slot): r
-        for r in session.scalars(
-            select(SlaSlotRow).where(
-                SlaSlotRow.backend == backend,
-                SlaSlotRow.subject == name,
-                SlaSlotRow.kind.in_(sorted({s.kind for s in statuses})),
-                SlaSlotRow.slot.in_(sorted({s.slot for s in statuses})),
-            )
-        )
-    }
-    seq = _reserve(session, CHANGE_COUNTER, len(statuses))
+    before = _stored(session, items)
+    seq = _reserve(session, CHANGE_COUNTER, len(items))
     rows, out = [], []
-    for i, status in enumerate(statuses):
-        held = before.get((status.kind, status.slot))
-        was_missed = held is not None and held.missed_at is not None
-        was_resolved = held is not None and held.resolved_at is not None
+    for i, (subject, status) in enumerate(items):
+        held = before.get((*subject.key, status.kind, status.slot))
+        was_missed = held is not None and held[0] is not None
+        was_resolved = held is not None and held[1] is not None
         missed = was_missed or status.state == MISSED
         resolved = missed and (was_resolved or status.resolved_at is not None)
         rows.append(
             {
-                "backend": backend,
-                "subject": name,
+                "backend": subject.backend,
+                "subject": subject.subject,
                 "team": subject.team,
                 "kind": status.kind,
                 "slot": status.slot,
@@ -111,7 +103,41 @@ def write_slots(
                 "change_seq": seq + i,
             }
         )
-        out.append((status, missed and not was_missed, resolved and not was_resolved))
+        out.append((missed and not was_missed, resolved and not was_resolved))
+    for start in range(0, len(rows), CHUNK):
+        _upsert_slots(session, rows[start : start + CHUNK])
+    return out
+
+
+def _stored(
+    session: Session, items: list[tuple[WatchedSubject, SlotStatus]]
+) -> dict[SlotKey, tuple[datetime | None, datetime | None]]:
+    """(missed_at, resolved_at) of the stored rows among ``items``' slots."""
+    wanted = {(*subject.key, status.kind, status.slot) for subject, status in items}
+    by_backend: dict[str, set[str]] = {}
+    for backend, name, _kind, _slot in wanted:
+        by_backend.setdefault(backend, set()).add(name)
+    slots = sorted({slot for *_, slot in wanted})
+    out = {}
+    for backend, names in by_backend.items():
+        ordered = sorted(names)
+        for start in range(0, len(ordered), CHUNK):
+            for row in session.execute(
+                select(
+                    SlaSlotRow.subject, SlaSlotRow.kind, SlaSlotRow.slot, SlaSlotRow.missed_at, SlaSlotRow.resolved_at
+                ).where(
+                    SlaSlotRow.backend == backend,
+                    SlaSlotRow.subject.in_(ordered[start : start + CHUNK]),
+                    SlaSlotRow.slot.in_(slots) if len(slots) <= CHUNK else SlaSlotRow.slot.is_not(None),
+                )
+            ):
+                key = (backend, row.subject, row.kind, row.slot)
+                if key in wanted:
+                    out[key] = (row.missed_at, row.resolved_at)
+    return out
+
+
+def _upsert_slots(session: Session, rows: list[dict[str, Any]]) -> None:
     statement = _insert(session)(SlaSlotRow)
     excluded, target = statement.excluded, SlaSlotRow.__table__.c
     keep = ("first_at_risk_at", "missed_at", "resolved_at")
@@ -124,7 +150,6 @@ def write_slots(
     updates["state"] = case((target.missed_at.is_not(None), MISSED), else_=excluded.state)
     statement = statement.on_conflict_do_update(index_elements=["backend", "subject", "kind", "slot"], set_=updates)
     session.execute(statement, rows)
-    return out
 
 
 def owe_notices(

@@ -20,7 +20,8 @@ NOW = datetime.now(UTC)
 def record(api: Api, pipeline: str, team: str | None, *statuses: SlotStatus, backend: str = "af") -> None:
     subject = WatchedSubject(backend, "airflow", pipeline, team, SlaSpec())
     with api.store.transaction() as session:
-        for status, newly_missed, newly_resolved in records.write_slots(session, subject, list(statuses), NOW):
+        written = records.write_slots(session, [(subject, s) for s in statuses], NOW)
+        for status, (newly_missed, newly_resolved) in zip(statuses, written, strict=True):
             records.owe_notices(session, subject, status, newly_missed, newly_resolved, NOW)
 
 
