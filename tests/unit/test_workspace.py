@@ -473,14 +473,14 @@ placements:
 """
     write(tmp_path, text)
     (tmp_path / "dags" / "late.yaml").write_text(
-        "pipeline: late\nschedule: '0 1 * * *'\nsla: {start_by: '06:00'}\ntasks:\n  t: {noop: true}\n"
+        "pipeline: late\nschedule: '0 1 * * *'\nparams:\n  country: {type: string}\ntasks:\n  t: {noop: true}\n"
     )
     for args in (["--dry-run"], []):
         result = CliRunner().invoke(cli, ["deploy", "--workspace", str(tmp_path), *args])
         assert result.exit_code == 1, result.output
         assert (
-            "  refused    late         airflow cannot express sla.start_by (pipeline 'late'): Airflow 3.3 has no start "
-            "deadline; remove sla.start_by for this target"
+            "  refused    late         airflow cannot express required params on a scheduled pipeline (pipeline 'late'): "
+            "Airflow refuses a schedule when a param has no default (country); give them defaults"
         ) in result.output
         assert "  created    report" in result.output and "  created    sales_daily" in result.output
         assert not (tmp_path / "out").exists()  # nothing is half-deployed
