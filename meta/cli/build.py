@@ -20,9 +20,10 @@ from meta.plugins.targets import DeployAction
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
 def compile_(target_name: str, specs: tuple[str, ...], out_dir: str) -> None:
-    """Generate backend code, such as Airflow DAG files, for the pipelines in SPECS. SLAs the backend cannot enforce
-    itself pass when the workspace file (meta.yaml) above SPECS or the working directory places the pipeline on a
-    backend of this kind: its control plane (`meta serve`) watches them."""
+    """Generate backend code, such as Airflow DAG files, for the pipelines in SPECS.
+
+    SLAs the backend cannot enforce itself pass when the workspace file (meta.yaml) above SPECS or the working
+    directory places the pipeline on a backend of this kind: its control plane (`meta serve`) watches them."""
     from meta.plugins.manager import get_target
 
     pipelines = load(specs)
