@@ -58,6 +58,8 @@ _PUBLIC: dict[str, str] = {
     "resolve_params": "meta.semantics.params:resolve_params",
     "RunRequest": "meta.semantics.request:RunRequest",
     "check_run_id": "meta.semantics.request:check_run_id",
+    "airflow_native_sla": "meta.semantics.sla.native:airflow_native_sla",
+    "daily_tick": "meta.semantics.sla.native:daily_tick",
     "default_run_id": "meta.semantics.request:default_run_id",
     # plugins
     "hookimpl": "meta.plugins.hookspecs:hookimpl",
@@ -235,6 +237,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.semantics.scheduler import (
         SchedulerStep as SchedulerStep,
+    )
+    from meta.semantics.sla.native import (
+        airflow_native_sla as airflow_native_sla,
+    )
+    from meta.semantics.sla.native import (
+        daily_tick as daily_tick,
     )
     from meta.settings import (
         state_dir as state_dir,

@@ -21,6 +21,7 @@ from meta import (
     Pipeline,
     Task,
     TriggerRule,
+    daily_tick,
     has_reference,
 )
 from meta_airflow.typed_args import ISO_TYPES
@@ -365,17 +366,6 @@ def dag_kwargs(pipeline: Pipeline) -> list[tuple[str, Any]]:
     return kw
 
 
-def daily_tick(pipeline: Pipeline) -> time | None:
-    """The local time of day a cron schedule fires, when it fires at one fixed minute and hour (else None)."""
-    s = pipeline.schedule
-    if not isinstance(s, CronSchedule):
-        return None
-    minute, hour = s.expression.split()[:2]
-    if not (minute.isdigit() and hour.isdigit()):
-        return None
-    return time(int(hour), int(minute))
-
-
 def finish_by_interval(tick: time, finish_by: time) -> timedelta:
     """From the scheduled tick (the run's logical date) to the next ``finish_by``; a full day when they are equal."""
     seconds = (finish_by.hour * 3600 + finish_by.minute * 60 + finish_by.second) - (tick.hour * 3600 + tick.minute * 60)
@@ -408,20 +398,6 @@ def deadline_reference(deadline: Any) -> Ref | Call:
             assert deadline.at is not None  # the model requires it for reference: fixed
             return Call("airflow.sdk:DeadlineReference.FIXED_DATETIME", args=(dt(deadline.at, "UTC"),))
     raise ValueError(f"unknown deadline reference {deadline.reference!r}")  # the model allows no other
-
-
-def native_sla(p: Pipeline) -> set[str]:
-    """The SLA kinds of ``p`` Airflow enforces itself, as Deadline Alerts (``deadline_alerts``): ``max_duration``,
-    ``finish_by`` on a cron schedule with a fixed daily time, and every ``deadlines`` entry. The rest (start_by,
-    fresh_within, per-task max_duration, escalation) only meta's control plane can watch."""
-    if p.sla is None:
-        return set()
-    native = {d.name for d in p.sla.deadlines}
-    if p.sla.max_duration is not None:
-        native.add("max_duration")
-    if p.sla.finish_by is not None and daily_tick(p) is not None:
-        native.add("finish_by")
-    return native
 
 
 def deadline_alerts(p: Pipeline) -> list[Call]:

@@ -36,9 +36,9 @@ class AirflowTarget(Target):
 
     def native_sla(self, pipeline: Pipeline) -> set[str]:
         """max_duration, finish_by (a fixed daily cron time) and every sla.deadlines entry, as Deadline Alerts."""
-        from meta_airflow.plan import native_sla
+        from meta import airflow_native_sla
 
-        return native_sla(pipeline)
+        return airflow_native_sla(pipeline)
 
     def compile(self, pipelines: Sequence[Pipeline], out_dir: Path, sources: Sequence[Path] = ()) -> list[Path]:
         from meta_airflow.codegen import write_dag_files

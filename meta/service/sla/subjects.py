@@ -11,9 +11,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import time, timedelta
 
 from meta.semantics.sla import SlaSpec
+from meta.semantics.sla.native import airflow_native_sla
 from meta.spec.model import CronSchedule, Escalation, IntervalSchedule, Pipeline
 from meta.spec.workspace import WatchedSla, Workspace
 
@@ -73,7 +73,8 @@ def watched_subjects(
                 spec,
                 tuple(pipeline.alerts.on_sla_miss),
                 pipeline.alerts.sla_escalation,
-                native_kinds(kind, pipeline),
+                # the first notice of what a generated DAG alerts itself is Airflow's
+                frozenset(airflow_native_sla(pipeline)) if kind == "airflow" else frozenset(),
             )
     seen_by_backend: dict[str, set[str]] = {}
     for backend, pipeline_id in seen:
@@ -126,33 +127,5 @@ def _dataset_subject(entry: WatchedSla, pipelines: Sequence[Pipeline], workspace
     )
 
 
-def native_kinds(backend_kind: str, pipeline: Pipeline) -> frozenset[str]:
-    """The SLA kinds a DAG meta generated for Airflow alerts itself (Deadline Alerts calling meta's callback):
-    ``max_duration``, ``finish_by`` on a schedule firing at one time of day, and every ``deadlines`` entry. The
-    engine records their state but leaves their first notice to Airflow, so no miss is announced twice."""
-    sla = pipeline.sla
-    if backend_kind != "airflow" or sla is None:
-        return frozenset()
-    kinds = {d.name for d in sla.deadlines}
-    if sla.max_duration is not None:
-        kinds.add("max_duration")
-    if sla.finish_by is not None and daily_time(pipeline) is not None:
-        kinds.add("finish_by")
-    return frozenset(kinds)
-
-
-def daily_time(pipeline: Pipeline) -> time | None:
-    """The time of day a cron schedule fires, when it fires at one fixed minute and hour (else None)."""
-    schedule = pipeline.schedule
-    if not isinstance(schedule, CronSchedule):
-        return None
-    minute, hour = schedule.expression.split()[:2]
-    return time(int(hour), int(minute)) if minute.isdigit() and hour.isdigit() else None
-
-
 def _is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
-
-
-def escalation_delay(subject: WatchedSubject) -> timedelta | None:
-    return subject.escalation.after if subject.escalation is not None else None
