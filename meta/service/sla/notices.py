@@ -1,9 +1,12 @@
 """Delivering owed notices through the alert operators (their per-channel dedup and rate limits).
 
-A notice is settled only after ``send_alert`` returns. A control plane killed in between finds it still due and
-sends it again: the alert store then answers ``duplicate`` for every channel that already got it, so each channel
-hears of each miss once. A channel that fails is retried with backoff (the others are not resent: their claims
-are marked sent), up to ``MAX_ATTEMPTS``.
+A notice is marked in flight before ``send_alert`` is called and settled after it returns. A control plane killed
+in between finds it still due and sends it again: the alert store answers ``duplicate`` for every channel that
+already got it (its claim marked sent), so each channel hears of each miss once. A channel whose claim the killed
+process had taken but not marked sent (killed while connecting, or mid-SMTP) may never have received it: that
+claim is released and the channel sent to again, so a crash never loses an alert; it repeats one only if the
+kill fell between the channel accepting it and the claim being marked (milliseconds). A channel that fails is
+retried with backoff (the others are not resent: their claims are marked sent), up to ``MAX_ATTEMPTS``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+
+from sqlalchemy import update
 
 from meta.builtin.operators.alerts import AlertEvent, AlertOutcome, send_alert
 from meta.builtin.operators.alerts.store import AlertStore
@@ -28,11 +33,32 @@ LOCAL_RUNNER_MISS_KEY = "sla_miss:max_duration"
 Sender = Callable[[list[str], AlertEvent], list[AlertOutcome]]
 
 
-def default_sender(alert_store: AlertStore | None = None) -> Sender:
-    def send(channels: list[str], event: AlertEvent) -> list[AlertOutcome]:
-        return send_alert(channels, event, store=alert_store)
+IN_FLIGHT = "in_flight"  # a notice's outcome while its delivery runs; still there after a restart: interrupted
 
-    return send
+
+class AlertSender:
+    """``send_alert`` over one alert store, and ``reclaim``: release the claims a killed delivery left unsent."""
+
+    def __init__(self, alert_store: AlertStore | None = None):
+        self.alert_store = alert_store
+
+    def __call__(self, channels: list[str], event: AlertEvent) -> list[AlertOutcome]:
+        return send_alert(channels, event, store=self.alert_store)
+
+    def reclaim(self, channels: list[str], event: AlertEvent) -> list[str]:
+        """Channels whose claim on ``event`` was taken but never marked sent (the claimer died): released, so the
+        next send reaches them. Returns them."""
+        store = self.alert_store or AlertStore()
+        key, released = event.key(), []
+        for channel in channels:
+            if store.status(channel, event.pipeline_id, event.run_id, key) == "sending":
+                store.release(channel, event.pipeline_id, event.run_id, key)
+                released.append(channel)
+        return released
+
+
+def default_sender(alert_store: AlertStore | None = None) -> Sender:
+    return AlertSender(alert_store)
 
 
 def event_of(notice: SlaNoticeRow, slot: SlaSlotRow | None, backend_kind: str) -> AlertEvent:
@@ -75,8 +101,24 @@ def deliver_due(
     done = []
     for notice in due:
         event = event_of(notice, slots[notice.id], kind_of(notice.backend))
+        channels = list(notice.channels)
+        reclaim = getattr(sender, "reclaim", None)
+        if reclaim is not None and any(o.get("status") == IN_FLIGHT for o in notice.outcome or ()):
+            released = reclaim(channels, event)
+            if released:
+                log.warning(
+                    "SLA notice %s %s/%s %s: its delivery was interrupted; sending again to %s",
+                    notice.stage,
+                    notice.backend,
+                    notice.subject,
+                    notice.kind,
+                    ", ".join(released),
+                )
+        with store.transaction() as session:
+            flight = [{"channel": c, "status": IN_FLIGHT, "error": None} for c in channels]
+            session.execute(update(SlaNoticeRow).where(SlaNoticeRow.id == notice.id).values(outcome=flight))
         try:
-            outcomes = sender(list(notice.channels), event)
+            outcomes = sender(channels, event)
         except Exception as exc:  # a bug in a channel must not stop the engine; retried like a failure
             log.exception("SLA notice %s could not be sent", notice.id)
             outcomes = [AlertOutcome(c, "failed", type(exc).__name__) for c in notice.channels]

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select, update
 
 from meta.builtin.operators.alerts import AlertEvent, AlertOutcome
+from meta.builtin.operators.alerts.store import AlertStore
 from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
 from meta.service.sla import SlaEngine, notices
 from meta.service.store import queries
@@ -40,14 +41,14 @@ class Outbox:
         return [(c, e.extra["sla_kind"]) for c, e in self.sent if e.event == event]
 
 
-def pipeline(**sla: Any) -> Pipeline:
+def pipeline(on_sla_miss: tuple[str, ...] = ("webhook:oncall",), **sla: Any) -> Pipeline:
     return Pipeline.model_validate(
         {
             "id": "sales",
             "schedule": {"kind": "cron", "cron": "0 8 * * *"},
             "sla": sla,
             "alerts": {
-                "on_sla_miss": ["webhook:oncall"],
+                "on_sla_miss": list(on_sla_miss),
                 "sla_escalation": {"after": "30s", "channels": ["email:boss"]},
             },
             "tasks": [{"id": "load", "action": {"kind": "shell", "command": "true"}}],
@@ -251,3 +252,54 @@ def test_a_local_max_duration_miss_shares_the_local_runners_dedup_key(
 
     other = SlaNoticeRow(backend="af", subject="vendor_dag", kind="max_duration", slot="r1", stage="miss")
     assert notices.event_of(other, None, "airflow").key() == "sla_miss:af:max_duration:r1"
+
+
+class ClaimingSender(notices.AlertSender):
+    """``send_alert``'s protocol over a real alert store (claim, deliver, mark sent), without a network; it dies like
+    a SIGKILLed process (a BaseException nothing in the engine catches) once it has claimed ``die_on``."""
+
+    def __init__(self, path: Path, delivered: list[tuple[str, str]], die_on: str | None = None):
+        super().__init__(AlertStore(path))
+        self.delivered, self.die_on = delivered, die_on
+
+    def __call__(self, channels: list[str], event: AlertEvent) -> list[AlertOutcome]:
+        assert self.alert_store is not None
+        out, key = [], event.key()
+        for channel in channels:
+            if self.alert_store.claim(channel, event.pipeline_id, event.run_id, key, None) != "claimed":
+                out.append(AlertOutcome(channel, "duplicate"))
+                continue
+            if channel == self.die_on:
+                raise KeyboardInterrupt("killed mid-delivery")
+            self.delivered.append((channel, event.event))
+            self.alert_store.mark_sent(channel, event.pipeline_id, event.run_id, key)
+            out.append(AlertOutcome(channel, "sent"))
+        return out
+
+
+def test_a_delivery_killed_after_a_claim_is_completed_after_the_restart_once_per_channel(
+    store: Store, tmp_path: Path
+) -> None:
+    """Killed after the webhook got the miss and while the email channel was claimed but not yet delivered (the
+    SMTP conversation): the restarted engine sends the email (its claim released), and not the webhook again.
+    Without the release the email was lost for good (seen on a real ``meta serve`` SIGKILLed: test_sla_real.py)."""
+    spec = pipeline(("webhook:oncall", "email:oncall"), max_duration="10s")
+    observe(store, UnifiedState.RUNNING, T0, queued_at=T0, started_at=T0)
+    facts_until(store, T0 + timedelta(seconds=11))
+    delivered: list[tuple[str, str]] = []
+    alerts_db = tmp_path / "alerts.db"
+    dying = SlaEngine(store, WORKSPACE, [spec], sender=ClaimingSender(alerts_db, delivered, die_on="email:oncall"))
+    with pytest.raises(KeyboardInterrupt):
+        dying.tick(T0 + timedelta(seconds=11))
+    assert delivered == [("webhook:oncall", "sla_miss")]
+    restarted = SlaEngine(store, WORKSPACE, [spec], sender=ClaimingSender(alerts_db, delivered))
+    restarted.tick(T0 + timedelta(seconds=12))
+    restarted.tick(T0 + timedelta(seconds=13))
+    assert delivered == [("webhook:oncall", "sla_miss"), ("email:oncall", "sla_miss")]
+    with store.reading() as session:
+        [notice] = session.scalars(select(SlaNoticeRow).where(SlaNoticeRow.stage == "miss"))
+    assert notice.status == "sent"
+    assert {o["channel"]: o["status"] for o in notice.outcome} == {
+        "webhook:oncall": "duplicate",
+        "email:oncall": "sent",
+    }
