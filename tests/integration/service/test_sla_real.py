@@ -11,7 +11,8 @@ aiosmtpd over STARTTLS), short deadlines in seconds:
 - the local backend: a meta-built pipeline's ``max_duration`` miss while running, once, though the local runner
   also announces the miss itself when the run ends.
 
-The SLA state is read from the control plane's store (``sla_slots``, ``sla_notices``) of the workspace's database.
+The SLA state is read from the control plane's store (``sla_slots``, ``sla_notices``) of the workspace's database,
+and on Airflow also through the API (``GET /api/v1/slas``, ``/api/v1/slas/history``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from tests.fixtures.control_plane import REPO, ServeProcess
 from tests.fixtures.prefect_server import prefect_server  # noqa: F401 - a pytest fixture
 
 pytestmark = pytest.mark.slow
+ADMIN_TOKEN = "sla-real-admin-token-4b1c9e"
 LATENCY = 5.0  # seconds from a deadline to the miss recorded and delivered (the issue's target)
 
 
@@ -164,14 +166,14 @@ def missed_slot(store: Store, subject: str, kind: str, run_id: str | None = None
     return None
 
 
-def workspace(tmp_path: Path, backends: str, slas: str = "", placements: str = "") -> Path:
+def workspace(tmp_path: Path, backends: str, slas: str = "", placements: str = "", control: str = "") -> Path:
     """A workspace file: ``backends``, ``slas`` and ``placements`` are YAML blocks (any indentation)."""
     (tmp_path / "dags").mkdir(exist_ok=True)
 
     def block(name: str, body: str) -> str:
         return f"{name}:\n" + textwrap.indent(textwrap.dedent(body).strip(), "  ") + "\n" if body.strip() else ""
 
-    control_plane = f"database: sqlite:///{tmp_path / 'cp.db'}\npoll_interval: 1s"
+    control_plane = f"database: sqlite:///{tmp_path / 'cp.db'}\npoll_interval: 1s\n{control}"
     text = "name: sla_real\nspecs: [dags]\n" + block("backends", backends) + block("control_plane", control_plane)
     path = tmp_path / "meta.yaml"
     path.write_text(text + block("placements", placements) + block("slas", slas))
@@ -252,8 +254,13 @@ def test_an_external_airflow_dag_overrunning_is_missed_while_running_alerted_onc
           tasks: {{nap: 5s}}
           on_sla_miss: [{", ".join(sinks.channels)}]
         """,
+        control="admin_token: ${secret:SLA_ADMIN}",
     )
-    env = {**sinks.env(tmp_path / "home"), "META_SECRET_SLA_AIRFLOW_PASSWORD": airflow_server.password("admin")}
+    env = {
+        **sinks.env(tmp_path / "home"),
+        "META_SECRET_SLA_AIRFLOW_PASSWORD": airflow_server.password("admin"),
+        "META_SECRET_SLA_ADMIN": ADMIN_TOKEN,
+    }
     serve = ServeProcess(path, env)
     store = open_store(f"sqlite:///{tmp_path / 'cp.db'}")
     kinds = ("max_duration", "tasks.nap.max_duration")
@@ -267,6 +274,15 @@ def test_an_external_airflow_dag_overrunning_is_missed_while_running_alerted_onc
             assert row.missed_at - row.deadline <= timedelta(seconds=LATENCY), (kind, row.deadline, row.missed_at)
         run = client.request("GET", f"/dags/{dag}/dagRuns/late_1")
         assert run["state"] == "running", "the misses were called while the run was still running"
+        # the API tells the same: the board counts both misses, the history lists them
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        board = httpx.get(f"{serve.url}/api/v1/slas", params={"pipeline": dag}, headers=auth, timeout=10).json()
+        [cell] = board["cells"]
+        assert (cell["backend"], cell["missed_in_window"]) == ("airflow", 2), cell
+        history = httpx.get(f"{serve.url}/api/v1/slas/history", params={"pipeline": dag}, headers=auth, timeout=10)
+        assert {(s["kind"], s["state"], s["run_id"]) for s in history.json()["slots"]} == {
+            (kind, "missed", "late_1") for kind in kinds
+        }
         for kind in kinds:
             wait_for(lambda k: sinks.counts(k)["email miss"] == 1, 20, f"the {kind} miss by email", args=(kind,))
             assert sinks.counts(kind)["webhook miss"] == 1, kind
