@@ -121,7 +121,7 @@ class ObserverRuntime:
         without a server refreshes the store this way). Returns backend -> health afterwards."""
 
         def cycle(watch: BackendWatch) -> None:
-            started = time.monotonic()
+            started, began_at = time.monotonic(), datetime.now(UTC)
             try:
                 cursor = self._cursor(watch, "poll")
                 while time.monotonic() - started < timeout:
@@ -129,7 +129,7 @@ class ObserverRuntime:
                     self._store(watch, batch, "poll")
                     cursor = batch.cursor or cursor
                     if not batch.more:
-                        self._succeeded(watch, lag=time.monotonic() - started)
+                        self._succeeded(watch, lag=time.monotonic() - started, complete_as_of=began_at)
                         return
             except Exception as exc:  # reported as the backend's health
                 self._failed(watch, exc)
@@ -156,7 +156,7 @@ class ObserverRuntime:
         name = watch.connection.name
         cursor: str | None = None
         loaded = False  # the stored cursor is read inside the loop: a store that is down is retried, not fatal
-        cycle_started = time.monotonic()
+        cycle_started, cycle_began_at = time.monotonic(), datetime.now(UTC)
         while not self.stop_event.is_set():
             try:
                 if not loaded:
@@ -166,13 +166,13 @@ class ObserverRuntime:
                 cursor = batch.cursor or cursor
                 if batch.more:
                     continue
-                self._succeeded(watch, lag=time.monotonic() - cycle_started)
+                self._succeeded(watch, lag=time.monotonic() - cycle_started, complete_as_of=cycle_began_at)
                 wait = self.poll_interval
             except Exception as exc:  # any failure of one backend is that backend's health
                 wait = self._failed(watch, exc)
             self.wake[name].wait(wait)
             self.wake[name].clear()
-            cycle_started = time.monotonic()
+            cycle_started, cycle_began_at = time.monotonic(), datetime.now(UTC)
 
     def _push_loop(self, watch: BackendWatch) -> None:
         name = watch.connection.name
@@ -210,7 +210,7 @@ class ObserverRuntime:
             except Exception:  # the facts are stored; a listener's failure is not the backend's
                 log.exception("%s: a change listener failed", name)
 
-    def _succeeded(self, watch: BackendWatch, lag: float) -> None:
+    def _succeeded(self, watch: BackendWatch, lag: float, complete_as_of: datetime | None = None) -> None:
         stats = watch.stats
         was = stats.health
         stats.health, stats.failures, stats.lag_seconds = "ok", 0, lag
@@ -225,6 +225,7 @@ class ObserverRuntime:
                 lag_seconds=lag,
                 events=stats.events,
                 requests=stats.requests,
+                complete_as_of=complete_as_of,
             )
         stats.events = stats.requests = 0  # flushed into the totals
         if was != "ok":

@@ -20,8 +20,7 @@ async def on_deadline_missed(
     """Called by Airflow when a run of ``pipeline`` is still unfinished at its deadline (``sla``: the kind it missed,
     ``max_duration``, ``finish_by`` or a deadline's name such as ``deadline:queued_at+1h``); alerts ``channels``
     with the dedup key ``sla_miss:<kind>``, the control plane's key for the same miss."""
-    dag_run = context.get("dag_run") or (context.get("context") or {}).get("dag_run")
-    run_id = dag_run.get("run_id") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", None)
+    run_id = run_id_of(context)
     log.warning("meta: pipeline %s run %s missed its SLA (%s)", pipeline, run_id, sla)
     if not channels:
         return
@@ -43,6 +42,18 @@ async def on_deadline_missed(
         await asyncio.to_thread(send_alert, list(channels), event)
     except Exception:
         log.exception("meta: could not send the SLA alert for %s to %s", pipeline, channels)
+
+
+def run_id_of(context: dict[str, Any]) -> str | None:
+    """The missed run's id. Airflow 3.3's scheduler passes ``context={"dag_run": DAGRunResponse(...).model_dump()}``
+    (``airflow.models.deadline.Deadline.handle_miss``), whose field is ``dag_run_id``; without it every miss of a
+    pipeline would share one dedup key and only the first would ever be announced."""
+    dag_run = context.get("dag_run") or (context.get("context") or {}).get("dag_run")
+    if isinstance(dag_run, dict):
+        found = dag_run.get("dag_run_id") or dag_run.get("run_id")
+    else:
+        found = getattr(dag_run, "run_id", None)
+    return str(found) if found else None
 
 
 PLUGIN_SOURCE = '''"""meta's Deadline Alert callback for Airflow's plugins folder.

@@ -240,14 +240,18 @@ def record_health(
     lag_seconds: float | None = None,
     events: int = 0,
     requests: int = 0,
+    complete_as_of: datetime | None = None,
 ) -> None:
+    """``complete_as_of``: when the successful poll cycle began (default: now). ``last_success_at`` keeps it: the
+    store holds every fact the backend had at that instant, which is what the SLA engine needs before it calls a
+    deadline missed (the cycle's end would claim facts the backend may have changed since it was read)."""
     row = session.get(BackendRow, name)
     if row is None:
         return
     at = now()
     row.health = health
     if error is None:
-        row.last_success_at = at
+        row.last_success_at = complete_as_of or at
         row.lag_seconds = lag_seconds
     else:
         row.last_error_at, row.last_error = at, error[:500]

@@ -103,6 +103,9 @@ def test_sla_deadline_fires_through_the_triggerer(runs, airflow_server) -> None:
             break
         time.sleep(1)
     assert misses == ["the run missed its sla.deadline:queued_at+5s", "the run missed its sla.max_duration"], misses
+    # each names the run that missed (Airflow passes it as dag_run.dag_run_id): one alert per run, not per pipeline
+    missed_runs = {e["run_id"] for e in airflow_server.webhook.events("it_sla") if e["event"] == "sla_miss"}
+    assert missed_runs == {runs["ids"]["it_sla"]}
 
 
 def wait_for_events(airflow_server, pipeline_id: str, wanted: set[str], timeout: float = 60) -> list[dict]:

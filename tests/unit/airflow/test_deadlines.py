@@ -163,3 +163,12 @@ def test_generated_deadline_alerts_are_ruff_formatted(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_callback_names_the_run_airflow_passes() -> None:
+    from meta_airflow.deadline import run_id_of
+
+    # what Airflow 3.3's scheduler sends (Deadline.handle_miss: DAGRunResponse(...).model_dump(mode="json"))
+    assert run_id_of({"context": {"dag_run": {"dag_id": "d", "dag_run_id": "manual__1"}}}) == "manual__1"
+    assert run_id_of({"dag_run": {"run_id": "manual__2"}}) == "manual__2"
+    assert run_id_of({}) is None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
 from meta.service.store import queries
@@ -50,4 +52,37 @@ def test_the_change_counter_starts_on_a_fresh_database_and_only_grows(tmp_path: 
             assert row is not None
             seqs.append(row.change_seq)
     assert seqs == sorted(seqs) and len(set(seqs)) == 3 and seqs[0] == 1
+    store.close()
+
+
+class SlowObserver:
+    """A backend whose poll takes a while: facts it returns are as of the poll's start, not its end."""
+
+    def poll(self, cursor: str | None) -> Any:
+        from meta.plugins.observers import Batch
+
+        time.sleep(0.3)
+        return Batch(events=[], cursor=cursor)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_backend_is_complete_as_of_the_start_of_its_last_good_poll(tmp_path: Path) -> None:
+    """The SLA engine calls a deadline missed only once the backend's facts reach past it: a poll that began before
+    the deadline and ended after it must not count (the run may have ended in between)."""
+    from meta.plugins.observers import BackendConnection
+    from meta.service.runtime import BackendWatch, ObserverRuntime
+    from meta.service.store.orm import BackendRow
+
+    store = open_store(f"sqlite:///{tmp_path / 'cp.db'}")
+    watch = BackendWatch(BackendConnection("slow", "local", "file:///x"), SlowObserver())
+    runtime = ObserverRuntime(store, [watch], poll_interval=1.0)
+    runtime.register_backends()
+    before = datetime.now(UTC)
+    assert runtime.poll_once() == {"slow": "ok"}
+    with store.reading() as session:
+        row = session.get(BackendRow, "slow")
+        assert row is not None and row.last_success_at is not None
+        assert before <= row.last_success_at < before + timedelta(seconds=0.2)
     store.close()
