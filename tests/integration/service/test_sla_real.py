@@ -239,10 +239,14 @@ def trigger_dag(client: Any, dag: str, run_id: str) -> None:
 @pytest.mark.airflow
 def test_an_external_airflow_dag_overrunning_is_missed_while_running_alerted_once_and_recovered_once(
     airflow_server: Any,  # noqa: F811
+    webhook_server: WebhookServer,  # noqa: F811
     sinks: Sinks,
     tmp_path: Path,
 ) -> None:
+    """Run and task ``max_duration`` from the workspace, escalated to a second webhook 3 s after each miss (the
+    run is still running then), which also hears the recovery."""
     dag = f"sla_ext_{uuid.uuid4().hex[:6]}"
+    boss_url, boss = webhook_server.hook()
     client = deploy_dag(airflow_server, dag, sleep=18)
     path = workspace(
         tmp_path,
@@ -253,11 +257,13 @@ def test_an_external_airflow_dag_overrunning_is_missed_while_running_alerted_onc
           sla: {{max_duration: 6s}}
           tasks: {{nap: 5s}}
           on_sla_miss: [{", ".join(sinks.channels)}]
+          sla_escalation: {{after: 3s, channels: ["webhook:{sinks.name}boss"]}}
         """,
         control="admin_token: ${secret:SLA_ADMIN}",
     )
     env = {
         **sinks.env(tmp_path / "home"),
+        f"META_CHANNEL_WEBHOOK_{sinks.name.upper()}BOSS_URL": boss_url,
         "META_SECRET_SLA_AIRFLOW_PASSWORD": airflow_server.password("admin"),
         "META_SECRET_SLA_ADMIN": ADMIN_TOKEN,
     }
@@ -294,6 +300,9 @@ def test_an_external_airflow_dag_overrunning_is_missed_while_running_alerted_onc
             if body["event"]["event"] == "sla_miss" and body["event"]["extra"]["sla_kind"] == "max_duration"
         ]
         assert posted - limit.deadline.timestamp() <= LATENCY, "the webhook heard of the miss on time"
+        # still running 3 s after each miss: escalated, once per kind
+        escalated = wait_for(lambda: len(boss.received) >= 2 and list(boss.received), 20, "the escalations")
+        assert client.request("GET", f"/dags/{dag}/dagRuns/late_1")["state"] == "running"
         # the run succeeds: one recovery per kind on each sink, nothing else
         wait_for(lambda: client.request("GET", f"/dags/{dag}/dagRuns/late_1")["state"] == "success", 90, "the run")
         for kind in kinds:
@@ -303,17 +312,25 @@ def test_an_external_airflow_dag_overrunning_is_missed_while_running_alerted_onc
                 f"the {kind} recovery",
                 args=(kind,),
             )
+        wait_for(lambda: len(boss.received) >= 4, 20, "the recoveries on the escalation channel")
         after = quiet_settle(sinks)
         assert serve.stop() == 0
     finally:
         serve.kill()
     assert after == {"webhook miss": 2, "email miss": 2, "webhook recovery": 2, "email recovery": 2}
+    assert sorted((e["event"]["event"], e["event"]["extra"]["sla_kind"]) for e in escalated) == [
+        ("sla_miss", kind) for kind in kinds
+    ]
+    assert all(e["event"]["message"].startswith("ESCALATED") for e in escalated)
+    assert sorted((e["event"]["event"], e["event"]["extra"]["sla_kind"]) for e in boss.received) == sorted(
+        [("sla_miss", kind) for kind in kinds] + [("sla_recovered", kind) for kind in kinds]
+    )
     for kind in kinds:
         assert sinks.counts(kind) == {"webhook miss": 1, "email miss": 1, "webhook recovery": 1, "email recovery": 1}
         row = missed_slot(store, dag, kind)
         assert row is not None and row.state == "missed" and row.resolved_at is not None
     owed = notices(store, dag)
-    assert sorted(owed.values()) == ["sent"] * 4, owed
+    assert sorted(owed.values()) == ["sent"] * 6, owed  # miss, escalation, recovery per kind
     [miss] = sinks.posts("sla_miss", "max_duration")
     assert miss["pipeline_id"] == dag and miss["run_id"] == "late_1" and miss["backend"] == "airflow"
 
