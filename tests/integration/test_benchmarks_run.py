@@ -26,6 +26,12 @@ CASES = [
         marks=pytest.mark.postgres,
     ),
     pytest.param(
+        ["bench.bench_sla_tick", "--pipelines", "50", "--ticks", "3"],
+        "ratio peer / meta",
+        id="sla_tick",
+        marks=pytest.mark.postgres,
+    ),
+    pytest.param(
         ["bench.bench_airflow_parse", "--pipelines", "3", "--tasks", "3", "--repeat", "1"],
         "loader (YAML) vs dag-factory (cpu):",
         id="airflow_parse",
