@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from bench.bench_cp_freshness import pct
 from tests.fixtures.airflow_server import start_airflow, stop_airflow
 from tests.fixtures.control_plane import ServeProcess
 from tests.fixtures.prefect_server import start_prefect
@@ -136,11 +137,6 @@ def workspace(folder: Path, airflow: Any, prefect_url: str) -> Path:
         )
     )
     return path
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def wait_parsed(client: Any, dag_id: str) -> None:

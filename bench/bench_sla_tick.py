@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from bench.bench_cp_freshness import pct
 from bench.bench_cp_ingest import drop_database, postgres_database
 from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
 from meta.service.sla import SlaEngine
@@ -132,7 +133,7 @@ def measure(label: str, store: Store, specs: list[Pipeline], ticks: int) -> tupl
             engine._schedule(key, at)  # the peer: every subject due every tick
         report = engine.tick(at)
         peer.append(report.seconds * 1000)
-    p50, p95 = statistics.median(steady), sorted(steady)[min(len(steady) - 1, round(0.95 * (len(steady) - 1)))]
+    p50, p95 = statistics.median(steady), pct(steady, 0.95)
     peer_p50 = statistics.median(peer)
     print(
         f"{label:<11} first tick (judges all {first.evaluated:,}): {first_s:6.2f} s | steady tick p50 {p50:6.1f} ms"
