@@ -273,52 +273,28 @@ def _sla_report(board: dict[str, Any]) -> str:
         f"{counts.get(s, 0)} {s.replace('_', ' ')}" for s in ("missed", "at_risk", "unknown", "met", "pending")
     )
     out = [f"SLA board at {_when(board['as_of'])} UTC (misses of the last {board['window_hours']:g} h): {summary}"]
-    risky = [(c, slot) for c in cells for slot in c["attention"] if slot["state"] in ("at_risk", "unknown")]
-    out += ["", "At risk now"]
-    out.append(
-        _table(
-            ["team", "pipeline", "backend", "sla", "slot", "deadline (UTC)", "state", "why"],
-            [
-                [
-                    c["team"] or "-",
-                    c["pipeline"],
-                    c["backend"],
-                    s["kind"],
-                    s["slot"],
-                    _when(s["deadline"]),
-                    s["state"],
-                    s["detail"],
-                ]
-                for c, s in risky
-            ],
-        )
-        if risky
-        else "nothing"
+    risky = [(c, s) for c in cells for s in c["attention"] if s["state"] in ("at_risk", "unknown")]
+    missed = [(c, s) for c in cells for s in c["missed"]]
+    sections = (
+        ("At risk now", risky, ["state", "why"], lambda s: [s["state"], s["detail"]]),
+        (
+            f"Missed (last {board['window_hours']:g} h)",
+            missed,
+            ["recorded", "recovered", "detail"],
+            lambda s: [_when(s["missed_at"]), _when(s["resolved_at"]), s["detail"]],
+        ),
     )
-    missed = [(c, s) for c in cells for s in [*c["attention"], c["latest"]] if s and s["state"] == "missed"]
-    missed = list({(c["pipeline"], c["backend"], s["kind"], s["slot"]): (c, s) for c, s in missed}.values())
-    out += ["", f"Missed (last {board['window_hours']:g} h)"]
-    out.append(
-        _table(
-            ["team", "pipeline", "backend", "sla", "slot", "deadline (UTC)", "recorded", "recovered", "detail"],
-            [
-                [
-                    c["team"] or "-",
-                    c["pipeline"],
-                    c["backend"],
-                    s["kind"],
-                    s["slot"],
-                    _when(s["deadline"]),
-                    _when(s["missed_at"]),
-                    _when(s["resolved_at"]),
-                    s["detail"],
-                ]
-                for c, s in missed
-            ],
+    for title, found, headers, tail in sections:
+        out += ["", title]
+        rows = [
+            [c["team"] or "-", c["pipeline"], c["backend"], s["kind"], s["slot"], _when(s["deadline"]), *tail(s)]
+            for c, s in found
+        ]
+        out.append(
+            _table(["team", "pipeline", "backend", "sla", "slot", "deadline (UTC)", *headers], rows)
+            if rows
+            else "nothing"
         )
-        if missed
-        else "nothing"
-    )
     teams: dict[str, dict[str, int]] = {}
     for c in cells:
         row = teams.setdefault(c["team"] or "-", {})

@@ -273,6 +273,7 @@ class SlaCell(BaseModel):
     missed_in_window: int
     next_deadline: datetime | None
     attention: list[SlaSlot] = Field(description="unresolved misses, at-risk and unknown slots")
+    missed: list[SlaSlot] = Field(description="misses recorded in the window, resolved or not")
     latest: SlaSlot | None = Field(description="the newest decided slot (met or missed)")
 
 

@@ -31,6 +31,7 @@ class Cell:
     missed_in_window: int = 0
     next_deadline: datetime | None = None
     attention: list[SlaSlotRow] = field(default_factory=list)  # unresolved misses, at-risk and unknown slots
+    missed: list[SlaSlotRow] = field(default_factory=list)  # misses recorded in the window, resolved or not
     latest: SlaSlotRow | None = None  # the newest decided slot
 
 
@@ -68,6 +69,7 @@ def board(
         cell.counts[row.state] = cell.counts.get(row.state, 0) + 1
         if row.state == MISSED and row.missed_at is not None and row.missed_at >= since:
             cell.missed_in_window += 1
+            cell.missed.append(row)
         if row.state in (AT_RISK, UNKNOWN) or (row.state == MISSED and row.resolved_at is None):
             cell.attention.append(row)
         if row.state in OPEN and row.deadline is not None and row.deadline > now:

@@ -60,6 +60,7 @@ def test_the_board_shows_each_team_its_own_cells_with_counts(api: Api) -> None:
     af = next(c for c in admin["cells"] if c["backend"] == "af" and c["pipeline"] == "alpha_etl")
     assert af["missed_in_window"] == 1 and [s["kind"] for s in af["attention"]] == ["max_duration"]
     assert af["latest"]["kind"] == "max_duration" and af["latest"]["missed_at"] is not None
+    assert [s["slot"] for s in af["missed"]] == ["r1"]
     only_risk = api.get("/api/v1/slas", "admin", params={"state": "at_risk"}).json()
     assert cells(only_risk) == {("alpha_etl", "pf"): "at_risk"}
     assert api.get("/api/v1/slas", "admin", params={"state": "late"}).status_code == 422
@@ -85,3 +86,12 @@ def test_a_recorded_miss_stays_missed_when_judged_again(api: Api) -> None:
     record(api, "alpha_etl", "alpha", SlotStatus("max_duration", "r1", "met", NOW, "ended", "r1"))
     (slot,) = api.get("/api/v1/slas/history", "admin", params={"kind": "max_duration", "backend": "af"}).json()["slots"]
     assert slot["state"] == "missed"
+    # once the late run has recovered it needs no attention, but it is still among the window's misses
+    record(
+        api,
+        "alpha_etl",
+        "alpha",
+        SlotStatus("max_duration", "r1", "missed", NOW - timedelta(minutes=5), "ended late", "r1", None, NOW),
+    )
+    (cell,) = api.get("/api/v1/slas", "admin", params={"backend": "af", "pipeline": "alpha_etl"}).json()["cells"]
+    assert cell["attention"] == [] and [s["resolved_at"] is not None for s in cell["missed"]] == [True]

@@ -58,6 +58,7 @@ def sla_board(
                 missed_in_window=c.missed_in_window,
                 next_deadline=c.next_deadline,
                 attention=[SlaSlot.model_validate(r) for r in c.attention],
+                missed=[SlaSlot.model_validate(r) for r in c.missed],
                 latest=SlaSlot.model_validate(c.latest) if c.latest is not None else None,
             )
             for c in found
