@@ -112,6 +112,24 @@ class SlaEngine:
         if self.refreshed_at is None or time.monotonic() - self.refreshed_at >= self.refresh_every:
             self.refresh(now)
         keys = self._changed() | self._due(now)
+        try:
+            written, missed, waiting = self._judge(keys, now)
+        except BaseException:
+            # Nothing of this tick is stored: keep its subjects due and forget what it meant to write, so a store
+            # outage delays a miss, never loses it.
+            for key in keys:
+                self._schedule(key, now)
+            self.memory = {k: m for k, m in self.memory.items() if (k[0], k[1]) not in keys}
+            raise
+        for backend in sorted(waiting):
+            self._ask_poll(backend)
+        sent = 0
+        if self.deliver:
+            sent = len(notices.deliver_due(self.store, now, self.sender, lambda b: self.kinds.get(b, b)))
+        return TickReport(len(keys), written, missed, sent, time.perf_counter() - started)
+
+    def _judge(self, keys: set[Key], now: datetime) -> tuple[int, int, set[str]]:
+        """Judge ``keys`` and record what changed: (slots written, new misses, backends whose facts are awaited)."""
         written = missed = 0
         waiting: set[str] = set()
         if keys:
@@ -131,12 +149,7 @@ class SlaEngine:
                         waiting.update(self._backends_of(subject))
             with self.store.transaction() as session:
                 written, missed = self._record(session, judged, now)
-        for backend in sorted(waiting):
-            self._ask_poll(backend)
-        sent = 0
-        if self.deliver:
-            sent = len(notices.deliver_due(self.store, now, self.sender, lambda b: self.kinds.get(b, b)))
-        return TickReport(len(keys), written, missed, sent, time.perf_counter() - started)
+        return written, missed, waiting
 
     def refresh(self, now: datetime) -> None:
         """Re-derive the watched subjects (new DAGs seen, teams changed) and, the first time, the slots' memory."""

@@ -303,3 +303,26 @@ def test_a_delivery_killed_after_a_claim_is_completed_after_the_restart_once_per
         "webhook:oncall": "duplicate",
         "email:oncall": "sent",
     }
+
+
+def test_a_tick_whose_store_write_fails_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meta.service.sla import records
+
+    outbox, spec = Outbox(), [pipeline(max_duration="10s")]
+    observe(store, UnifiedState.RUNNING, T0, queued_at=T0, started_at=T0)
+    facts_until(store, T0 + timedelta(seconds=5))
+    e = engine(store, outbox, spec)
+    e.tick(T0 + timedelta(seconds=5))
+    facts_until(store, T0 + timedelta(seconds=11))
+    real = records.write_slots
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(records, "write_slots", down)
+    with pytest.raises(RuntimeError):
+        e.tick(T0 + timedelta(seconds=11))  # the deadline's tick: nothing stored
+    monkeypatch.setattr(records, "write_slots", real)
+    e.tick(T0 + timedelta(seconds=12))
+    assert slot(store, "max_duration").state == "missed"
+    assert outbox.of("sla_miss") == [("webhook:oncall", "max_duration")]
