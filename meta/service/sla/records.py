@@ -186,37 +186,23 @@ def owe_notices(
                 }
             )
     if newly_resolved:
+        same_slot = (
+            SlaNoticeRow.backend == backend,
+            SlaNoticeRow.subject == name,
+            SlaNoticeRow.kind == status.kind,
+            SlaNoticeRow.slot == status.slot,
+        )
         session.execute(
             update(SlaNoticeRow)
-            .where(
-                SlaNoticeRow.backend == backend,
-                SlaNoticeRow.subject == name,
-                SlaNoticeRow.kind == status.kind,
-                SlaNoticeRow.slot == status.slot,
-                SlaNoticeRow.stage == ESCALATION,
-                SlaNoticeRow.status == DUE,
-            )
+            .where(*same_slot, SlaNoticeRow.stage == ESCALATION, SlaNoticeRow.status == DUE)
             .values(status=CANCELLED)
         )
         escalated = session.scalar(
             select(SlaNoticeRow.channels).where(
-                SlaNoticeRow.backend == backend,
-                SlaNoticeRow.subject == name,
-                SlaNoticeRow.kind == status.kind,
-                SlaNoticeRow.slot == status.slot,
-                SlaNoticeRow.stage == ESCALATION,
-                SlaNoticeRow.status == SENT,
+                *same_slot, SlaNoticeRow.stage == ESCALATION, SlaNoticeRow.status == SENT
             )
         )
-        announced = session.scalar(
-            select(SlaNoticeRow.id).where(
-                SlaNoticeRow.backend == backend,
-                SlaNoticeRow.subject == name,
-                SlaNoticeRow.kind == status.kind,
-                SlaNoticeRow.slot == status.slot,
-                SlaNoticeRow.stage == MISS,
-            )
-        )
+        announced = session.scalar(select(SlaNoticeRow.id).where(*same_slot, SlaNoticeRow.stage == MISS))
         if announced is not None or newly_missed:  # a recovery only follows a miss someone was told about
             channels = list(dict.fromkeys([*subject.channels, *(escalated or [])]))
             rows.append({**base, "stage": RECOVERY, "channels": channels, "status": DUE, "due_at": now})
