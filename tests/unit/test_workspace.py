@@ -479,8 +479,8 @@ placements:
         result = CliRunner().invoke(cli, ["deploy", "--workspace", str(tmp_path), *args])
         assert result.exit_code == 1, result.output
         assert (
-            "  refused    late         airflow cannot express required params on a scheduled pipeline (pipeline 'late'): "
-            "Airflow refuses a schedule when a param has no default (country); give them defaults"
+            "  refused    late         airflow cannot express required params on a scheduled pipeline "
+            "(pipeline 'late'): Airflow refuses a schedule when a param has no default (country); give them defaults"
         ) in result.output
         assert "  created    report" in result.output and "  created    sales_daily" in result.output
         assert not (tmp_path / "out").exists()  # nothing is half-deployed
