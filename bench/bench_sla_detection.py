@@ -20,8 +20,6 @@ its documented schedule; it does not run here).
 from __future__ import annotations
 
 import argparse
-import http.server
-import json
 import statistics
 import sys
 import tempfile
@@ -38,6 +36,7 @@ import httpx
 
 from bench.bench_cp_freshness import pct
 from tests.fixtures.airflow_server import start_airflow, stop_airflow
+from tests.fixtures.alert_sinks import Hook, WebhookServer
 from tests.fixtures.control_plane import ServeProcess
 from tests.fixtures.prefect_server import start_prefect
 
@@ -67,26 +66,9 @@ tasks:
 PREFECT_CLOUD = (15.0 + 2.5, 15.0 + 0.95 * 5.0)
 
 
-class Endpoint:
-    """A real local HTTP endpoint that notes when each alert arrives (``webhook:bench``)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[float, dict[str, Any]]] = []
-        received = self.received
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append((time.time(), json.loads(body or b"{}").get("event", {})))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def alerts(hook: Hook) -> list[tuple[float, dict[str, Any]]]:
+    """(wall-clock arrival, alert event) of every body the ``webhook:bench`` endpoint received."""
+    return [(at, body.get("event", {})) for at, body in zip(hook.walls, hook.received, strict=False)]
 
 
 class Stamper:
@@ -231,7 +213,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, the store) for a look after")
     args = parser.parse_args(argv)
-    endpoint = Endpoint()
+    endpoint = WebhookServer()
+    endpoint_url, hook = endpoint.hook()
     with tempfile.TemporaryDirectory() if args.keep is None else nullcontext(args.keep) as tmp:
         root = Path(tmp)
         print("starting Airflow 3.3 and Prefect (about a minute) ...", flush=True)
@@ -248,7 +231,7 @@ def main(argv: list[str]) -> int:
             "META_SECRET_BENCH_AIRFLOW_PASSWORD": airflow.password("admin"),
             "META_SECRET_BENCH_ADMIN": ADMIN,
             "META_SECRET_BENCH_INGEST": airflow.lineage_token,
-            "META_CHANNEL_WEBHOOK_BENCH_URL": endpoint.url,
+            "META_CHANNEL_WEBHOOK_BENCH_URL": endpoint_url,
             "META_HOME": str(root / "meta_home"),
         }
         serve = ServeProcess(workspace(root / "cp", airflow, prefect.server.api_url), env, port=airflow.lineage_port)
@@ -262,9 +245,7 @@ def main(argv: list[str]) -> int:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 recorded = slots(root / "cp" / "cp.db")
-                alerted = {
-                    (e["pipeline_id"], e["run_id"]) for _, e in endpoint.received if e.get("event") == "sla_miss"
-                }
+                alerted = {(e["pipeline_id"], e["run_id"]) for _, e in alerts(hook) if e.get("event") == "sla_miss"}
                 native = {e["run_id"] for _, e in stamper.seen if e.get("event") == "sla_miss"}
                 if expected <= set(recorded) and expected <= alerted and set(queued[NATIVE]) <= native:
                     break
@@ -281,10 +262,10 @@ def main(argv: list[str]) -> int:
             endpoint.server.shutdown()
 
     first_alert: dict[tuple[str, str], float] = {}
-    for at, event in endpoint.received:
+    for at, event in alerts(hook):
         if event.get("event") == "sla_miss":
             first_alert.setdefault((event["pipeline_id"], event["run_id"]), at)
-    duplicates = sum(1 for _, e in endpoint.received if e.get("event") == "sla_miss") - len(first_alert)
+    duplicates = sum(1 for _, e in alerts(hook) if e.get("event") == "sla_miss") - len(first_alert)
 
     def lags(pipeline: str, ids: list[str]) -> tuple[list[float], list[float]]:
         rec, sent = [], []
