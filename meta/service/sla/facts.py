@@ -23,10 +23,6 @@ FINISHED_HISTORY = 50  # finished runs behind an average-runtime deadline (Airfl
 CHUNK = 500  # pipelines per IN list
 
 
-def read_facts(session: Session, subject: WatchedSubject, since: datetime, now: datetime) -> Facts:
-    return read_many(session, [(subject, since)], now)[subject.key]
-
-
 def read_many(
     session: Session, wanted: Sequence[tuple[WatchedSubject, datetime]], now: datetime
 ) -> dict[tuple[str, str], Facts]:
