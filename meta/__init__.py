@@ -26,6 +26,7 @@ _PUBLIC: dict[str, str] = {
     "CronSchedule": "meta.spec.model:CronSchedule",
     "DatasetSchedule": "meta.spec.model:DatasetSchedule",
     "IntervalSchedule": "meta.spec.model:IntervalSchedule",
+    "Dependency": "meta.spec.model:Dependency",
     "CALLABLE_PATTERN": "meta.spec.model:CALLABLE_PATTERN",
     "TriggerRule": "meta.spec.states:TriggerRule",
     "TaskState": "meta.spec.states:TaskState",
@@ -285,6 +286,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.spec.model import (
         DatasetSchedule as DatasetSchedule,
+    )
+    from meta.spec.model import (
+        Dependency as Dependency,
     )
     from meta.spec.model import (
         IntervalSchedule as IntervalSchedule,

@@ -36,6 +36,7 @@ PIPELINE_KEYS = (
     "defaults",
     "sla",
     "alerts",
+    "depends_on",
     "tasks",
 )
 TASK_FIELDS = (
@@ -58,6 +59,7 @@ TASK_KEYS = (*ACTION_KINDS, "with", "kwargs", *TASK_FIELDS)
 DEFAULTS_KEYS = ("retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout", "pool", "trigger_rule")
 SLA_KEYS = ("finish_by", "start_by", "max_duration", "fresh_within", "deadlines")
 ALERT_KEYS = ("on_failure", "on_retry", "on_success", "on_sla_miss", "sla_escalation")
+DEPENDENCY_KEYS = ("pipeline", "task", "backend", "align", "within", "timeout")
 PARAM_KEYS = tuple(sorted({f.alias or name for name, f in Param.model_fields.items()}))
 ACTION_FIELDS = {
     "shell": ("command", "env", "cwd"),
@@ -99,7 +101,16 @@ FAMILIAR_NAMES = {
 }
 _ALLOWED_SETS = {
     keys: frozenset(keys)
-    for keys in (PIPELINE_KEYS, TASK_KEYS, DEFAULTS_KEYS, SLA_KEYS, ALERT_KEYS, PARAM_KEYS, *ACTION_FIELDS.values())
+    for keys in (
+        PIPELINE_KEYS,
+        TASK_KEYS,
+        DEFAULTS_KEYS,
+        SLA_KEYS,
+        ALERT_KEYS,
+        DEPENDENCY_KEYS,
+        PARAM_KEYS,
+        *ACTION_FIELDS.values(),
+    )
 }
 
 
@@ -188,6 +199,8 @@ class _Normalizer:
             if isinstance(doc.get(key), dict):
                 self.check_keys(doc[key], allowed, (key,), what)
                 out[key] = {k: v for k, v in doc[key].items() if k in allowed}
+        if doc.get("depends_on") is not None:
+            out["depends_on"] = self.depends_on(doc["depends_on"])
         if "tags" in doc:
             tags = doc["tags"]
             out["tags"] = [tags] if isinstance(tags, str) else ([] if tags is None else tags)
@@ -228,6 +241,28 @@ class _Normalizer:
             return {"kind": "interval" if kind == "every" else "cron", kind: value[kind]}
         self.issue(("schedule",), f"expected {SCHEDULE_HELP}; received {type(value).__name__} {value!r}")
         return None
+
+    def depends_on(self, value: Any) -> list[Any]:
+        """A list of upstreams: each a pipeline id (``- marketing_roi``) or a mapping (``{pipeline: x, task: y}``;
+        ids may hold dots, so a task is never read out of a plain string)."""
+        items = [value] if isinstance(value, str | dict) else value
+        if not isinstance(items, list):
+            self.issue(("depends_on",), f"expected a list of pipeline ids or mappings; received {type(value).__name__}")
+            return []
+        out: list[Any] = []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                out.append({"pipeline": item})
+            elif isinstance(item, dict):
+                self.check_keys(item, DEPENDENCY_KEYS, ("depends_on", i), "a dependency")
+                out.append({k: v for k, v in item.items() if k in DEPENDENCY_KEYS})
+            else:
+                self.issue(
+                    ("depends_on", i),
+                    f"expected a pipeline id or a mapping like {{pipeline: marketing_roi, timeout: 6h}}; "
+                    f"received {type(item).__name__} {item!r}",
+                )
+        return out
 
     def params(self, value: Any, path: Path) -> dict[str, Any]:
         mapping = self.mapping(value, path, "params", "{country: {type: string, default: CH}} or {country: CH}")

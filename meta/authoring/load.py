@@ -105,9 +105,30 @@ def load_paths_with_sources(paths: Iterable[str | Path]) -> Loaded:
                 )
                 continue
             found.add(p, where)
+    problems.extend(_cycle_problems(found))
     if problems:
         raise ValidationFailed(problems)
     return found
+
+
+def _cycle_problems(found: Loaded) -> list[Problem]:
+    """Pipelines that wait for each other through ``depends_on``: none of them could ever start."""
+    from meta.spec.checks import dependency_cycles
+
+    edges = {p.id: [d.pipeline for d in p.depends_on] for p in found.pipelines if p.depends_on}
+    out = []
+    for cycle in dependency_cycles(edges):
+        where = found.source_of(cycle[0])
+        out.append(
+            Problem(
+                f"depends_on forms a cycle: {' -> '.join(cycle)} (each waits for the one before it, so none "
+                "would ever start); remove one of these dependencies",
+                file=where.file if where else None,
+                line=(where.line or None) if where else None,
+                pipeline=cycle[0],
+            )
+        )
+    return out
 
 
 def discover(paths: Iterable[str | Path], problems: list[Problem] | None = None) -> list[Path]:

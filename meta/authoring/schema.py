@@ -153,6 +153,26 @@ def json_schema() -> dict[str, Any]:
                 ),
             }
         ),
+        "depends_on": {
+            "type": "array",
+            "description": "pipelines (on any backend) this one waits for; the control plane starts it",
+            "items": {
+                "anyOf": [
+                    {"type": "string", "description": "an upstream pipeline id"},
+                    _obj(
+                        {
+                            "pipeline": {"type": "string"},
+                            "task": {"type": "string"},
+                            "backend": {"type": "string"},
+                            "align": {"enum": ["same", "latest"]},
+                            "within": ref["duration"],
+                            "timeout": ref["duration"],
+                        },
+                        ("pipeline",),
+                    ),
+                ]
+            },
+        },
         "tasks": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/task"}},
     }
     return {

@@ -16,10 +16,12 @@ import yaml
 from meta.authoring.form import infer_type
 from meta.spec.durations import format_duration
 from meta.spec.model import (
+    DEFAULT_DEPENDENCY_TIMEOUT,
     AirflowOperatorAction,
     BranchAction,
     CronSchedule,
     DatasetSchedule,
+    Dependency,
     IntervalSchedule,
     OpAction,
     Param,
@@ -234,7 +236,25 @@ def to_authoring(pipeline: Pipeline) -> dict[str, Any]:
         alerts["sla_escalation"] = {"after": _duration(escalation.after), "channels": list(escalation.channels)}
     if alerts:
         out["alerts"] = alerts
+    if p.depends_on:
+        out["depends_on"] = [_dependency(d) for d in p.depends_on]
     out["tasks"] = {t.id: _task(t) for t in p.tasks}
+    return out
+
+
+def _dependency(dep: Dependency) -> Any:
+    if dep.model_dump(exclude={"pipeline"}) == Dependency(pipeline=dep.pipeline).model_dump(exclude={"pipeline"}):
+        return dep.pipeline
+    out: dict[str, Any] = {"pipeline": dep.pipeline}
+    for name in ("task", "backend"):
+        if getattr(dep, name) is not None:
+            out[name] = getattr(dep, name)
+    if dep.align != "same":
+        out["align"] = dep.align
+    if dep.within is not None:
+        out["within"] = _duration(dep.within)
+    if dep.timeout != DEFAULT_DEPENDENCY_TIMEOUT:
+        out["timeout"] = _duration(dep.timeout)
     return out
 
 

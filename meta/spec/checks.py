@@ -107,3 +107,37 @@ def graph_problems(pid: str | None, tasks: Sequence[TaskShape], param_defaults: 
     if cycle:
         problems.append(Problem(f"dependency cycle: {' -> '.join(cycle)}", pipeline=pid, task=cycle[0]))
     return problems
+
+
+def dependency_cycles(depends_on: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Each cycle of ``depends_on`` (pipeline id -> the ids it depends on) once, as the path that closes it
+    (``["a", "b", "a"]``), starting at its smallest id so the message is the same on every load."""
+    cycles: list[list[str]] = []
+    seen_cycles: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for upstream in sorted(set(depends_on.get(node, ()))):
+            if state.get(upstream) == 1:
+                loop = path[path.index(upstream) :]
+                members = frozenset(loop)
+                if members not in seen_cycles:
+                    seen_cycles.add(members)
+                    start = loop.index(min(loop))
+                    turned = loop[start:] + loop[:start]
+                    # ``depends_on`` points upstream: report it in the order runs flow (upstream first)
+                    flow = list(reversed(turned))
+                    flow = flow[-1:] + flow[:-1]
+                    cycles.append([*flow, flow[0]])
+            elif upstream not in state and upstream in depends_on:
+                visit(upstream)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(depends_on):
+        if node not in state:
+            visit(node)
+    return cycles

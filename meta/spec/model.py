@@ -433,6 +433,52 @@ class AlertRoutes(Model):
     )
 
 
+# ---------------------------------------------------------------------------------------------- dependencies
+
+DEFAULT_DEPENDENCY_TIMEOUT = timedelta(days=1)  # Airflow's sensors wait 7 days; a day is a kinder default for pages
+
+
+class Dependency(Model):
+    """This pipeline waits for another one (or one task of it), wherever that runs: the control plane starts this
+    pipeline on its own backends once the upstream has succeeded (``meta serve``; docs/dependencies.md).
+
+    ``align: same``: one run per logical date of the upstream, with that logical date (and the upstream run's params
+    this pipeline declares). ``align: latest``: this pipeline keeps its own schedule, driven by the control plane; each
+    slot runs once the upstream has a success that ended at most ``within`` before the slot. Either way the wait
+    gives up ``timeout`` after it began: the waiting run is failed and ``alerts.on_failure`` is told."""
+
+    pipeline: Identifier = Field(description="the upstream pipeline's id (meta-built or an observed DAG/flow)")
+    task: Identifier | None = Field(default=None, description="only this task of it has to succeed")
+    backend: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]*$", max_length=63)] | None = Field(
+        default=None, description="only its runs on this backend count (default: any backend it runs on)"
+    )
+    align: Literal["same", "latest"] = Field(
+        default="same", description="same: the upstream's logical date; latest: a recent success, per own slot"
+    )
+    within: Duration | None = Field(
+        default=None, description="align latest: how recent the upstream success must be (default: one day)"
+    )
+    timeout: Duration = Field(
+        default=DEFAULT_DEPENDENCY_TIMEOUT, description="how long to wait before failing the run and alerting"
+    )
+
+    @model_validator(mode="after")
+    def _window_fits_alignment(self) -> Dependency:
+        if self.within is not None and self.align != "latest":
+            raise ValueError("'within' applies to align: latest only (align: same waits for the same logical date)")
+        if self.timeout <= timedelta(0):
+            raise ValueError("timeout must be positive, e.g. 6h")
+        return self
+
+    @property
+    def window(self) -> timedelta:
+        return self.within if self.within is not None else timedelta(days=1)
+
+    @property
+    def label(self) -> str:
+        return self.pipeline + (f".{self.task}" if self.task else "") + (f" on {self.backend}" if self.backend else "")
+
+
 # ---------------------------------------------------------------------------------------------- pipeline
 
 
@@ -453,6 +499,9 @@ class Pipeline(Model):
     defaults: TaskDefaults = Field(default_factory=TaskDefaults)
     sla: SLA | None = None
     alerts: AlertRoutes = Field(default_factory=AlertRoutes)
+    depends_on: tuple[Dependency, ...] = Field(
+        default=(), description="pipelines (on any backend) this one waits for; the control plane starts it"
+    )
     tasks: tuple[Task, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -511,6 +560,12 @@ class Pipeline(Model):
     def default_params(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.params.items() if not p.required}
 
+    @property
+    def backend_schedule(self) -> Schedule | None:
+        """The schedule a backend should run on its own: none when ``depends_on`` hands it to the control plane
+        (which starts each run once the upstream succeeded: a schedule kept on the backend too would run it twice)."""
+        return None if self.depends_on else self.schedule
+
 
 def _structural_problems(pipeline: Pipeline) -> list[Problem]:
     shapes = [
@@ -529,4 +584,45 @@ def _structural_problems(pipeline: Pipeline) -> list[Problem]:
     )
     if slot_problem:
         problems.append(Problem(slot_problem, pipeline=pipeline.id))
+    problems.extend(_dependency_problems(pipeline))
     return problems
+
+
+def _dependency_problems(pipeline: Pipeline) -> list[Problem]:
+    """``depends_on`` entries that cannot mean anything: on itself, mixed alignments, a schedule that contradicts the
+    alignment (align same is started by its upstream: a schedule of its own would run it twice)."""
+    deps = pipeline.depends_on
+    if not deps:
+        return []
+    out = []
+    for i, dep in enumerate(deps):
+        if dep.pipeline == pipeline.id:
+            out.append(Problem(f"depends_on[{i}]: a pipeline cannot depend on itself", pipeline=pipeline.id))
+    aligns = sorted({d.align for d in deps})
+    if len(aligns) > 1:
+        out.append(
+            Problem(
+                "depends_on mixes align: same and align: latest; one pipeline's dependencies share one alignment "
+                "(split the pipeline, or use the same alignment)",
+                pipeline=pipeline.id,
+            )
+        )
+    elif aligns == ["same"] and pipeline.schedule is not None:
+        out.append(
+            Problem(
+                f"depends_on with align: same starts this pipeline once per upstream logical date, but it also has "
+                f"a {pipeline.schedule.kind} schedule, which would run it a second time; remove 'schedule', or use "
+                "align: latest to keep the schedule and wait for a recent upstream success in each slot",
+                pipeline=pipeline.id,
+            )
+        )
+    elif aligns == ["latest"] and not isinstance(pipeline.schedule, CronSchedule | IntervalSchedule):
+        received = f"a {pipeline.schedule.kind} schedule" if pipeline.schedule else "no schedule"
+        out.append(
+            Problem(
+                f"depends_on with align: latest waits in each schedule slot, but the pipeline has {received}; "
+                "give it a cron or interval schedule, or use align: same",
+                pipeline=pipeline.id,
+            )
+        )
+    return out

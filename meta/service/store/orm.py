@@ -255,3 +255,126 @@ class SlaNoticeRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     outcome: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # per channel: status, error
+
+
+# ---------------------------------------------------------------------------------------------- dependencies
+
+
+class DependencyTrackingRow(Base):
+    """When the control plane began driving a downstream pipeline on a backend: upstream successes from before it
+    start nothing (a first start must not replay last month), even after a restart."""
+
+    __tablename__ = "dependency_tracking"
+
+    backend: Mapped[str] = mapped_column(String(63), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(KEY, primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DependencyWaitRow(Base):
+    """One logical date (or schedule slot) of a downstream pipeline on one backend: what it waits for and what came
+    of it. ``state``: waiting -> triggering (claimed: the backend is being asked) -> triggered, or waiting ->
+    timed_out (claimed and alerted once). ``upstream_runs`` links the runs that satisfied it to ``run_id``."""
+
+    __tablename__ = "dependency_waits"
+    __table_args__ = (
+        UniqueConstraint("backend", "pipeline_id", "slot", name="uq_dependency_waits_key"),
+        Index("ix_dependency_waits_state", "state"),
+        Index("ix_dependency_waits_change_seq", "change_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    team: Mapped[str | None] = mapped_column(String(63), index=True)
+    slot: Mapped[str] = mapped_column(KEY)  # the logical date (ISO, UTC) or "run:<backend>:<run id>"
+    logical_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)
+    waiting_for: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # per upstream: what is missing
+    upstream_runs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # backend, pipeline, run
+    trigger_key: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(KEY)
+    run_url: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    triggered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    timed_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class LeaseRow(Base):
+    """Who leads a piece of work among replicas of ``meta serve`` on one database (taken with a conditional UPDATE:
+    atomic on SQLite and PostgreSQL alike). Leading is for efficiency: exactly-once comes from the claims."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BackfillRow(Base):
+    """One ``meta backfill`` request: resumable (a re-run with the same arguments continues it)."""
+
+    __tablename__ = "backfills"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # deterministic in the request
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    backend: Mapped[str] = mapped_column(String(63))
+    date_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    date_to: Mapped[datetime] = mapped_column(UtcDateTime)
+    reprocess: Mapped[str] = mapped_column(String(16))  # none / failed / completed
+    with_downstream: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16))  # running / done / failed
+    requested_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    native_id: Mapped[str | None] = mapped_column(String(100))  # Airflow's backfill id, when Airflow runs it
+
+
+class BackfillDateRow(Base):
+    """One pipeline on one backend for one logical date of a backfill (the downstreams' dates too)."""
+
+    __tablename__ = "backfill_dates"
+    __table_args__ = (
+        UniqueConstraint("backfill_id", "backend", "pipeline_id", "logical_date", name="uq_backfill_dates_key"),
+        Index("ix_backfill_dates_run", "backend", "pipeline_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backfill_id: Mapped[str] = mapped_column(String(64), index=True)
+    backend: Mapped[str] = mapped_column(String(63))
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    logical_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(32))  # pending / skipped / queued / running / success / failed / ...
+    run_id: Mapped[str | None] = mapped_column(KEY)
+    trigger_key: Mapped[str | None] = mapped_column(String(250))
+    upstream_of: Mapped[str | None] = mapped_column(KEY)  # for a downstream date: the upstream pipeline
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DatasetForwardRow(Base):
+    """A dataset update seen on one backend, forwarded to another (an Airflow asset event, a Prefect event): one row
+    per (update, target), claimed before sending, so a restart completes it instead of sending it twice."""
+
+    __tablename__ = "dataset_forwards"
+    __table_args__ = (Index("ix_dataset_forwards_status", "status"),)
+
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    dataset: Mapped[str] = mapped_column(Text)
+    source_backend: Mapped[str] = mapped_column(String(63))
+    source_pipeline: Mapped[str] = mapped_column(KEY)
+    source_run: Mapped[str] = mapped_column(KEY)
+    source_task: Mapped[str | None] = mapped_column(KEY)
+    target_backend: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(16))  # due / sending / sent / failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    remote_id: Mapped[str | None] = mapped_column(String(100))  # the event's id on the target
