@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -22,7 +23,11 @@ from meta.spec.errors import MetaError
 from meta.spec.model import Pipeline
 from meta.spec.workspace import Workspace
 
+log = logging.getLogger("meta.service")
+
 if TYPE_CHECKING:
+    from meta.service.dependencies import DependencyEngine
+    from meta.service.lease import Lease
     from meta.service.sla import SlaEngine
 
 
@@ -48,6 +53,9 @@ class ControlPlane:
     pipelines: Sequence[Pipeline] = ()
     runtime: ObserverRuntime | None = None
     sla_engine: SlaEngine | None = None
+    dependency_engine: DependencyEngine | None = None
+    # held by the one replica (of several ``meta serve`` on one database) that drives dependencies and SLAs
+    lease: Lease | None = None
     # backend -> {"lag_seconds": ...}: written by the runtime, read by /metrics (plain floats; no lock needed)
     live_stats: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -93,12 +101,46 @@ class ControlPlane:
             team_of=self.team_of,
             poll_now=runtime.poll_now if runtime is not None else None,
             deliver=deliver,
+            lease=self.lease,
         )
 
     def start_sla_engine(self) -> SlaEngine:
         self.sla_engine = self.sla()
         self.sla_engine.start()
         return self.sla_engine
+
+    def dependencies(self) -> DependencyEngine:
+        """The dependency engine over this plane's store and backends (``start_dependency_engine`` runs it)."""
+        from meta.service.dependencies import DependencyEngine
+
+        observers = {w.connection.name: w.observer for w in self.watches}
+
+        def params_of(backend: str, pipeline_id: str, run_id: str) -> Any:
+            read = getattr(observers.get(backend), "run_params", None)
+            return read(pipeline_id, run_id) if callable(read) else None
+
+        return DependencyEngine(
+            self.store,
+            self.workspace,
+            self.pipelines,
+            self.triggerers(),
+            team_of=self.team_of,
+            params_of=params_of,
+            lease=self.lease,
+        )
+
+    def start_dependency_engine(self, engine: DependencyEngine | None = None) -> DependencyEngine:
+        self.dependency_engine = engine or self.dependencies()
+        self.dependency_engine.start()
+        return self.dependency_engine
+
+    def triggerers(self) -> dict[str, Triggerable]:
+        """Backend name -> its observer, for the backends whose observer can start runs."""
+        found: dict[str, Triggerable] = {}
+        for watch in self.watches:
+            if callable(getattr(watch.observer, "trigger", None)):
+                found[watch.connection.name] = watch.observer  # type: ignore[assignment]
+        return found
 
     def refresh(self, timeout: float = 20.0) -> dict[str, str]:
         """One poll of every backend into the store, without serving: backend -> health afterwards."""
@@ -117,15 +159,11 @@ class ControlPlane:
         )
 
     def context(self) -> ServiceContext:
-        triggerers: dict[str, Triggerable] = {}
-        for watch in self.watches:
-            if callable(getattr(watch.observer, "trigger", None)):
-                triggerers[watch.connection.name] = watch.observer  # type: ignore[assignment]
         lineage = self._lineage_mapper()
         return ServiceContext(
             store=self.store,
             workspace=self.workspace,
-            triggerers=triggerers,
+            triggerers=self.triggerers(),
             lineage=lineage,
             team_of=self.team_of,
             observer_stats=self.live_stats,
@@ -157,6 +195,8 @@ class ControlPlane:
         return map_and_wake
 
     def close(self) -> None:
+        if self.dependency_engine is not None:
+            self.dependency_engine.stop()
         if self.sla_engine is not None:
             self.sla_engine.stop()
         if self.runtime is not None:
@@ -164,6 +204,11 @@ class ControlPlane:
         else:
             for watch in self.watches:
                 watch.observer.close()
+        if self.lease is not None:
+            try:
+                self.lease.release()  # another replica takes over at once rather than after the lease's ttl
+            except Exception:
+                log.exception("releasing the leader lease")
         self.store.close()
 
 
@@ -183,8 +228,15 @@ def serve(
     app = create_app(
         plane.context(), bootstrap_admin_token=admin_token, bootstrap_ingest_token=ingest_token, stopping=stopping
     )
-    plane.start_observers()  # after the app exists: a refused configuration starts nothing
+    from meta.service.lease import Lease
+
+    plane.lease = Lease(plane.store)
+    dependencies = plane.dependencies()
+    # after the app exists: a refused configuration starts nothing. Every stored change wakes the dependency engine,
+    # so a pushed upstream success starts its downstream within the second.
+    plane.start_observers(on_change=dependencies.nudge)
     plane.start_sla_engine()
+    plane.start_dependency_engine(dependencies)
     reporter = threading.Thread(target=_report_health, args=(plane, stop_reporting), name="health", daemon=True)
     reporter.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")

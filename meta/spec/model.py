@@ -462,6 +462,12 @@ class Dependency(Model):
         default=DEFAULT_DEPENDENCY_TIMEOUT, description="how long to wait before failing the run and alerting"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_id(cls, value: Any) -> Any:
+        """``"marketing_roi"`` is short for ``{pipeline: marketing_roi}`` (YAML, the DSL and Python alike)."""
+        return {"pipeline": value} if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _window_fits_alignment(self) -> Dependency:
         if self.within is not None and self.align != "latest":

@@ -527,6 +527,12 @@ class AirflowObserver:
             )
         return TriggerResult(run_id=key, created=False, url=url)
 
+    def run_params(self, pipeline_id: str, run_id: str) -> dict[str, Any]:
+        """The run's ``conf`` (what a downstream started for it receives as params)."""
+        dag_id = self._dag_of.get(pipeline_id, pipeline_id)
+        response = self.trigger_http.call("GET", f"/api/v2/dags/{_path(dag_id)}/dagRuns/{_path(run_id)}", ok=(200,))
+        return dict(response.json().get("conf") or {})
+
 
 def create(connection: BackendConnection) -> AirflowObserver:
     return AirflowObserver(connection)

@@ -141,6 +141,12 @@ class LocalObserver:
             subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return TriggerResult(run_id=key, created=True)
 
+    def run_params(self, pipeline_id: str, run_id: str) -> dict[str, Any]:
+        for run in self.history.runs(pipeline_id, limit=1_000_000):
+            if run["run_id"] == run_id:
+                return dict(json.loads(run["params"] or "{}"))
+        return {}
+
     def close(self) -> None:
         pass
 

@@ -417,6 +417,12 @@ class PrefectObserver:
             url = f"{self.mapper.ui_url}/runs/flow-run/{run['id']}" if self.mapper.ui_url else None
             return TriggerResult(run_id=RUN_PREFIX + str(run["id"]), created=response.status_code == 201, url=url)
 
+    def run_params(self, pipeline_id: str, run_id: str) -> dict[str, Any]:
+        """The flow run's parameters (what a downstream started for it receives as params)."""
+        with self._lock:
+            run = self._http.json("GET", f"flow_runs/{run_id.removeprefix(RUN_PREFIX)}", None)
+        return dict((run or {}).get("parameters") or {})
+
     def _deployment_of(self, flow: str) -> dict[str, Any]:
         found = self._http.json("POST", "deployments/filter", {"flows": {"name": {"any_": [flow]}}, "limit": PAGE})
         found = [d for d in found or [] if d.get("name")]

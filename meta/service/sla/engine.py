@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meta.semantics.sla import SlotStatus, evaluate
+from meta.service.lease import Lease
 from meta.service.sla import facts as facts_of
 from meta.service.sla import notices, records
 from meta.service.sla.subjects import DATASET_BACKEND, WatchedSubject, watched_subjects
@@ -62,8 +63,11 @@ class SlaEngine:
         interval: float = 1.0,
         refresh_every: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
+        lease: Lease | None = None,
     ):
         self.store = store
+        self.lease = lease  # among replicas, only the leader judges and alerts
+        self.leading = False
         self.workspace = workspace
         self.pipelines = list(pipelines)
         self.team_of = team_of
@@ -109,6 +113,14 @@ class SlaEngine:
     def tick(self, now: datetime | None = None) -> TickReport:
         started = time.perf_counter()
         now = now or self.clock()
+        if self.lease is not None:
+            was_leading, leading = self.leading, self.lease.acquire()
+            self.leading = leading
+            if not leading:
+                return TickReport(0, 0, 0, 0, time.perf_counter() - started)
+            if not was_leading:
+                # another replica led meanwhile: start from what the store says, and judge everything again
+                self.refreshed_at, self.subjects = None, {}
         if self.refreshed_at is None or time.monotonic() - self.refreshed_at >= self.refresh_every:
             self.refresh(now)
         keys = self._changed() | self._due(now)

@@ -300,6 +300,8 @@ class DependencyWaitRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     triggered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     timed_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # the timeout's alert: due -> in_flight -> sent / failed / none (no channel), delivered like an SLA notice
+    alert_status: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

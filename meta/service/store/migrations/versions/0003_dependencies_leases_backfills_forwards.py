@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(length=100), nullable=True),
         sa.Column("triggered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("timed_out_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("alert_status", sa.String(length=16), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
