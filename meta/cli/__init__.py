@@ -25,6 +25,7 @@ from meta.cli.importing import import_
 from meta.cli.inspect import list_, schema, validate
 from meta.cli.run import run, runs
 from meta.cli.service import serve, sla, status, token, trigger
+from meta.cli.why import why
 from meta.plugins.commands import OptionGroup
 from meta.spec.errors import MetaError
 from meta.spec.model import Pipeline
@@ -122,6 +123,7 @@ for _command in (
     status,
     sla,
     trigger,
+    why,
     token,
 ):
     cli.add_command(_command)

@@ -77,6 +77,7 @@ def in_process_api(plane: Any) -> Any:
             click.echo(f"warning: backend {backend} is {health}; its runs are shown as last observed", err=True)
     # ... and judge every SLA once; the notices it owes are left to `meta serve` (a query never sends alerts)
     plane.sla(deliver=False).tick()
+    plane.dependencies(act=False).tick()  # what waits for what; starting runs is left to `meta serve` too
     token = "meta_local_" + secrets.token_urlsafe(24)
     app = create_app(plane.context(), bootstrap_admin_token=token)
     client = ApiClient("in-process", token, http=TestClient(app, base_url="http://in-process/api/v1"))
@@ -179,18 +180,25 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 @click.command()
+@click.argument("pipeline", required=False)
 @api_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def status(workspace_path: Path | None, api_url: str | None, token: str | None, as_json: bool) -> None:
-    """One table: every pipeline on every backend, its last run and state.
+def status(
+    pipeline: str | None, workspace_path: Path | None, api_url: str | None, token: str | None, as_json: bool
+) -> None:
+    """One table: every pipeline on every backend, its last run and state (only PIPELINE's, when given, followed
+    by what it waits for: see `meta why`).
 
     Pipelines placed in the workspace but never seen on their backend are listed too ("no runs yet")."""
     from meta.cli.workspace_options import workspace_path as find
 
     found = find(workspace_path)
     loaded = _loaded(found) if found is not None and not (api_url or settings.api_url()) else None
+    waits = None
     with api(workspace_path, api_url, token, loaded) as client:
         pipelines = client.get("/pipelines")
+        if pipeline is not None:
+            waits = _dependencies_or_none(client, pipeline)
     seen = {(p["id"], b["backend"]) for p in pipelines for b in p["backends"]}
     # Placed but not observed yet (deployed recently, or not at all): only in the in-process admin view, since a
     # team's token must not be shown other teams' placements.
@@ -209,8 +217,14 @@ def status(workspace_path: Path | None, api_url: str | None, token: str | None, 
                         "backends": [{"backend": b, "latest_run": None} for b in missing],
                     }
                 )
+    if pipeline is not None:
+        pipelines = [p for p in pipelines if p["id"] == pipeline]
+        if not pipelines and waits is None:
+            raise MetaError(f"pipeline {pipeline!r} is neither observed on a backend nor placed in the workspace")
     if as_json:
-        click.echo(json.dumps(pipelines, indent=2))
+        click.echo(
+            json.dumps(pipelines if waits is None else {"pipelines": pipelines, "dependencies": waits}, indent=2)
+        )
         return
     rows = []
     for p in sorted(pipelines, key=lambda p: (p.get("team") or "", p["id"])):
@@ -231,6 +245,21 @@ def status(workspace_path: Path | None, api_url: str | None, token: str | None, 
         click.echo("no pipelines observed yet (is `meta serve` running? are pipelines placed and deployed?)")
         return
     click.echo(_table(["pipeline", "team", "backend", "last run", "state", "started (UTC)", "ended (UTC)"], rows))
+    if waits is not None and (waits["upstreams"] or waits["downstreams"]):
+        from meta.cli.why import explain
+
+        click.echo("\n" + explain(waits))
+
+
+def _dependencies_or_none(client: Any, pipeline: str) -> Any:
+    from meta.service.client import ApiError
+
+    try:
+        return client.get(f"/pipelines/{pipeline}/dependencies", limit=5)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 @click.command()

@@ -13,7 +13,9 @@ from meta.spec.errors import MetaError
 
 
 class ApiError(MetaError, RuntimeError):
-    pass
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status, when the API answered
 
 
 def is_serving(base_url: str, timeout: float = 1.0) -> bool:
@@ -66,7 +68,7 @@ class ApiClient:
         if response.status_code >= 400:
             detail = _detail(response)
             hint = " (pass --token or set META_API_TOKEN)" if response.status_code == 401 else ""
-            raise ApiError(f"{method} {path} -> HTTP {response.status_code}: {detail}{hint}")
+            raise ApiError(f"{method} {path} -> HTTP {response.status_code}: {detail}{hint}", response.status_code)
         return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:

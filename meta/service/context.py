@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from meta.plugins.observers import RunEvent, Triggerable
 from meta.service.store.db import Store
+from meta.spec.model import Pipeline
 from meta.spec.workspace import Workspace
 
 
@@ -23,3 +24,5 @@ class ServiceContext:
     team_of: Callable[[str], str | None] = lambda _pipeline: None
     # Counters the runtime keeps for /metrics: backend -> {"lag_seconds": .., "ingested": ..}.
     observer_stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the workspace's meta-built pipelines (their depends_on makes the dependency graph)
+    pipelines: Sequence[Pipeline] = ()

@@ -109,8 +109,9 @@ class ControlPlane:
         self.sla_engine.start()
         return self.sla_engine
 
-    def dependencies(self) -> DependencyEngine:
-        """The dependency engine over this plane's store and backends (``start_dependency_engine`` runs it)."""
+    def dependencies(self, *, act: bool = True) -> DependencyEngine:
+        """The dependency engine over this plane's store and backends (``start_dependency_engine`` runs it);
+        ``act=False`` records what waits for what and starts nothing."""
         from meta.service.dependencies import DependencyEngine
 
         observers = {w.connection.name: w.observer for w in self.watches}
@@ -127,6 +128,7 @@ class ControlPlane:
             team_of=self.team_of,
             params_of=params_of,
             lease=self.lease,
+            act=act,
         )
 
     def start_dependency_engine(self, engine: DependencyEngine | None = None) -> DependencyEngine:
@@ -167,6 +169,7 @@ class ControlPlane:
             lineage=lineage,
             team_of=self.team_of,
             observer_stats=self.live_stats,
+            pipelines=self.pipelines,
         )
 
     def _lineage_mapper(self) -> Callable[[dict[str, Any]], list[Any]]:

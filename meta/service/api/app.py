@@ -35,7 +35,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from meta.service.api import tokens
-from meta.service.api.routers import backends, health, lineage, metrics, pipelines, runs, slas, stream, trigger
+from meta.service.api.routers import (
+    backends,
+    dependencies,
+    health,
+    lineage,
+    metrics,
+    pipelines,
+    runs,
+    slas,
+    stream,
+    trigger,
+)
 from meta.service.api.routers import tokens as token_routes
 from meta.service.api.routers.common import PREFIX
 from meta.service.context import ServiceContext
@@ -78,7 +89,19 @@ def create_app(
     app.state.open_streams = set()
     app.state.request_counts = Counter()
     app.state.request_lock = threading.Lock()
-    for module in (health, pipelines, trigger, runs, slas, backends, stream, token_routes, lineage, metrics):
+    for module in (
+        health,
+        pipelines,
+        trigger,
+        runs,
+        slas,
+        dependencies,
+        backends,
+        stream,
+        token_routes,
+        lineage,
+        metrics,
+    ):
         app.include_router(module.router)  # each router carries its prefix and auth responses
     app.add_middleware(metrics.RequestCounter, counts=app.state.request_counts, lock=app.state.request_lock)
     return app

@@ -287,3 +287,54 @@ class SlaBoard(BaseModel):
 class SlaHistory(BaseModel):
     slots: list[SlaSlot]
     next_cursor: str | None
+
+
+# ---------------------------------------------------------------------------------------------- dependencies
+
+
+class DependencyWait(Schema):
+    """One logical date (or schedule slot) of a downstream pipeline on one backend: what it waits for, since and
+    until when, and the run the control plane started for it (with the upstream runs that satisfied it)."""
+
+    backend: str
+    pipeline: str = Field(validation_alias="pipeline_id")
+    team: str | None
+    slot: str = Field(description="the logical date (ISO, UTC), a schedule slot, or run:<backend>:<run id>")
+    logical_date: datetime | None
+    state: str = Field(description="waiting / triggering / triggered / timed_out")
+    since: datetime = Field(description="when the wait began (the first upstream run seen, or the slot's tick)")
+    until: datetime = Field(description="when waiting gives up (the run fails and alerts.on_failure hears it)")
+    waiting_for: list[dict[str, Any]] = Field(description="per upstream: satisfied, detail, run, state, until")
+    upstream_runs: list[dict[str, Any]] = Field(description="the upstream runs that satisfied it")
+    run_id: str | None = Field(description="the downstream run the control plane started")
+    run_url: str | None
+    trigger_key: str | None
+    triggered_at: datetime | None
+    timed_out_at: datetime | None
+    alert_status: str | None
+    error: str | None = Field(description="why the last start attempt failed (it is retried with the same key)")
+    updated_at: datetime
+
+
+class DependencyEdge(BaseModel):
+    """``pipeline`` waits for ``upstream`` (or its task ``task``) on ``upstream_backend`` (None: any)."""
+
+    pipeline: str
+    upstream: str
+    task: str | None
+    upstream_backend: str | None
+    align: str
+    within: str | None
+    timeout: str
+    backends: list[str] = Field(description="where the control plane starts the downstream")
+
+
+class PipelineDependencies(BaseModel):
+    pipeline: str
+    upstreams: list[DependencyEdge]
+    downstreams: list[DependencyEdge]
+    waits: list[DependencyWait] = Field(description="newest first")
+
+
+class DependencyGraph(BaseModel):
+    edges: list[DependencyEdge]

@@ -70,8 +70,10 @@ class DependencyEngine:
         interval: float = 1.0,
         refresh_every: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
+        act: bool = True,
     ):
         self.store = store
+        self.act = act  # False: record what waits for what, start nothing (``meta why`` without a server)
         self.workspace = workspace
         self.pipelines = {p.id: p for p in pipelines if p.depends_on}
         self.triggerers = dict(triggerers)
@@ -138,8 +140,10 @@ class DependencyEngine:
         for pipeline_id in sorted(pipelines):
             t, o = self._judge(pipeline_id, now)
             triggered, timed_out = triggered + t, timed_out + o
-        triggered += self._finish_unfinished(now)
-        alerts = self._deliver_alerts(now)
+        alerts = 0
+        if self.act:
+            triggered += self._finish_unfinished(now)
+            alerts = self._deliver_alerts(now)
         return TickReport(len(pipelines), triggered, timed_out, alerts, time.perf_counter() - started)
 
     def refresh(self, now: datetime) -> None:
@@ -226,7 +230,7 @@ class DependencyEngine:
                 rows = records.record_waits(session, subject, self.team_of(pipeline.id), waits, now)
             for wait in waits:
                 row = rows.get(wait.slot)
-                if row is None or row.state != records.WAITING:
+                if not self.act or row is None or row.state != records.WAITING:
                     continue
                 if wait.state == READY:
                     triggered += self._trigger(pipeline, backend, wait, row, now)
