@@ -92,3 +92,22 @@ def sla_problems(
             detail += f" ({supervision.where()} places {pipeline.id!r} on no {backend} backend)"
         errors.append(CompileError(backend, pipeline.id, feature, detail, task=task))
     return errors
+
+
+def dependency_problems(
+    backend: str, pipeline: Pipeline, supervision: Supervision | None, strict: bool = True
+) -> list[CompileError]:
+    """``depends_on`` where no control plane would start the pipeline: only ``meta serve`` sees the upstream on
+    every backend, and the target compiles such a pipeline without a schedule of its own (``backend_schedule``), so
+    unwatched it would never run. ``strict=False`` (a backend that only runs on demand) lists none."""
+    if not pipeline.depends_on or not strict or (supervision is not None and supervision.watches(pipeline.id, backend)):
+        return []
+    detail = (
+        "the control plane (`meta serve`) starts a pipeline with depends_on once its upstreams succeeded (the "
+        f"{backend} deployment gets no schedule of its own); place {pipeline.id!r} on a {backend} backend in a "
+        "workspace (meta.yaml)"
+    )
+    if supervision is not None:
+        detail += f" ({supervision.where()} places it on no {backend} backend)"
+    upstreams = ", ".join(d.label for d in pipeline.depends_on)
+    return [CompileError(backend, pipeline.id, f"depends_on ({upstreams})", detail)]

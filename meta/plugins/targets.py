@@ -78,11 +78,12 @@ class Target:
                 f"backend {self.name!r} was not registered through the plugin manager (meta.get_target), so the op "
                 "types its pipelines use cannot be checked"
             )
-        from meta.plugins.support import sla_problems
+        from meta.plugins.support import dependency_problems, sla_problems
 
         return [
             *shared_problems(self.name, pipeline, self.op_lookup),
             *sla_problems(self.name, pipeline, self.native_sla(pipeline), self.supervision, strict=self.scheduled),
+            *dependency_problems(self.name, pipeline, self.supervision, strict=self.scheduled),
             *self.problems(pipeline),
         ]
 

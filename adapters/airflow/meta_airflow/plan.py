@@ -171,7 +171,8 @@ def ensure_supported(pipeline: Pipeline) -> None:
 
 
 def schedule_value(pipeline: Pipeline) -> Any:
-    s = pipeline.schedule
+    """The DAG's schedule; none for a pipeline with ``depends_on``: meta's control plane starts each run."""
+    s = pipeline.backend_schedule
     if s is None:
         return None
     if isinstance(s, CronSchedule):

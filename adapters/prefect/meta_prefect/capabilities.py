@@ -23,7 +23,7 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
         )
     if pipeline.end_date is not None:
         out.append(CompileError(TARGET, pid, "end_date", "Prefect cron and interval schedules have no end date"))
-    if pipeline.start_date is not None and isinstance(pipeline.schedule, CronSchedule):
+    if pipeline.start_date is not None and isinstance(pipeline.backend_schedule, CronSchedule):
         out.append(
             CompileError(
                 TARGET,

@@ -67,7 +67,8 @@ def parameter_schema(pipeline: Pipeline) -> dict[str, Any]:
 
 
 def schedules(pipeline: Pipeline) -> list[dict[str, Any]]:
-    schedule = pipeline.schedule
+    """The deployment's schedules; none for a pipeline with ``depends_on``: meta's control plane starts each run."""
+    schedule = pipeline.backend_schedule
     if isinstance(schedule, CronSchedule):
         return [{"schedule": {"cron": schedule.expression, "timezone": pipeline.timezone}, "active": True}]
     if isinstance(schedule, IntervalSchedule):
