@@ -62,6 +62,7 @@ def resolve_connection(
             "work_pool": backend.work_pool,
             "flows_dir": str(folder) if folder else None,
             "ui_url": backend.ui_url,
+            "push": backend.push,
         }
         url = backend.url
     elif isinstance(backend, PluginBackend):

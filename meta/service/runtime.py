@@ -97,7 +97,8 @@ class ObserverRuntime:
         for name, watch in self.watches.items():
             poller = threading.Thread(target=self._poll_loop, args=(watch,), name=f"poll:{name}", daemon=True)
             watch.threads.append(poller)
-            if callable(getattr(watch.observer, "stream", None)):  # a PushSource too
+            pushes = watch.connection.options.get("push", True) is not False
+            if pushes and callable(getattr(watch.observer, "stream", None)):  # a PushSource too
                 pusher = threading.Thread(target=self._push_loop, args=(watch,), name=f"push:{name}", daemon=True)
                 watch.threads.append(pusher)
             for thread in watch.threads:

@@ -156,6 +156,10 @@ class PrefectBackend(BackendBase):
         "(relative: to this file's folder; default: <META_HOME>/prefect/flows)",
     )
     ui_url: str | None = Field(default=None, description="the web UI, for links")
+    push: bool = Field(
+        default=True,
+        description="keep Prefect's events websocket open for pushes (false: poll only, every poll_interval)",
+    )
 
     @field_validator("auth")
     @classmethod
