@@ -60,6 +60,7 @@ _PUBLIC: dict[str, str] = {
     "RunRequest": "meta.semantics.request:RunRequest",
     "check_run_id": "meta.semantics.request:check_run_id",
     "airflow_native_sla": "meta.semantics.sla.native:airflow_native_sla",
+    "schedule_driven_by_control_plane": "meta.semantics.dependencies:schedule_driven_by_control_plane",
     "daily_tick": "meta.semantics.sla.native:daily_tick",
     "default_run_id": "meta.semantics.request:default_run_id",
     # plugins
@@ -202,6 +203,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.semantics.context import (
         RunContext as RunContext,
+    )
+    from meta.semantics.dependencies import (
+        schedule_driven_by_control_plane as schedule_driven_by_control_plane,
     )
     from meta.semantics.params import (
         resolve_params as resolve_params,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from meta.semantics.sla.slots import ticks
-from meta.spec.model import Dependency, Pipeline
+from meta.spec.model import CronSchedule, Dependency, IntervalSchedule, Pipeline
 
 WaitState = Literal["waiting", "ready", "timed_out"]
 WAITING: WaitState = "waiting"
@@ -227,12 +227,47 @@ def _short(delta: timedelta) -> str:
     return format_duration(delta)
 
 
+# Backend kinds whose schedules cannot express catchup or an end date: the control plane runs those slots itself.
+SCHEDULES_WITHOUT_CATCHUP = frozenset({"prefect"})
+
+
+def schedule_driven_by_control_plane(pipeline: Pipeline, backend_kind: str) -> bool:
+    """Whether the control plane, not the backend, starts ``pipeline``'s schedule slots there: Prefect schedules
+    create future runs only and never end, so a pipeline with ``catchup: true`` or an ``end_date`` is deployed
+    without its schedule and each slot (from ``start_date`` with catchup, until ``end_date``) is started by meta."""
+    return (
+        backend_kind in SCHEDULES_WITHOUT_CATCHUP
+        and not pipeline.depends_on
+        and isinstance(pipeline.schedule, CronSchedule | IntervalSchedule)
+        and (pipeline.catchup or pipeline.end_date is not None)
+    )
+
+
+def scheduled_slots(pipeline: Pipeline, since: datetime, after: datetime | None, now: datetime) -> list[Wait]:
+    """The slots a control-plane-driven schedule owes by ``now``, oldest first, each ready at once: ticks from
+    ``start_date`` (with catchup) or from when driving began (``since``), after ``after`` (the newest slot already
+    started), up to ``end_date``."""
+    begin = (_aware(pipeline.start_date) or since) if pipeline.catchup else since
+    begin -= timedelta(microseconds=1)  # a tick exactly at the start counts
+    if after is not None:
+        begin = max(begin, after)
+    until = min(now, _aware(pipeline.end_date) or now)
+    found = ticks(pipeline.schedule, pipeline.timezone, begin, until, start_date=pipeline.start_date, limit=1_000_000)
+    return [Wait(slot_key(t), t, READY, t, t, ()) for t in found]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def next_check(waits: Sequence[Wait], pipeline: Pipeline, now: datetime) -> datetime | None:
     """When the answer can change without any new fact: the earliest timeout of a waiting slot, or (align latest)
     the next schedule tick."""
     candidates = [w.until for w in waits if w.state == WAITING]
     deps = pipeline.depends_on
-    if deps and deps[0].align == "latest":
+    if not deps or deps[0].align == "latest":  # a schedule of its own (align latest, or driven by the plane)
         from meta.semantics.sla.slots import next_tick
 
         tick = next_tick(pipeline.schedule, pipeline.timezone, now, pipeline.start_date)

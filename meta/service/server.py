@@ -56,6 +56,7 @@ class ControlPlane:
     dependency_engine: DependencyEngine | None = None
     # held by the one replica (of several ``meta serve`` on one database) that drives dependencies and SLAs
     lease: Lease | None = None
+    forwarder: Any = None  # the DatasetForwarder, when the dependency engine's loop runs one
     # backend -> {"lag_seconds": ...}: written by the runtime, read by /metrics (plain floats; no lock needed)
     live_stats: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -109,9 +110,10 @@ class ControlPlane:
         self.sla_engine.start()
         return self.sla_engine
 
-    def dependencies(self, *, act: bool = True) -> DependencyEngine:
+    def dependencies(self, *, act: bool = True, forward_datasets: bool = False) -> DependencyEngine:
         """The dependency engine over this plane's store and backends (``start_dependency_engine`` runs it);
-        ``act=False`` records what waits for what and starts nothing."""
+        ``act=False`` records what waits for what and starts nothing; ``forward_datasets``: its loop also forwards
+        dataset updates across backends (``meta.service.datasets``), on the leader only like the rest."""
         from meta.service.dependencies import DependencyEngine
 
         observers = {w.connection.name: w.observer for w in self.watches}
@@ -129,7 +131,14 @@ class ControlPlane:
             params_of=params_of,
             lease=self.lease,
             act=act,
+            companions=[self._forwarder().tick] if forward_datasets else [],
         )
+
+    def _forwarder(self) -> Any:
+        from meta.service.datasets import DatasetForwarder
+
+        self.forwarder = DatasetForwarder.of(self)
+        return self.forwarder
 
     def start_dependency_engine(self, engine: DependencyEngine | None = None) -> DependencyEngine:
         self.dependency_engine = engine or self.dependencies()
@@ -200,6 +209,8 @@ class ControlPlane:
     def close(self) -> None:
         if self.dependency_engine is not None:
             self.dependency_engine.stop()
+        if self.forwarder is not None:
+            self.forwarder.close()
         if self.sla_engine is not None:
             self.sla_engine.stop()
         if self.runtime is not None:
@@ -234,7 +245,7 @@ def serve(
     from meta.service.lease import Lease
 
     plane.lease = Lease(plane.store)
-    dependencies = plane.dependencies()
+    dependencies = plane.dependencies(forward_datasets=True)
     # after the app exists: a refused configuration starts nothing. Every stored change wakes the dependency engine,
     # so a pushed upstream success starts its downstream within the second.
     plane.start_observers(on_change=dependencies.nudge)

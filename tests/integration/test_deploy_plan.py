@@ -19,11 +19,13 @@ pytestmark = [pytest.mark.airflow, pytest.mark.prefect, pytest.mark.slow]
 
 ON_AIRFLOW = "pipeline: plan_it_airflow\ntags: [plan]\ntasks:\n  hello: {shell: 'echo hello'}\n"
 ON_PREFECT = "pipeline: plan_it_prefect\ntasks:\n  hello: {shell: 'echo hello'}\n"
-# Prefect schedules only create future runs: the Prefect target refuses catchup.
-REFUSED = "pipeline: plan_it_refused\nschedule: '0 3 * * *'\ncatchup: true\ntasks:\n  hello: {shell: 'echo hello'}\n"
+# Only Airflow runs an Airflow operator: the Prefect target refuses it. (catchup is no refusal any more: placed on
+# prefect, the control plane runs the slots.)
+OPERATOR = "airflow.providers.standard.operators.empty.EmptyOperator"
+REFUSED = f"pipeline: plan_it_refused\ntasks:\n  hello: {{airflow_operator: {OPERATOR}}}\n"
 REFUSAL = (
-    "  refused    plan_it_refused  prefect cannot express catchup: true (pipeline 'plan_it_refused'): Prefect "
-    "schedules only create future runs; there is no catchup"
+    f"  refused    plan_it_refused  prefect cannot express the Airflow operator {OPERATOR} (pipeline "
+    "'plan_it_refused', task 'hello'): only the airflow backend runs airflow_operator tasks"
 )
 
 

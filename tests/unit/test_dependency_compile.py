@@ -53,3 +53,31 @@ def test_depends_on_compiles_only_where_a_control_plane_starts_it(backend: str) 
 
 def test_the_local_runner_runs_it_on_demand_anyway() -> None:
     get_target("local").ensure_supported(LATEST)
+
+
+def test_prefect_takes_catchup_and_end_date_once_a_control_plane_runs_the_slots() -> None:
+    from meta_prefect.deploy import schedules
+
+    daily = Pipeline.model_validate(
+        {
+            "id": "report",
+            "schedule": {"kind": "cron", "cron": "0 6 * * *"},
+            "start_date": "2026-11-01T00:00:00",
+            "end_date": "2026-12-31T00:00:00",
+            "catchup": True,
+            "tasks": [{"id": "t", "action": {"kind": "shell", "command": "true"}}],
+        }
+    )
+    prefect = get_target("prefect")
+    assert {e.feature for e in prefect.check(daily)} == {"catchup: true", "end_date", "start_date with a cron schedule"}
+    assert all(
+        "`meta serve` then runs its slots" in str(e)
+        for e in prefect.check(daily)
+        if e.feature != "start_date with a cron schedule"
+    )
+    prefect.supervised(Supervision.of(WORKSPACE)).ensure_supported(daily)
+    assert schedules(daily) == []  # the deployment has no schedule: the plane starts every slot
+    # Airflow keeps its own catchup and end_date
+    from meta_airflow.plan import schedule_value
+
+    assert schedule_value(daily) is not None

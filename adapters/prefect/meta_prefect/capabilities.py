@@ -8,22 +8,28 @@ each with that reason."""
 
 from __future__ import annotations
 
-from meta import CompileError, CronSchedule, Pipeline
+from meta import CompileError, CronSchedule, Pipeline, schedule_driven_by_control_plane
 from meta_prefect.flow import check_param_names
 
 TARGET = "prefect"
 
 
-def problems(pipeline: Pipeline) -> list[CompileError]:
+def problems(pipeline: Pipeline, managed: bool = False) -> list[CompileError]:
+    """``managed``: a workspace places the pipeline on a prefect backend, so its control plane (``meta serve``) can
+    run the schedule slots Prefect cannot (catchup from ``start_date``, nothing after ``end_date``)."""
     pid = pipeline.id
     out = check_param_names(pipeline)
-    if pipeline.catchup:
+    driven = managed and schedule_driven_by_control_plane(pipeline, TARGET)
+    hint = "; place the pipeline on a prefect backend in a workspace (meta.yaml): `meta serve` then runs its slots"
+    if pipeline.catchup and not driven:
         out.append(
-            CompileError(TARGET, pid, "catchup: true", "Prefect schedules only create future runs; there is no catchup")
+            CompileError(
+                TARGET, pid, "catchup: true", "Prefect schedules only create future runs; there is no catchup" + hint
+            )
         )
-    if pipeline.end_date is not None:
-        out.append(CompileError(TARGET, pid, "end_date", "Prefect cron and interval schedules have no end date"))
-    if pipeline.start_date is not None and isinstance(pipeline.backend_schedule, CronSchedule):
+    if pipeline.end_date is not None and not driven:
+        out.append(CompileError(TARGET, pid, "end_date", "Prefect cron and interval schedules have no end date" + hint))
+    if pipeline.start_date is not None and isinstance(pipeline.backend_schedule, CronSchedule) and not driven:
         out.append(
             CompileError(
                 TARGET,

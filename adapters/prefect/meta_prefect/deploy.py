@@ -26,6 +26,7 @@ from meta import (
     MetaError,
     Pipeline,
     PlannedDeploy,
+    schedule_driven_by_control_plane,
 )
 from meta_prefect import events
 from meta_prefect.client import PrefectClient
@@ -67,7 +68,10 @@ def parameter_schema(pipeline: Pipeline) -> dict[str, Any]:
 
 
 def schedules(pipeline: Pipeline) -> list[dict[str, Any]]:
-    """The deployment's schedules; none for a pipeline with ``depends_on``: meta's control plane starts each run."""
+    """The deployment's schedules; none for a pipeline with ``depends_on``, or with catchup or an end date (the
+    target accepts those only when a workspace places it on prefect): meta's control plane starts each run."""
+    if schedule_driven_by_control_plane(pipeline, "prefect"):
+        return []
     schedule = pipeline.backend_schedule
     if isinstance(schedule, CronSchedule):
         return [{"schedule": {"cron": schedule.expression, "timezone": pipeline.timezone}, "active": True}]

@@ -26,7 +26,8 @@ class PrefectTarget(Target):
     def problems(self, pipeline: Pipeline) -> list[CompileError]:
         from meta_prefect.capabilities import problems
 
-        return problems(pipeline)
+        managed = self.supervision is not None and self.supervision.watches(pipeline.id, self.name)
+        return problems(pipeline, managed=managed)
 
     def run(self, pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
         from meta_prefect.run import run_pipeline

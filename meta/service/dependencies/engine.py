@@ -20,14 +20,23 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from meta.builtin.operators.alerts import AlertEvent
 from meta.plugins.observers import BackendUnreachable, Triggerable
-from meta.semantics.dependencies import READY, TIMED_OUT, Wait, evaluate, next_check, trigger_key
+from meta.semantics.dependencies import (
+    READY,
+    TIMED_OUT,
+    Wait,
+    evaluate,
+    next_check,
+    schedule_driven_by_control_plane,
+    scheduled_slots,
+    trigger_key,
+)
 from meta.service.dependencies import records
 from meta.service.dependencies.facts import upstream_runs
 from meta.service.lease import Lease
@@ -71,11 +80,20 @@ class DependencyEngine:
         refresh_every: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
         act: bool = True,
+        companions: Sequence[Callable[[datetime], object]] = (),
     ):
         self.store = store
         self.act = act  # False: record what waits for what, start nothing (``meta why`` without a server)
+        # other leader work ticked with this loop, woken by the same changes (the dataset forwarder)
+        self.companions = list(companions)
         self.workspace = workspace
-        self.pipelines = {p.id: p for p in pipelines if p.depends_on}
+        self.kinds = {name: backend.kind for name, backend in workspace.backends.items()}
+        # pipelines with depends_on, and those whose schedule a backend cannot keep (Prefect with catchup/end_date)
+        self.pipelines = {
+            p.id: p
+            for p in pipelines
+            if p.depends_on or any(schedule_driven_by_control_plane(p, kind) for kind in set(self.kinds.values()))
+        }
         self.triggerers = dict(triggerers)
         self.team_of = team_of
         self.params_of = params_of  # (backend, pipeline, run id) -> that run's params, None when unknown
@@ -144,11 +162,21 @@ class DependencyEngine:
         if self.act:
             triggered += self._finish_unfinished(now)
             alerts = self._deliver_alerts(now)
+            for companion in self.companions:
+                try:
+                    companion(now)
+                except Exception:  # one job's failure (a store outage) must not stop the others; retried next tick
+                    log.exception("%s failed; retrying", getattr(companion, "__qualname__", companion))
         return TickReport(len(pipelines), triggered, timed_out, alerts, time.perf_counter() - started)
 
     def refresh(self, now: datetime) -> None:
         """The downstreams to drive: every pipeline with ``depends_on`` on every backend it is placed on."""
-        subjects = [(b, pid) for pid in sorted(self.pipelines) for b in self.workspace.backends_of(pid)]
+        subjects = [
+            (b, pid)
+            for pid, pipeline in sorted(self.pipelines.items())
+            for b in self.workspace.backends_of(pid)
+            if pipeline.depends_on or schedule_driven_by_control_plane(pipeline, self.kinds.get(b, ""))
+        ]
         with self.store.transaction() as session:
             self.since = records.tracking_since(session, subjects, now)
         self.upstream_of = {}
@@ -215,6 +243,8 @@ class DependencyEngine:
             raise
 
     def _judge_on(self, pipeline: Pipeline, backends: list[str], now: datetime) -> tuple[int, int]:
+        if not pipeline.depends_on:
+            return self._run_schedule(pipeline, backends, now), 0
         names = {d.pipeline for d in pipeline.depends_on}
         tasks = [(d.pipeline, d.task) for d in pipeline.depends_on if d.task]
         oldest = min(self.since[(b, pipeline.id)] for b in backends)
@@ -242,6 +272,30 @@ class DependencyEngine:
         if soonest is not None:
             self._schedule(pipeline.id, soonest)
         return triggered, timed_out
+
+    def _run_schedule(self, pipeline: Pipeline, backends: list[str], now: datetime) -> int:
+        """A schedule the backend cannot keep (``schedule_driven_by_control_plane``): start each owed slot, oldest
+        first, at most ``max_active_runs`` (Airflow's default 16) running at once, like Airflow's catchup."""
+        started = 0
+        for backend in backends:
+            subject = (backend, pipeline.id)
+            with self.store.reading() as session:
+                after = records.newest_started(session, subject)
+                running = records.active_runs(session, subject)
+            budget = (pipeline.max_active_runs or 16) - running
+            owed = scheduled_slots(pipeline, self.since[subject], after, now)[: max(0, budget)]
+            with self.store.transaction() as session:
+                rows = records.record_waits(session, subject, self.team_of(pipeline.id), owed, now)
+            for wait in owed:
+                row = rows.get(wait.slot)
+                if self.act and row is not None and row.state == records.WAITING:
+                    started += self._trigger(pipeline, backend, wait, row, now)
+            if len(owed) == budget and budget > 0:
+                self._schedule(pipeline.id, now + timedelta(seconds=5))  # more owed: look again soon
+        check = next_check([], pipeline, now)
+        if check is not None:
+            self._schedule(pipeline.id, check)
+        return started
 
     # ------------------------------------------------------------------------------------------ acting
 
@@ -383,7 +437,7 @@ class DependencyEngine:
     def _params(self, pipeline: Pipeline, first: Mapping[str, str] | None) -> dict[str, Any]:
         """The downstream's params: those it declares of the first upstream run's (``first``: backend, pipeline,
         run_id; align same only), else none (its defaults apply)."""
-        if pipeline.depends_on[0].align != "same" or not first or self.params_of is None:
+        if not first or not pipeline.depends_on or pipeline.depends_on[0].align != "same" or self.params_of is None:
             return {}
         try:
             given = self.params_of(first["backend"], first["pipeline"], first["run_id"]) or {}

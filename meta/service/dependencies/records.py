@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from meta.semantics.dependencies import Wait
-from meta.service.store.orm import DependencyTrackingRow, DependencyWaitRow
+from meta.service.store.orm import DependencyTrackingRow, DependencyWaitRow, RunRow
 from meta.service.store.queries import CHANGE_COUNTER, _insert, _reserve
 
 WAITING, TRIGGERING, TRIGGERED, TIMED_OUT = "waiting", "triggering", "triggered", "timed_out"
@@ -161,3 +161,38 @@ def waits_of(
     return list(
         session.scalars(query.order_by(DependencyWaitRow.since.desc(), DependencyWaitRow.id.desc()).limit(limit))
     )
+
+
+def newest_started(session: Session, subject: Subject) -> datetime | None:
+    """The logical date of the newest slot of ``subject`` already claimed (a driven schedule continues after it)."""
+    backend, pipeline = subject
+    return session.scalar(
+        select(func.max(DependencyWaitRow.logical_date)).where(
+            DependencyWaitRow.backend == backend,
+            DependencyWaitRow.pipeline_id == pipeline,
+            DependencyWaitRow.state != WAITING,
+        )
+    )
+
+
+def active_runs(session: Session, subject: Subject) -> int:
+    """Runs the engine started for ``subject`` that have not been observed to end (a claim not yet confirmed, a run
+    not yet observed, a run still going): what ``max_active_runs`` counts."""
+    backend, pipeline = subject
+    joined = (
+        select(func.count())
+        .select_from(DependencyWaitRow)
+        .outerjoin(
+            RunRow,
+            (RunRow.backend == DependencyWaitRow.backend)
+            & (RunRow.pipeline_id == DependencyWaitRow.pipeline_id)
+            & (RunRow.run_id == DependencyWaitRow.run_id),
+        )
+        .where(
+            DependencyWaitRow.backend == backend,
+            DependencyWaitRow.pipeline_id == pipeline,
+            DependencyWaitRow.state.in_([TRIGGERING, TRIGGERED]),
+            RunRow.ended_at.is_(None),
+        )
+    )
+    return int(session.scalar(joined) or 0)

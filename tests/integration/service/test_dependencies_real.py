@@ -49,6 +49,7 @@ SUFFIX = uuid.uuid4().hex[:6]
 UP_AF, DOWN_PF = f"xo_up_af_{SUFFIX}", f"xo_down_pf_{SUFFIX}"
 UP_PF, DOWN_AF = f"xo_up_pf_{SUFFIX}", f"xo_down_af_{SUFFIX}"
 FAIL_AF, WAIT_PF = f"xo_fail_af_{SUFFIX}", f"xo_wait_pf_{SUFFIX}"
+WRITE_PF, READ_AF, DATASET = f"xo_write_pf_{SUFFIX}", f"xo_read_af_{SUFFIX}", f"x-meta://xo-{SUFFIX}/sales"
 PARAMS = "params: {country: {type: string, default: CH}}\n"
 SPECS = {
     UP_AF: PARAMS + "tasks:\n  work: {shell: 'echo upstream on airflow'}\n",
@@ -60,6 +61,8 @@ SPECS = {
         f"depends_on: [{{pipeline: {FAIL_AF}, timeout: 20s}}]\nalerts: {{on_failure: ['webhook:xo']}}\n"
         "tasks:\n  work: {shell: 'echo never'}\n"
     ),
+    WRITE_PF: f"tasks:\n  write: {{shell: 'true', outputs: ['{DATASET}']}}\n",
+    READ_AF: f"schedule: {{datasets: ['{DATASET}']}}\ntasks:\n  read: {{shell: 'true'}}\n",
 }
 # Logical dates no other test uses (Airflow keeps one run per logical date of a DAG).
 BASE = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(days=secrets.randbelow(200))
@@ -113,8 +116,8 @@ class Project:
                 work_pool: {self.prefect.pool}
                 flows_dir: {self.prefect.deploy_dir}
             placements:
-              - {{backend: af, pipelines: [{UP_AF}, {DOWN_AF}, {FAIL_AF}]}}
-              - {{backend: pf, pipelines: [{DOWN_PF}, {UP_PF}, {WAIT_PF}]}}
+              - {{backend: af, pipelines: [{UP_AF}, {DOWN_AF}, {FAIL_AF}, {READ_AF}]}}
+              - {{backend: pf, pipelines: [{DOWN_PF}, {UP_PF}, {WAIT_PF}, {WRITE_PF}]}}
             control_plane:
               database: {database}
               poll_interval: 1s
@@ -211,7 +214,7 @@ def project(
         except Exception:
             return False
 
-    for dag in (UP_AF, DOWN_AF, FAIL_AF):
+    for dag in (UP_AF, DOWN_AF, FAIL_AF, READ_AF):
         wait_for(lambda dag=dag: parsed(dag), 180, f"Airflow to parse {dag}", every=1)  # type: ignore[misc]
         client.request("PATCH", f"/dags/{dag}", params={"update_mask": "is_paused"}, json={"is_paused": False})
     try:
@@ -327,6 +330,26 @@ def test_a_failed_upstream_leaves_the_downstream_waiting_then_timed_out_and_aler
         assert len(alerts) == 1
         assert f"waited for {FAIL_AF}: failed (af run {run_id})" in alerts[0]["message"]
         assert project.prefect_runs(WAIT_PF) == []
+    finally:
+        serve.stop()
+
+
+def test_meta_serve_forwards_a_dataset_written_on_prefect_to_the_airflow_dag_scheduled_on_it(project: Project) -> None:
+    """The wiring: the forwarder runs in meta serve's leader loop (its semantics both ways, and under SIGKILL, are
+    tests/integration/service/test_dataset_forwarding_real.py)."""
+    serve = project.serve("datasets").start()
+    try:
+        project.prefect_run(WRITE_PF, datetime.now(UTC), {})
+        runs = wait_for(
+            lambda: [r for r in project.airflow_runs(READ_AF) if r.get("run_type") == "asset_triggered"],
+            180,
+            f"{READ_AF} to be started by the forwarded asset event",
+            every=1,
+        )
+        time.sleep(5)
+        assert (
+            len([r for r in project.airflow_runs(READ_AF) if r.get("run_type") == "asset_triggered"]) == len(runs) == 1
+        )
     finally:
         serve.stop()
 

@@ -254,3 +254,61 @@ def test_only_the_leader_drives(store: Store) -> None:
     assert follower.tick(T0 + timedelta(seconds=2)).triggered == 0
     assert leader.tick(T0 + timedelta(seconds=2)).triggered == 1
     assert backend.calls == 1
+
+
+CATCHUP = Pipeline.model_validate(
+    {
+        "id": "daily",
+        "schedule": {"kind": "cron", "cron": "0 2 * * *"},
+        "start_date": "2026-11-29T00:00:00",
+        "end_date": "2026-12-02T12:00:00",
+        "catchup": True,
+        "max_active_runs": 2,
+        "tasks": [{"id": "t", "action": {"kind": "noop"}}],
+    }
+)
+PREFECT_WORKSPACE = Workspace.model_validate(
+    {
+        "backends": {
+            "pf": {"kind": "prefect", "url": "http://127.0.0.1:1/api"},
+            "af": {"kind": "airflow", "url": "http://127.0.0.1:1"},
+        },
+        "placements": [{"backend": "pf", "pipelines": ["daily"]}, {"backend": "af", "pipelines": ["daily"]}],
+    }
+)
+
+
+def test_a_prefect_schedule_with_catchup_and_an_end_date_is_run_by_the_plane_oldest_first_within_max_active_runs(
+    store: Store,
+) -> None:
+    """Prefect cannot catch up or stop at an end date: the plane starts 2026-11-29..2026-12-02 02:00 (four slots),
+    two at a time, and nothing after end_date; on Airflow (which can) it starts nothing."""
+    prefect, airflow = Backend(), Backend()
+    eng = DependencyEngine(store, PREFECT_WORKSPACE, [CATCHUP], {"pf": prefect, "af": airflow})
+    eng.tick(T0)
+    started = lambda: sorted(logical for _p, _params, logical in prefect.runs.values())  # noqa: E731
+    assert started() == [datetime(2026, 11, 29, 2, tzinfo=UTC), datetime(2026, 11, 30, 2, tzinfo=UTC)]
+    eng.tick(T0 + timedelta(seconds=6))
+    assert len(prefect.runs) == 2  # both still running (not even observed yet)
+    for key, (_p, _params, logical) in list(prefect.runs.items()):
+        event = RunEvent(
+            "pf",
+            EventKind.RUN,
+            "daily",
+            f"run-{key}",
+            UnifiedState.SUCCESS,
+            "Completed",
+            T0,
+            Source.POLL,
+            logical_date=logical,
+            ended_at=T0 + timedelta(seconds=7),
+        )
+        with store.transaction() as session:
+            queries.ingest(session, [event])
+    eng.tick(T0 + timedelta(seconds=12))
+    eng.tick(T0 + timedelta(days=3))  # long after end_date: nothing more
+    assert started() == [datetime(2026, 11, d, 2, tzinfo=UTC) for d in (29, 30)] + [
+        datetime(2026, 12, d, 2, tzinfo=UTC) for d in (1, 2)
+    ]
+    assert airflow.calls == 0
+    assert all(k.startswith("meta-dep-202611") or k.startswith("meta-dep-202612") for k in prefect.runs)
