@@ -237,10 +237,10 @@ def main(argv: list[str]) -> int:
     print(f"{'':34} {'p50':>7} {'p95':>7}")
     for mode, (af, pf) in results.items():
         for label, values in (("airflow -> prefect", af), ("prefect -> airflow", pf)):
-            print(f"{mode + ', ' + label:34} {pct(values, 50):7.2f} {pct(values, 95):7.2f}")
+            print(f"{mode + ', ' + label:34} {pct(values, 0.5):7.2f} {pct(values, 0.95):7.2f}")
     for peer, (p50, p95) in PEERS.items():
         print(f"{peer:34} {p50:7.2f} {p95:7.2f}   (documented interval)")
-    push_p95 = max(pct(v, 95) for v in results["push"])
+    push_p95 = max(pct(v, 0.95) for v in results["push"])
     worst_peer = min(p95 for _, p95 in PEERS.values())
     print(f"\npush p95 {push_p95:.2f}s (target <= {TARGET_S:g}s): {'met' if push_p95 <= TARGET_S else 'NOT met'}")
     print(f"ratio to the faster peer's p95 ({worst_peer:g}s): {push_p95 / worst_peer:.3f}")

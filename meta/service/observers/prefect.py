@@ -201,13 +201,18 @@ class PrefectObserver:
         # the cursor this observer returned last (else the batch may not have been stored: forget them).
         self._seen: dict[str, datetime] = {}
         self._returned: str | None = None
-        self._lock = threading.Lock()  # poll and trigger share the client
+        self._lock = threading.Lock()  # the poll's client
+        # Starting runs has its own client: a trigger must not wait for a poll in progress (seconds on a busy
+        # server), or a downstream starts a poll's length late.
+        self._act_http = self._client()
+        self._act_lock = threading.Lock()
 
     def _client(self) -> _Http:
         return _Http(self.connection.url, self._basic, self.timeout)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._http.close()
+        self._act_http.close()
 
     # -- poll ---------------------------------------------------------------------------------------
 
@@ -404,7 +409,7 @@ class PrefectObserver:
         self, pipeline_id: str, key: str, params: Mapping[str, Any], logical_date: datetime | None
     ) -> TriggerResult:
         """Start a flow run of the pipeline's deployment; the key is the idempotency key (same key, same run)."""
-        with self._lock:
+        with self._act_lock:
             flow = self.mapper.flow_name_of(pipeline_id)
             deployment = self._deployment_of(flow)
             # Tags given replace the deployment's (owner:, team:, ...): keep them and mark who started the run.
@@ -412,19 +417,19 @@ class PrefectObserver:
             body: dict[str, Any] = {"parameters": dict(params), "idempotency_key": key, "tags": tags}
             if logical_date is not None:  # meta's flows read the logical date from the scheduled start time
                 body["state"] = {"type": "SCHEDULED", "state_details": {"scheduled_time": iso(logical_date)}}
-            response = self._http.call("POST", f"deployments/{deployment['id']}/create_flow_run", body)
+            response = self._act_http.call("POST", f"deployments/{deployment['id']}/create_flow_run", body)
             run = response.json()
             url = f"{self.mapper.ui_url}/runs/flow-run/{run['id']}" if self.mapper.ui_url else None
             return TriggerResult(run_id=RUN_PREFIX + str(run["id"]), created=response.status_code == 201, url=url)
 
     def run_params(self, pipeline_id: str, run_id: str) -> dict[str, Any]:
         """The flow run's parameters (what a downstream started for it receives as params)."""
-        with self._lock:
-            run = self._http.json("GET", f"flow_runs/{run_id.removeprefix(RUN_PREFIX)}", None)
+        with self._act_lock:
+            run = self._act_http.json("GET", f"flow_runs/{run_id.removeprefix(RUN_PREFIX)}", None)
         return dict((run or {}).get("parameters") or {})
 
     def _deployment_of(self, flow: str) -> dict[str, Any]:
-        found = self._http.json("POST", "deployments/filter", {"flows": {"name": {"any_": [flow]}}, "limit": PAGE})
+        found = self._act_http.json("POST", "deployments/filter", {"flows": {"name": {"any_": [flow]}}, "limit": PAGE})
         found = [d for d in found or [] if d.get("name")]
         if not found:
             raise LookupError(f"Prefect backend {self.backend!r} has no deployment of flow {flow!r}: deploy it first")

@@ -7,6 +7,10 @@ process had taken but not marked sent (killed while connecting, or mid-SMTP) may
 claim is released and the channel sent to again, so a crash never loses an alert; it repeats one only if the
 kill fell between the channel accepting it and the claim being marked (milliseconds). A channel that fails is
 retried with backoff (the others are not resent: their claims are marked sent), up to ``MAX_ATTEMPTS``.
+
+Among replicas only the leader delivers (``meta.service.lease``); should two lead for a moment, each notice is
+claimed with a conditional UPDATE first, which only one of them wins (it holds the notice for ``CLAIM_WINDOW``, which
+is also how long an interrupted delivery waits before it is completed).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from meta.service.store.orm import SlaNoticeRow, SlaSlotRow
 log = logging.getLogger("meta.service.sla")
 
 MAX_ATTEMPTS = 8
+CLAIM_WINDOW = timedelta(seconds=10)  # how long a claimed delivery is held before another attempt may take it
 # The local runner announces a run's max_duration miss itself when the run ends (meta.builtin.local.alerts), with
 # this dedup key in the same alert store: the control plane's own miss of that run uses it too, so a channel hears
 # of the miss once, whichever of the two sends first.
@@ -102,6 +107,24 @@ def deliver_due(
     for notice in due:
         event = event_of(notice, slots[notice.id], kind_of(notice.backend))
         channels = list(notice.channels)
+        # Claimed first, with a conditional UPDATE: of two replicas that both lead for a moment (a paused leader
+        # waking after another took its lease), one delivers. The claim holds the notice for CLAIM_WINDOW; a
+        # delivery a crash interrupted is due again after it, and completed (reclaim) then.
+        with store.transaction() as session:
+            flight = [{"channel": c, "status": IN_FLIGHT, "error": None} for c in channels]
+            won = session.execute(
+                update(SlaNoticeRow)
+                .where(
+                    SlaNoticeRow.id == notice.id,
+                    SlaNoticeRow.status == records.DUE,
+                    SlaNoticeRow.due_at == notice.due_at,
+                )
+                .values(outcome=flight, due_at=now + CLAIM_WINDOW)
+                .returning(SlaNoticeRow.id)
+                .execution_options(synchronize_session=False)
+            ).first()
+        if won is None:
+            continue
         reclaim = getattr(sender, "reclaim", None)
         if reclaim is not None and any(o.get("status") == IN_FLIGHT for o in notice.outcome or ()):
             released = reclaim(channels, event)
@@ -114,9 +137,6 @@ def deliver_due(
                     notice.kind,
                     ", ".join(released),
                 )
-        with store.transaction() as session:
-            flight = [{"channel": c, "status": IN_FLIGHT, "error": None} for c in channels]
-            session.execute(update(SlaNoticeRow).where(SlaNoticeRow.id == notice.id).values(outcome=flight))
         try:
             outcomes = sender(channels, event)
         except Exception as exc:  # a bug in a channel must not stop the engine; retried like a failure

@@ -294,7 +294,9 @@ def test_a_delivery_killed_after_a_claim_is_completed_after_the_restart_once_per
     assert delivered == [("webhook:oncall", "sla_miss")]
     restarted = SlaEngine(store, WORKSPACE, [spec], sender=ClaimingSender(alerts_db, delivered))
     restarted.tick(T0 + timedelta(seconds=12))
-    restarted.tick(T0 + timedelta(seconds=13))
+    assert len(delivered) == 1  # the dead delivery's claim holds the notice for notices.CLAIM_WINDOW
+    restarted.tick(T0 + timedelta(seconds=11) + notices.CLAIM_WINDOW)
+    restarted.tick(T0 + timedelta(seconds=12) + notices.CLAIM_WINDOW)
     assert delivered == [("webhook:oncall", "sla_miss"), ("email:oncall", "sla_miss")]
     with store.reading() as session:
         [notice] = session.scalars(select(SlaNoticeRow).where(SlaNoticeRow.stage == "miss"))
@@ -326,3 +328,28 @@ def test_a_tick_whose_store_write_fails_loses_nothing(store: Store, monkeypatch:
     e.tick(T0 + timedelta(seconds=12))
     assert slot(store, "max_duration").state == "missed"
     assert outbox.of("sla_miss") == [("webhook:oncall", "max_duration")]
+
+
+def test_two_leaders_for_a_moment_deliver_each_notice_once(store: Store) -> None:
+    """A paused leader waking after another took its lease: both deliver from one store, each with its own alert
+    store (two machines). The second looks while the first is still sending: the first's claim hides the notice."""
+    from meta.service.sla import notices as notice_module
+
+    spec = [pipeline(max_duration="10s")]
+    observe(store, UnifiedState.RUNNING, T0, queued_at=T0, started_at=T0)
+    facts_until(store, T0 + timedelta(seconds=11))
+    now = T0 + timedelta(seconds=11)
+    SlaEngine(store, WORKSPACE, spec, sender=Outbox(), deliver=False).tick(now)  # records the miss; sends nothing
+    second = Outbox()
+    kinds = {"loc": "local", "af": "airflow"}.__getitem__
+    during: list[object] = []
+
+    class SlowFirst(Outbox):
+        def __call__(self, channels: list[str], event: AlertEvent) -> list[AlertOutcome]:
+            during.extend(notice_module.deliver_due(store, now, second, kinds))  # the other leader, meanwhile
+            return super().__call__(channels, event)
+
+    first = SlowFirst()
+    assert len(notice_module.deliver_due(store, now, first, kinds)) == 1
+    assert during == [] and second.sent == []
+    assert first.of("sla_miss") == [("webhook:oncall", "max_duration")]
