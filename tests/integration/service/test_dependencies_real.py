@@ -49,6 +49,8 @@ SUFFIX = uuid.uuid4().hex[:6]
 UP_AF, DOWN_PF = f"xo_up_af_{SUFFIX}", f"xo_down_pf_{SUFFIX}"
 UP_PF, DOWN_AF = f"xo_up_pf_{SUFFIX}", f"xo_down_af_{SUFFIX}"
 FAIL_AF, WAIT_PF = f"xo_fail_af_{SUFFIX}", f"xo_wait_pf_{SUFFIX}"
+CATCHUP_PF = f"xo_catchup_pf_{SUFFIX}"
+TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 WRITE_PF, READ_AF, DATASET = f"xo_write_pf_{SUFFIX}", f"xo_read_af_{SUFFIX}", f"x-meta://xo-{SUFFIX}/sales"
 PARAMS = "params: {country: {type: string, default: CH}}\n"
 SPECS = {
@@ -60,6 +62,12 @@ SPECS = {
     WAIT_PF: (
         f"depends_on: [{{pipeline: {FAIL_AF}, timeout: 20s}}]\nalerts: {{on_failure: ['webhook:xo']}}\n"
         "tasks:\n  work: {shell: 'echo never'}\n"
+    ),
+    # Prefect cannot catch up or stop: the plane starts the 3 daily slots from 3 days ago to yesterday, 2 at a time
+    CATCHUP_PF: (
+        f"schedule: '30 1 * * *'\nstart_date: '{(TODAY - timedelta(days=3)).date()}'\n"
+        f"end_date: '{(TODAY - timedelta(days=1)).date()}T12:00:00'\ncatchup: true\nmax_active_runs: 2\n"
+        "tasks:\n  work: {shell: 'true'}\n"
     ),
     WRITE_PF: f"tasks:\n  write: {{shell: 'true', outputs: ['{DATASET}']}}\n",
     READ_AF: f"schedule: {{datasets: ['{DATASET}']}}\ntasks:\n  read: {{shell: 'true'}}\n",
@@ -117,7 +125,7 @@ class Project:
                 flows_dir: {self.prefect.deploy_dir}
             placements:
               - {{backend: af, pipelines: [{UP_AF}, {DOWN_AF}, {FAIL_AF}, {READ_AF}]}}
-              - {{backend: pf, pipelines: [{DOWN_PF}, {UP_PF}, {WAIT_PF}, {WRITE_PF}]}}
+              - {{backend: pf, pipelines: [{DOWN_PF}, {UP_PF}, {WAIT_PF}, {WRITE_PF}, {CATCHUP_PF}]}}
             control_plane:
               database: {database}
               poll_interval: 1s
@@ -241,6 +249,20 @@ def triggered(serve: ServeProcess, pipeline: str, logical: datetime, database: s
     return None
 
 
+def meta_cli(serve: ServeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``meta`` command a user runs in the workspace (no API URL given: it reads the store in-process)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "meta", *args, "--workspace", str(serve.workspace)],
+        env={**os.environ, **serve.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def runs_for(project: Project, flow: str, logical: datetime) -> list[dict[str, Any]]:
     return [r for r in project.prefect_runs(flow) if datetime.fromisoformat(r["expected_start_time"]) == logical]
 
@@ -267,15 +289,7 @@ def test_an_airflow_success_starts_the_prefect_downstream_once_with_its_logical_
         time.sleep(4)  # more polls and pushes of the same successes: nothing more is started
         assert [len(runs_for(project, DOWN_PF, d)) for d in runs] == [1, 1]
         # meta why, through the running server's API, names the upstream run that started each date
-        why = subprocess.run(
-            [sys.executable, "-m", "meta", "why", DOWN_PF, "--workspace", str(serve.workspace)],
-            env={**os.environ, **serve.env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert why.returncode == 0, why.stderr
+        why = meta_cli(serve, "why", DOWN_PF)
         assert "started run prefect__" in why.stdout and f"after {UP_AF} {runs[day(1)]} on af" in why.stdout
     finally:
         serve.stop()
@@ -311,15 +325,7 @@ def test_a_failed_upstream_leaves_the_downstream_waiting_then_timed_out_and_aler
         wait_for(lambda: project.airflow_state(FAIL_AF, run_id) == "failed", 120, "the upstream to fail")
         row = wait_for(lambda: next(iter(waits(serve, WAIT_PF)), None), 30, "the wait to be recorded")
         assert row.state == "waiting" and "failed (af run" in row.waiting_for[0]["detail"]
-        why = subprocess.run(
-            [sys.executable, "-m", "meta", "status", WAIT_PF, "--workspace", str(serve.workspace)],
-            env={**os.environ, **serve.env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert why.returncode == 0, why.stderr
+        why = meta_cli(serve, "status", WAIT_PF)
         assert "WAITING since" in why.stdout and f"{FAIL_AF}: failed (af run {run_id})" in why.stdout
         row = wait_for(
             lambda: next((r for r in waits(serve, WAIT_PF) if r.alert_status == "sent"), None), 60, "the timeout"
@@ -350,6 +356,23 @@ def test_meta_serve_forwards_a_dataset_written_on_prefect_to_the_airflow_dag_sch
         assert (
             len([r for r in project.airflow_runs(READ_AF) if r.get("run_type") == "asset_triggered"]) == len(runs) == 1
         )
+    finally:
+        serve.stop()
+
+
+def test_a_prefect_schedule_with_catchup_and_an_end_date_runs_each_slot_once(project: Project) -> None:
+    """Deployed without a schedule (Prefect would neither catch up nor stop), its slots started by meta serve."""
+    assert project.deployment(CATCHUP_PF)["schedules"] == []
+    serve = project.serve("catchup").start()
+    try:
+        expected = [TODAY - timedelta(days=n) + timedelta(hours=1, minutes=30) for n in (3, 2, 1)]
+
+        def started() -> list[datetime]:
+            return sorted(datetime.fromisoformat(r["expected_start_time"]) for r in project.prefect_runs(CATCHUP_PF))
+
+        wait_for(lambda: started() == expected, 180, "the three slots", every=1)
+        time.sleep(4)
+        assert started() == expected  # nothing after end_date, nothing twice
     finally:
         serve.stop()
 
