@@ -183,8 +183,10 @@ class DependencyEngine:
         for pid, pipeline in self.pipelines.items():
             for dep in pipeline.depends_on:
                 self.upstream_of.setdefault(dep.pipeline, set()).add(pid)
-        for pid in {p for _, p in subjects} - {p for _, p in self.subjects}:
-            self._schedule(pid, now)  # new downstreams are judged at once
+        # Every downstream is judged again at each refresh: a change whose sequence number committed out of order
+        # (PostgreSQL writers) and so slipped past ``_changed`` costs at most one refresh interval, never a trigger.
+        for pid in {p for _, p in subjects}:
+            self._schedule(pid, now)
         self.subjects = subjects
         self.refreshed_at = time.monotonic()
 
