@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from meta import __version__
+from meta.cli.backfills import backfill
 from meta.cli.build import compile_, deploy
 from meta.cli.graph import graph
 from meta.cli.importing import import_
@@ -123,6 +124,7 @@ for _command in (
     status,
     sla,
     trigger,
+    backfill,
     why,
     token,
 ):

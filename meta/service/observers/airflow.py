@@ -533,6 +533,56 @@ class AirflowObserver:
         response = self.trigger_http.call("GET", f"/api/v2/dags/{_path(dag_id)}/dagRuns/{_path(run_id)}", ok=(200,))
         return dict(response.json().get("conf") or {})
 
+    # -- backfills (Airflow's own: POST /api/v2/backfills) ------------------------------------------------
+
+    def backfill_dates(
+        self, pipeline_id: str, start: datetime, end: datetime, reprocess: str, conf: Mapping[str, Any]
+    ) -> list[datetime]:
+        """The logical dates Airflow would run for this range (its dry run)."""
+        body = self._backfill_body(pipeline_id, start, end, reprocess, conf, 10)
+        response = self.trigger_http.call("POST", "/api/v2/backfills/dry_run", json=body)
+        found = [parse_time(b.get("logical_date")) for b in response.json().get("backfills", [])]
+        return sorted(d for d in found if d is not None)
+
+    def start_backfill(
+        self, pipeline_id: str, start: datetime, end: datetime, reprocess: str, conf: Mapping[str, Any], parallel: int
+    ) -> dict[str, Any]:
+        """Airflow's backfill of the range: a new one, or the one already running for this DAG and range (a
+        resumed ``meta backfill``). Another range still running is an error naming it."""
+        dag_id = self._dag_of.get(pipeline_id, pipeline_id)
+        for found in self.backfills(pipeline_id):
+            if found.get("completed_at") is None:
+                same = parse_time(found["from_date"]) == start and parse_time(found["to_date"]) == end
+                if same:
+                    return found
+                raise AirflowApiError(
+                    "POST",
+                    self.trigger_http.base + "/api/v2/backfills",
+                    409,
+                    f"backfill {found['id']} of {dag_id} ({found['from_date']} to {found['to_date']}) is still "
+                    "running; wait for it or cancel it in Airflow",
+                )
+        body = self._backfill_body(pipeline_id, start, end, reprocess, conf, parallel)
+        return dict(self.trigger_http.call("POST", "/api/v2/backfills", json=body).json())
+
+    def backfills(self, pipeline_id: str) -> list[dict[str, Any]]:
+        dag_id = self._dag_of.get(pipeline_id, pipeline_id)
+        response = self.trigger_http.call("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})
+        return list(response.json().get("backfills", []))
+
+    def _backfill_body(
+        self, pipeline_id: str, start: datetime, end: datetime, reprocess: str, conf: Mapping[str, Any], parallel: int
+    ) -> dict[str, Any]:
+        return {
+            "dag_id": self._dag_of.get(pipeline_id, pipeline_id),
+            "from_date": _iso(start),
+            "to_date": _iso(end),
+            "run_backwards": False,
+            "dag_run_conf": dict(conf),
+            "reprocess_behavior": reprocess,
+            "max_active_runs": parallel,
+        }
+
 
 def create(connection: BackendConnection) -> AirflowObserver:
     return AirflowObserver(connection)
