@@ -50,6 +50,7 @@ UP_AF, DOWN_PF = f"xo_up_af_{SUFFIX}", f"xo_down_pf_{SUFFIX}"
 UP_PF, DOWN_AF = f"xo_up_pf_{SUFFIX}", f"xo_down_af_{SUFFIX}"
 FAIL_AF, WAIT_PF = f"xo_fail_af_{SUFFIX}", f"xo_wait_pf_{SUFFIX}"
 CATCHUP_PF = f"xo_catchup_pf_{SUFFIX}"
+BF_UP_AF, BF_DOWN_PF = f"xo_bf_up_af_{SUFFIX}", f"xo_bf_down_pf_{SUFFIX}"
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 WRITE_PF, READ_AF, DATASET = f"xo_write_pf_{SUFFIX}", f"xo_read_af_{SUFFIX}", f"x-meta://xo-{SUFFIX}/sales"
 PARAMS = "params: {country: {type: string, default: CH}}\n"
@@ -69,6 +70,9 @@ SPECS = {
         f"end_date: '{(TODAY - timedelta(days=1)).date()}T12:00:00'\ncatchup: true\nmax_active_runs: 2\n"
         "tasks:\n  work: {shell: 'true'}\n"
     ),
+    # a scheduled upstream on Airflow (Airflow backfills only periodic DAGs) and its dependent on Prefect
+    BF_UP_AF: "schedule: '0 4 * * *'\nstart_date: '2026-01-01'\n" + PARAMS + "tasks:\n  work: {shell: 'echo bf'}\n",
+    BF_DOWN_PF: f"depends_on: [{BF_UP_AF}]\n" + "tasks:\n  work: {shell: 'echo bf down'}\n",
     WRITE_PF: f"tasks:\n  write: {{shell: 'true', outputs: ['{DATASET}']}}\n",
     READ_AF: f"schedule: {{datasets: ['{DATASET}']}}\ntasks:\n  read: {{shell: 'true'}}\n",
 }
@@ -124,8 +128,8 @@ class Project:
                 work_pool: {self.prefect.pool}
                 flows_dir: {self.prefect.deploy_dir}
             placements:
-              - {{backend: af, pipelines: [{UP_AF}, {DOWN_AF}, {FAIL_AF}, {READ_AF}]}}
-              - {{backend: pf, pipelines: [{DOWN_PF}, {UP_PF}, {WAIT_PF}, {WRITE_PF}, {CATCHUP_PF}]}}
+              - {{backend: af, pipelines: [{UP_AF}, {DOWN_AF}, {FAIL_AF}, {READ_AF}, {BF_UP_AF}]}}
+              - {{backend: pf, pipelines: [{DOWN_PF}, {UP_PF}, {WAIT_PF}, {WRITE_PF}, {CATCHUP_PF}, {BF_DOWN_PF}]}}
             control_plane:
               database: {database}
               poll_interval: 1s
@@ -222,7 +226,7 @@ def project(
         except Exception:
             return False
 
-    for dag in (UP_AF, DOWN_AF, FAIL_AF, READ_AF):
+    for dag in (UP_AF, DOWN_AF, FAIL_AF, READ_AF, BF_UP_AF):
         wait_for(lambda dag=dag: parsed(dag), 180, f"Airflow to parse {dag}", every=1)  # type: ignore[misc]
         client.request("PATCH", f"/dags/{dag}", params={"update_mask": "is_paused"}, json={"is_paused": False})
     try:
@@ -249,17 +253,17 @@ def triggered(serve: ServeProcess, pipeline: str, logical: datetime, database: s
     return None
 
 
-def meta_cli(serve: ServeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+def meta_cli(serve: ServeProcess, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """The ``meta`` command a user runs in the workspace (no API URL given: it reads the store in-process)."""
     done = subprocess.run(
         [sys.executable, "-m", "meta", *args, "--workspace", str(serve.workspace)],
         env={**os.environ, **serve.env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     return done
 
 
@@ -373,6 +377,46 @@ def test_a_prefect_schedule_with_catchup_and_an_end_date_runs_each_slot_once(pro
         wait_for(lambda: started() == expected, 180, "the three slots", every=1)
         time.sleep(4)
         assert started() == expected  # nothing after end_date, nothing twice
+    finally:
+        serve.stop()
+
+
+def test_a_three_day_backfill_with_downstream_runs_each_airflow_date_then_its_prefect_dependent_once(
+    project: Project,
+) -> None:
+    """`meta backfill` on the real backends, with `meta serve` running beside it (its dependency engine must leave
+    the backfill's runs alone): three Airflow backfill runs, then three Prefect runs, each after its date succeeded
+    upstream; the same command again starts nothing."""
+    serve = project.serve("backfill").start()
+    dates = [day(n) + timedelta(hours=4) for n in (10, 11, 12)]
+    args = ["backfill", BF_UP_AF, "--from", day(10).date().isoformat(), "--to", day(12).date().isoformat()]
+    try:
+        dry = meta_cli(serve, *args, "--with-downstream", "--dry-run")
+        for date in dates:
+            stamp = date.isoformat(timespec="minutes")
+            assert f"{stamp}  {BF_UP_AF} on af: run (Airflow's backfill)" in dry.stdout, dry.stdout
+            assert f"{stamp}  {BF_DOWN_PF} on pf: run, after {BF_UP_AF} succeeds" in dry.stdout
+        assert project.prefect_runs(BF_DOWN_PF) == []
+        done = meta_cli(serve, *args, "--with-downstream", timeout=600)
+        assert "6/6 ended: 6 success" in done.stdout, done.stdout
+        upstream = {
+            datetime.fromisoformat(r["logical_date"]): r
+            for r in project.airflow_runs(BF_UP_AF)
+            if r["run_type"] == "backfill"
+        }
+        assert sorted(upstream) == dates and {r["state"] for r in upstream.values()} == {"success"}
+        downstream = {datetime.fromisoformat(r["expected_start_time"]): r for r in project.prefect_runs(BF_DOWN_PF)}
+        assert sorted(downstream) == dates and len(project.prefect_runs(BF_DOWN_PF)) == 3
+        for date in dates:  # each downstream date was created only after its upstream date succeeded
+            assert datetime.fromisoformat(downstream[date]["created"]) >= datetime.fromisoformat(
+                upstream[date]["end_date"]
+            )
+        again = meta_cli(serve, *args, "--with-downstream")
+        assert "6/6 ended: 6 success" in again.stdout
+        time.sleep(3)
+        assert len(project.prefect_runs(BF_DOWN_PF)) == 3
+        assert len([r for r in project.airflow_runs(BF_UP_AF) if r["run_type"] == "backfill"]) == 3
+        assert not [w for w in waits(serve, BF_DOWN_PF) if w.state != "waiting"]  # the engine started nothing
     finally:
         serve.stop()
 
