@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -73,7 +74,9 @@ def backfill(
 
     Re-running the same command re-does nothing that succeeded, and resumes a backfill stopped by Ctrl-C. Exit
     code 1 when a date failed (or was upstream_failed)."""
+    from meta.plugins.observers import BackendUnreachable
     from meta.service.backfills import Backfill
+    from meta.service.observers.airflow import AirflowApiError
 
     plane = _plane(_loaded(workspace_path))
     try:
@@ -87,17 +90,14 @@ def backfill(
             with_downstream=with_downstream,
             echo=lambda line: click.echo(line),
         )
-        if dry_run:
-            items = job.plan()
-            click.echo(f"dry run of backfill {job.id}: {len(items)} dates, nothing started")
-            for item in items:
-                what = "skip (already run)" if item.state == "skipped" else "run"
-                after = f", after {item.upstream_of} succeeds" if item.upstream_of else ""
-                native = " (Airflow's backfill)" if item.native else ""
-                click.echo(f"  {item.label}: {what}{native}{after}")
-            return
         try:
-            items = job.run()
+            items = _drive(job, dry_run)
+        except (BackendUnreachable, AirflowApiError, LookupError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MetaError(
+                f"a backend did not answer or refused: {first}"
+                + ("" if dry_run else f"; backfill {job.id} is stored: run the same command again to resume it")
+            ) from None
         except KeyboardInterrupt:
             click.echo(
                 f"\ninterrupted: backfill {job.id} is stored; run the same command again to resume it "
@@ -105,6 +105,8 @@ def backfill(
                 err=True,
             )
             sys.exit(130)
+        if items is None:
+            return
     finally:
         plane.close()
     click.echo("")
@@ -113,7 +115,23 @@ def backfill(
         click.echo(f"{item.label.ljust(width)}  {item.state:16} {item.run_id or '-'}")
     bad = [i for i in items if i.state in ("failed", "upstream_failed")]
     if bad:
-        raise MetaError(
-            f"{len(bad)} of {len(items)} dates did not succeed; fix them and run the same command with "
-            "--reprocess failed"
+        click.echo(
+            f"{len(bad)} of {len(items)} dates did not succeed; fix the cause and run the same command with "
+            "--reprocess failed",
+            err=True,
         )
+        sys.exit(1)
+
+
+def _drive(job: Any, dry_run: bool) -> Any:
+    """The dates with what they will do (dry run: printed, None returned), or every date once all have ended."""
+    if not dry_run:
+        return job.run()
+    items = job.plan()
+    click.echo(f"dry run of backfill {job.id}: {len(items)} dates, nothing started")
+    for item in items:
+        what = "skip (already run)" if item.state == "skipped" else "run"
+        after = f", after {item.upstream_of} succeeds" if item.upstream_of else ""
+        native = " (Airflow's backfill)" if item.native else ""
+        click.echo(f"  {item.label}: {what}{native}{after}")
+    return None

@@ -30,7 +30,7 @@ from meta.spec.errors import MetaError
 from meta.spec.model import Pipeline
 
 TERMINAL = frozenset({"success", "failed", "skipped", "upstream_failed"})
-PENDING, STARTED, SKIPPED, UPSTREAM_FAILED = "pending", "started", "skipped", "upstream_failed"
+PENDING, STARTING, STARTED, SKIPPED, UPSTREAM_FAILED = "pending", "starting", "started", "skipped", "upstream_failed"
 DEFAULT_PARALLEL = 10
 
 
@@ -146,11 +146,12 @@ class Backfill:
             changed = self._follow()
             for item in changed:
                 self.echo(f"  {item.label}: {item.state}" + (f" ({item.run_id})" if item.run_id else ""))
-            if self._start_due() or changed:
-                self.echo(self.progress())
             if all(i.done for i in self.items):
+                self.echo(self.progress())
                 self._finish()
                 return self.items
+            if self._start_due() or changed:
+                self.echo(self.progress())
             time.sleep(poll_every)
             self._refresh()
 
@@ -193,8 +194,13 @@ class Backfill:
             }
         for item in self.items:
             row = rows.get((item.backend, item.pipeline_id, item.logical_date))
-            if row is not None and item.state != SKIPPED:
+            # what this backfill already did wins over a dry run's "already has a run" (that run is ours)
+            if row is not None and (item.state != SKIPPED or row.state in TERMINAL):
                 item.state, item.run_id, item.key = row.state, row.run_id, row.trigger_key
+            if self.reprocess == "failed" and item.state in ("failed", UPSTREAM_FAILED) and not item.native:
+                # asked to re-run failures: this date gets a new run (the next attempt's key)
+                item.state = PENDING
+                item.key = plan.next_attempt(item.key) if item.key else None
         self._save(self.items)
         return existing is not None
 
@@ -296,11 +302,11 @@ class Backfill:
         started: list[Item] = []
         for (_backend, pipeline_id), group in self._groups().items():
             pipeline = self.pipelines[pipeline_id]
-            budget = self._parallel(pipeline) - sum(1 for i in group if i.state not in TERMINAL | {PENDING})
+            budget = self._parallel(pipeline) - sum(1 for i in group if i.state not in TERMINAL | {PENDING, STARTING})
             for item in sorted(group, key=lambda i: i.logical_date):
-                if item.state != PENDING or item.native or budget <= 0:
+                if item.state not in (PENDING, STARTING) or item.native or budget <= 0:
                     continue
-                if item.upstream_of is not None:
+                if item.upstream_of is not None and item.state == PENDING:
                     verdict = self._upstream_verdict(item)
                     if verdict == "wait":
                         continue
@@ -347,7 +353,12 @@ class Backfill:
         triggerer = self.plane.triggerers().get(item.backend)
         if triggerer is None:
             raise MetaError(f"backend {item.backend!r} cannot start runs: nothing can backfill {item.pipeline_id}")
-        item.key = plan.run_key(self.id, item.backend, item.pipeline_id, item.logical_date)
+        if item.key is None:
+            item.key = plan.run_key(self.id, item.backend, item.pipeline_id, item.logical_date)
+        # The key is stored before the backend is asked: killed in between, the resumed backfill asks again with
+        # the same key, which the backend answers with the run it already started.
+        item.state = STARTING
+        self._save([item])
         params = self.pipelines[item.pipeline_id].default_params()
         result = triggerer.trigger(item.pipeline_id, item.key, params, item.logical_date)
         item.run_id, item.state = result.run_id, STARTED
@@ -362,7 +373,7 @@ class Backfill:
                 continue
             runs = self._runs_by_date(backend, pipeline_id)
             for item in group:
-                if item.done or (item.state == PENDING and not item.native):
+                if item.done or (item.state in (PENDING, STARTING) and not item.native):
                     continue
                 run = self._run_of(item, runs.get(item.logical_date, []))
                 if run is None:

@@ -71,11 +71,20 @@ def backfill_id(
     return "bf-" + hashlib.sha256(f"{text}\x00{with_downstream}".encode()).hexdigest()[:20]
 
 
-def run_key(backfill: str, backend: str, pipeline_id: str, logical_date: datetime) -> str:
-    """A run's id / idempotency key, within Airflow's run-id alphabet: ``meta-bf-20261203T010000Z-<hash>``."""
+def run_key(backfill: str, backend: str, pipeline_id: str, logical_date: datetime, attempt: int = 0) -> str:
+    """A run's id / idempotency key, within Airflow's run-id alphabet: ``meta-bf-20261203T010000Z-<hash>``, and
+    ``-r<n>`` for the n-th re-run of a failed date (``--reprocess failed``)."""
     stamp = logical_date.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     digest = hashlib.sha256(f"{backfill}\x00{backend}\x00{pipeline_id}\x00{stamp}".encode()).hexdigest()[:16]
-    return f"meta-bf-{stamp}-{digest}"
+    return f"meta-bf-{stamp}-{digest}" + (f"-r{attempt}" if attempt else "")
+
+
+def next_attempt(key: str) -> str:
+    """The key of the next re-run after the run ``key`` named."""
+    base, _, suffix = key.rpartition("-r")
+    if base.startswith("meta-bf-") and suffix.isdigit():
+        return f"{base}-r{int(suffix) + 1}"
+    return f"{key}-r1"
 
 
 def downstreams(pipeline_id: str, pipelines: Mapping[str, Pipeline]) -> list[tuple[Pipeline, list[str]]]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -563,7 +564,14 @@ class AirflowObserver:
                     "running; wait for it or cancel it in Airflow",
                 )
         body = self._backfill_body(pipeline_id, start, end, reprocess, conf, parallel)
-        return dict(self.trigger_http.call("POST", "/api/v2/backfills", json=body).json())
+        for attempt in range(6):
+            # Airflow on SQLite answers 503 "Database is locked" to a backfill created under concurrent access:
+            # temporary by its own account, so retried (a 409 would mean another backfill started meanwhile)
+            response = self.trigger_http.call("POST", "/api/v2/backfills", ok=(200, 503), json=body)
+            if response.status_code == 200:
+                return dict(response.json())
+            time.sleep(min(8.0, 0.5 * 2**attempt))
+        raise BackendUnreachable(f"Airflow kept answering 503 to creating a backfill of {body['dag_id']!r}")
 
     def backfills(self, pipeline_id: str) -> list[dict[str, Any]]:
         dag_id = self._dag_of.get(pipeline_id, pipeline_id)

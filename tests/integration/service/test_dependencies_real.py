@@ -228,7 +228,14 @@ def project(
 
     for dag in (UP_AF, DOWN_AF, FAIL_AF, READ_AF, BF_UP_AF):
         wait_for(lambda dag=dag: parsed(dag), 180, f"Airflow to parse {dag}", every=1)  # type: ignore[misc]
-        client.request("PATCH", f"/dags/{dag}", params={"update_mask": "is_paused"}, json={"is_paused": False})
+        for attempt in range(5):  # Airflow on SQLite answers 500 now and then under load
+            try:
+                client.request("PATCH", f"/dags/{dag}", params={"update_mask": "is_paused"}, json={"is_paused": False})
+                break
+            except Exception:
+                if attempt == 4:
+                    raise
+                time.sleep(1)
     try:
         yield built
     finally:
@@ -390,13 +397,21 @@ def test_a_three_day_backfill_with_downstream_runs_each_airflow_date_then_its_pr
     serve = project.serve("backfill").start()
     dates = [day(n) + timedelta(hours=4) for n in (10, 11, 12)]
     args = ["backfill", BF_UP_AF, "--from", day(10).date().isoformat(), "--to", day(12).date().isoformat()]
+
+    def in_range() -> list[dict[str, Any]]:
+        return [
+            r for r in project.prefect_runs(BF_DOWN_PF) if datetime.fromisoformat(r["expected_start_time"]) in dates
+        ]
+
     try:
         dry = meta_cli(serve, *args, "--with-downstream", "--dry-run")
         for date in dates:
             stamp = date.isoformat(timespec="minutes")
             assert f"{stamp}  {BF_UP_AF} on af: run (Airflow's backfill)" in dry.stdout, dry.stdout
             assert f"{stamp}  {BF_DOWN_PF} on pf: run, after {BF_UP_AF} succeeds" in dry.stdout
-        assert project.prefect_runs(BF_DOWN_PF) == []
+        # (Airflow runs the DAG's latest slot on its own schedule, and meta serve starts its dependent for that one:
+        # only the backfill's dates are counted here)
+        assert in_range() == []
         done = meta_cli(serve, *args, "--with-downstream", timeout=600)
         assert "6/6 ended: 6 success" in done.stdout, done.stdout
         upstream = {
@@ -405,8 +420,8 @@ def test_a_three_day_backfill_with_downstream_runs_each_airflow_date_then_its_pr
             if r["run_type"] == "backfill"
         }
         assert sorted(upstream) == dates and {r["state"] for r in upstream.values()} == {"success"}
-        downstream = {datetime.fromisoformat(r["expected_start_time"]): r for r in project.prefect_runs(BF_DOWN_PF)}
-        assert sorted(downstream) == dates and len(project.prefect_runs(BF_DOWN_PF)) == 3
+        downstream = {datetime.fromisoformat(r["expected_start_time"]): r for r in in_range()}
+        assert sorted(downstream) == dates and len(in_range()) == 3
         for date in dates:  # each downstream date was created only after its upstream date succeeded
             assert datetime.fromisoformat(downstream[date]["created"]) >= datetime.fromisoformat(
                 upstream[date]["end_date"]
@@ -414,9 +429,10 @@ def test_a_three_day_backfill_with_downstream_runs_each_airflow_date_then_its_pr
         again = meta_cli(serve, *args, "--with-downstream")
         assert "6/6 ended: 6 success" in again.stdout
         time.sleep(3)
-        assert len(project.prefect_runs(BF_DOWN_PF)) == 3
+        assert len(in_range()) == 3
         assert len([r for r in project.airflow_runs(BF_UP_AF) if r["run_type"] == "backfill"]) == 3
-        assert not [w for w in waits(serve, BF_DOWN_PF) if w.state != "waiting"]  # the engine started nothing
+        # the engine started none of the backfill's dates
+        assert not [w for w in waits(serve, BF_DOWN_PF) if w.logical_date in dates and w.state != "waiting"]
     finally:
         serve.stop()
 

@@ -135,3 +135,31 @@ def test_a_local_backfill_with_downstream_runs_each_date_once_and_resumes(
     again = runner.invoke(cli, args)
     assert again.exit_code == 0 and "resumed" in again.output
     assert runner.invoke(cli, ["runs", "--limit", "50", "--workspace", str(tmp_path)]).output.count("meta-bf-") == 4
+
+
+def test_reprocess_failed_re_runs_a_failing_date_each_time_it_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "bad.yaml").write_text("pipeline: bad\nschedule: '0 1 * * *'\ntasks: {t: {shell: 'exit 3'}}\n")
+    (tmp_path / "meta.yaml").write_text(
+        "name: bf\nspecs: [dags]\nbackends: {loc: {kind: local}}\nplacements: [{backend: loc, pipelines: [bad]}]\n"
+        f"control_plane: {{database: 'sqlite:///{tmp_path / 'cp.db'}'}}\n"
+    )
+    monkeypatch.setenv("META_HOME", str(tmp_path / "home"))
+    base = ["backfill", "bad", "--from", "2026-11-05", "--to", "2026-11-05", "--workspace", str(tmp_path)]
+    runner = CliRunner()
+
+    def runs() -> list[str]:
+        found = runner.invoke(cli, ["runs", "--limit", "50", "--workspace", str(tmp_path)]).output
+        return sorted(re.findall(r"meta-bf-\S+", found))
+
+    first = runner.invoke(cli, base)
+    assert first.exit_code == 1 and "1 of 1 dates did not succeed" in first.output
+    assert runner.invoke(cli, base).exit_code == 1 and len(runs()) == 1  # the same request: nothing new
+    for attempt in (1, 2):
+        again = runner.invoke(cli, [*base, "--reprocess", "failed"])
+        assert again.exit_code == 1, again.output
+        assert len(runs()) == 1 + attempt
+    # the --reprocess failed request's own first run, then its re-run of it under the next attempt's key
+    assert [r.endswith("-r1") for r in runs()].count(True) == 1
