@@ -564,14 +564,16 @@ class AirflowObserver:
                     "running; wait for it or cancel it in Airflow",
                 )
         body = self._backfill_body(pipeline_id, start, end, reprocess, conf, parallel)
-        for attempt in range(6):
+        for attempt in range(8):
             # Airflow on SQLite answers 503 "Database is locked" to a backfill created under concurrent access:
             # temporary by its own account, so retried (a 409 would mean another backfill started meanwhile)
-            response = self.trigger_http.call("POST", "/api/v2/backfills", ok=(200, 503), json=body)
-            if response.status_code == 200:
-                return dict(response.json())
-            time.sleep(min(8.0, 0.5 * 2**attempt))
-        raise BackendUnreachable(f"Airflow kept answering 503 to creating a backfill of {body['dag_id']!r}")
+            try:
+                return dict(self.trigger_http.call("POST", "/api/v2/backfills", json=body).json())
+            except BackendUnreachable:
+                if attempt == 7:
+                    raise
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def backfills(self, pipeline_id: str) -> list[dict[str, Any]]:
         dag_id = self._dag_of.get(pipeline_id, pipeline_id)
