@@ -14,7 +14,6 @@ that the next tick, here or on another replica, finishes with the same key: the 
 
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ from meta.semantics.dependencies import (
 )
 from meta.service.dependencies import records
 from meta.service.dependencies.facts import upstream_runs
+from meta.service.due import DueQueue
 from meta.service.lease import Lease
 from meta.service.sla.notices import AlertSender, Sender, default_sender
 from meta.service.store.db import Store
@@ -106,8 +106,7 @@ class DependencyEngine:
         self.subjects: list[Subject] = []
         self.since: dict[Subject, datetime] = {}
         self.upstream_of: dict[str, set[str]] = {}  # upstream pipeline id -> downstream ids
-        self.queue: list[tuple[datetime, str]] = []
-        self.next_at: dict[str, datetime] = {}
+        self.due: DueQueue[str] = DueQueue()
         self.last_seq: int | None = None
         self.refreshed_at: float | None = None
         self.leading = False
@@ -216,20 +215,10 @@ class DependencyEngine:
         return changed
 
     def _due(self, now: datetime) -> set[str]:
-        due: set[str] = set()
-        while self.queue and self.queue[0][0] <= now:
-            at, pid = heapq.heappop(self.queue)
-            if self.next_at.get(pid) == at:
-                del self.next_at[pid]
-                due.add(pid)
-        return due
+        return self.due.pop_due(now)
 
-    def _schedule(self, pipeline_id: str, at: datetime) -> None:
-        held = self.next_at.get(pipeline_id)
-        if held is not None and held <= at:
-            return
-        self.next_at[pipeline_id] = at
-        heapq.heappush(self.queue, (at, pipeline_id))
+    def _schedule(self, key: str, at: datetime) -> None:
+        self.due.schedule(key, at)
 
     # ------------------------------------------------------------------------------------------ judging
 

@@ -10,7 +10,6 @@ interval: a miss is only called once the backend's own answer from after the dea
 
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meta.semantics.sla import SlotStatus, evaluate
+from meta.service.due import DueQueue
 from meta.service.lease import Lease
 from meta.service.sla import facts as facts_of
 from meta.service.sla import notices, records
@@ -79,8 +79,7 @@ class SlaEngine:
         self.clock = clock
         self.subjects: dict[Key, WatchedSubject] = {}
         self.since: dict[Key, datetime] = {}
-        self.next_check: dict[Key, datetime] = {}
-        self.queue: list[tuple[datetime, Key]] = []
+        self.due: DueQueue[Key] = DueQueue()
         self.memory: dict[records.SlotKey, records.SlotMemory] = {}
         self.last_seq = 0
         self.refreshed_at: float | None = None
@@ -209,20 +208,10 @@ class SlaEngine:
         return hit
 
     def _due(self, now: datetime) -> set[Key]:
-        due: set[Key] = set()
-        while self.queue and self.queue[0][0] <= now:
-            at, key = heapq.heappop(self.queue)
-            if self.next_check.get(key) == at:
-                del self.next_check[key]
-                due.add(key)
-        return due
+        return self.due.pop_due(now)
 
     def _schedule(self, key: Key, at: datetime) -> None:
-        held = self.next_check.get(key)
-        if held is not None and held <= at:
-            return
-        self.next_check[key] = at
-        heapq.heappush(self.queue, (at, key))
+        self.due.schedule(key, at)
 
     def _record(
         self,
