@@ -125,6 +125,19 @@ class Backends:
                 time.sleep(0.5)
         return None
 
+    def unpause_when_parsed(self, dag: str, timeout: float = 180) -> None:
+        """Wait for meta's loader DAG to have parsed ``dag``, then unpause it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.request("GET", f"/dags/{dag}")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        self.airflow_call("PATCH", f"/dags/{dag}", params={"update_mask": "is_paused"}, json={"is_paused": False})
+
     def deployment(self, flow: str) -> str:
         [found] = self.prefect_call("POST", "deployments/filter", {"flows": {"name": {"any_": [flow]}}})
         return str(found["id"])
@@ -206,16 +219,7 @@ def main(argv: list[str]) -> int:
                 raise RuntimeError(deploy.stdout + deploy.stderr)
             b = Backends(airflow, prefect.server)
             for dag in (UP_AF, DOWN_AF):
-                deadline = time.monotonic() + 180
-                while True:
-                    try:
-                        b.client.request("GET", f"/dags/{dag}")
-                        break
-                    except Exception:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(1)
-                b.airflow_call("PATCH", f"/dags/{dag}", params={"update_mask": "is_paused"}, json={"is_paused": False})
+                b.unpause_when_parsed(dag)
             start = datetime(2026, 1, 1, tzinfo=UTC)
             for offset, (mode, push) in enumerate((("push", True), ("poll-only", False))):
                 port = airflow.lineage_port if push else free_port()
