@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from meta.plugins.observers import BackendUnreachable
 from meta.service.backfills import plan
 from meta.service.store.orm import BackfillDateRow, BackfillRow, RunRow
 from meta.service.store.queries import _insert
@@ -314,7 +315,11 @@ class Backfill:
                         item.state = UPSTREAM_FAILED
                         started.append(item)
                         continue
-                self._trigger(item)
+                try:
+                    self._trigger(item)
+                except BackendUnreachable as exc:  # kept "starting" with its key: asked again next round
+                    self.echo(f"  {item.label}: {item.backend} did not answer ({exc}); retrying")
+                    break
                 budget -= 1
                 started.append(item)
         self._save(started)
