@@ -246,7 +246,7 @@ def status(
         return
     click.echo(_table(["pipeline", "team", "backend", "last run", "state", "started (UTC)", "ended (UTC)"], rows))
     if waits is not None and (waits["upstreams"] or waits["downstreams"]):
-        from meta.cli.why import explain
+        from meta.cli.dependency_text import explain
 
         click.echo("\n" + explain(waits))
 

@@ -51,7 +51,6 @@ from meta.spec.workspace import Workspace
 
 if TYPE_CHECKING:
     from meta.service.runtime import BackendWatch
-    from meta.service.server import ControlPlane
 
 log = logging.getLogger("meta.service.datasets")
 
@@ -184,8 +183,9 @@ class DatasetForwarder:
         self.saved_at = 0.0
 
     @classmethod
-    def of(cls, plane: ControlPlane, **options: Any) -> DatasetForwarder:
-        """The forwarder of a control plane (its store, workspace, loaded pipelines and observers)."""
+    def of(cls, plane: Any, **options: Any) -> DatasetForwarder:
+        """The forwarder of a control plane (``meta.service.server.ControlPlane``, which builds it: not imported
+        here, or the two would import each other): its store, workspace, loaded pipelines and observers."""
         return cls(plane.store, plane.workspace, plane.pipelines, plane.watches, **options)
 
     def close(self) -> None:

@@ -29,6 +29,8 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/runs/{backend}/{pipeline_id}/{run_id}"): "viewer",
     ("GET", "/api/v1/slas"): "viewer",
     ("GET", "/api/v1/slas/history"): "viewer",
+    ("GET", "/api/v1/dependencies"): "viewer",
+    ("GET", "/api/v1/pipelines/{pipeline_id}/dependencies"): "viewer",
     ("GET", "/api/v1/backends"): "viewer",
     ("GET", "/api/v1/stream"): "viewer",
     ("GET", "/api/v1/tokens"): "admin",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from meta.cli.why import explain
+from meta.cli.dependency_text import explain
 from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
 from meta.service.dependencies import DependencyEngine
 from meta.service.store import queries
