@@ -13,7 +13,14 @@ from fastapi import Path, Query
 
 from meta.service.api.auth import Context, Principal, Viewer
 from meta.service.api.routers.common import api_router, not_found
-from meta.service.api.schemas import NO_NUL, DependencyEdge, DependencyGraph, DependencyWait, PipelineDependencies
+from meta.service.api.schemas import (
+    NO_NUL,
+    DependencyEdge,
+    DependencyGraph,
+    DependencyWait,
+    PipelineDependencies,
+    Problem,
+)
 from meta.service.context import ServiceContext
 from meta.service.dependencies import records
 from meta.spec.durations import format_duration
@@ -52,6 +59,7 @@ def dependency_graph(principal: Viewer, context: Context) -> DependencyGraph:
 @router.get(
     "/pipelines/{pipeline_id}/dependencies",
     response_model=PipelineDependencies,
+    responses={404: {"model": Problem}},
     summary="what a pipeline waits for, what waits for it, and the runs started for it",
 )
 def pipeline_dependencies(
