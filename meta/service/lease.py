@@ -32,7 +32,7 @@ LEADER = "leader"
 
 
 def replica_name() -> str:
-    """host:pid:random, unique per process (shown in ``meta status`` and stored as claims' ``claimed_by``)."""
+    """host:pid:random, unique per process (stored as the lease holder and as claims' ``claimed_by``)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
