@@ -11,12 +11,12 @@ BIN          := $(VENV)/bin
 export PATH  := $(abspath $(BIN)):$(PATH)
 export UV_LINK_MODE := copy
 
-.PHONY: demo test test-main test-prefect-alone lint fmt bench env env-prefect constraints clean
+.PHONY: demo test browser test-main test-prefect-alone lint fmt bench env env-prefect constraints clean
 
 demo: env  ## run the marketing-ROI example on the embedded runner (DuckDB, SQLite; no servers)
 	$(BIN)/python -m dags.demo
 
-test: env env-prefect  ## the whole suite: lint, types, unit, conformance, real Airflow/Prefect/Postgres
+test: env env-prefect browser  ## the whole suite: lint, types, unit, conformance, real Airflow/Prefect/Postgres
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-main
 	$(MAKE) --no-print-directory test-prefect-alone
@@ -40,6 +40,14 @@ fmt: env
 
 bench: env  ## every benchmark; results go to docs/benchmarks.md by hand
 	$(BIN)/python -m bench
+
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it by executable_path: Playwright's own
+# browser download cannot reach its host here).
+CHROMIUM     ?= /usr/bin/chromium
+SUDO         := $(shell test "$$(id -u)" = 0 || echo sudo)
+browser:
+	@test -x $(CHROMIUM) || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium)
 
 env: $(VENV)/.installed
 env-prefect: $(VENV_PREFECT)/.installed
