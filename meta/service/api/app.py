@@ -15,6 +15,9 @@ GET      /api/v1/tokens; POST /api/v1/tokens                 admin (a team's adm
 DELETE   /api/v1/tokens/{id}                                 admin (idem)
 POST     /api/v1/lineage                                     ingest only (OpenLineage; Marquez's path)
 GET      /metrics                                            metrics, or viewer+ (run counts of its team)
+GET      /api/v1/dashboard/board, /dashboard/pipelines/{id}  viewer+ (team-scoped; what the dashboard draws)
+POST     /api/v1/session; GET, DELETE /api/v1/session        a viewer+ token in the body; GET: viewer+
+GET      /, /pipelines/..., /graph, /backends, /login        none (the dashboard's pages hold no data)
 =======  ==================================================  ==================================================
 
 Another team's pipeline, run or token answers 404 exactly like a missing one. ``bootstrap_admin_token`` (the
@@ -37,12 +40,14 @@ from fastapi import FastAPI
 from meta.service.api import tokens
 from meta.service.api.routers import (
     backends,
+    dashboard,
     dependencies,
     health,
     lineage,
     metrics,
     pipelines,
     runs,
+    session,
     slas,
     stream,
     trigger,
@@ -50,6 +55,7 @@ from meta.service.api.routers import (
 from meta.service.api.routers import tokens as token_routes
 from meta.service.api.routers.common import PREFIX
 from meta.service.context import ServiceContext
+from meta.service.dashboard import pages
 
 MIN_BOOTSTRAP_LENGTH = 16
 
@@ -101,7 +107,10 @@ def create_app(
         token_routes,
         lineage,
         metrics,
+        dashboard,
+        session,
     ):
         app.include_router(module.router)  # each router carries its prefix and auth responses
+    pages.mount(app)
     app.add_middleware(metrics.RequestCounter, counts=app.state.request_counts, lock=app.state.request_lock)
     return app

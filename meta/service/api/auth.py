@@ -5,6 +5,9 @@ stand apart: ``ingest`` may only POST OpenLineage events and ``metrics`` may onl
 admin secret (the workspace's ``control_plane.admin_token``, resolved by the runtime) is accepted as a global
 admin without a row in the store, so a fresh control plane can mint its first tokens.
 
+The dashboard signs a browser in by putting its token in the HttpOnly ``meta_session`` cookie; that cookie is
+accepted on GET and HEAD only, so it can read what the token may read and never change anything.
+
 Failures: no, malformed, unknown or revoked token -> 401; a valid token whose role is too low -> 403. A resource
 of another team answers 404 elsewhere (the routers), never 403, so names do not leak. No message holds the token.
 """
@@ -22,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from meta.service.api import tokens
 from meta.service.context import ServiceContext
 
+SESSION_COOKIE = "meta_session"  # the dashboard's sign-in: an API token in an HttpOnly cookie (routers/session.py)
 bearer = HTTPBearer(auto_error=False, description="an API token (`meta token create`): `meta_...`")
 
 
@@ -51,11 +55,20 @@ def unauthorized(message: str) -> HTTPException:
 
 
 def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    if credentials is None:
-        if request.headers.get("authorization"):
-            raise unauthorized("the Authorization header must be 'Bearer <token>'")
-        raise unauthorized("this endpoint needs an API token: send 'Authorization: Bearer <token>'")
-    secret = credentials.credentials
+    if credentials is not None:
+        return principal_of(request, credentials.credentials)
+    if request.headers.get("authorization"):
+        raise unauthorized("the Authorization header must be 'Bearer <token>'")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    # The dashboard's session cookie reads only: a page of another site cannot make the browser change anything
+    # (SameSite=Strict keeps it off cross-site requests too).
+    if cookie and request.method in ("GET", "HEAD"):
+        return principal_of(request, cookie)
+    raise unauthorized("this endpoint needs an API token: send 'Authorization: Bearer <token>'")
+
+
+def principal_of(request: Request, secret: str) -> Principal:
+    """The caller holding ``secret`` (a token or the bootstrap secrets); 401 when it is none of them."""
     bootstrap: str | None = request.app.state.bootstrap_admin_hash
     if bootstrap is not None and hmac.compare_digest(tokens.hash_token(secret), bootstrap):
         return Principal(name="bootstrap-admin", role="admin", team=None)

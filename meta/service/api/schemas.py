@@ -338,3 +338,92 @@ class PipelineDependencies(BaseModel):
 
 class DependencyGraph(BaseModel):
     edges: list[DependencyEdge]
+
+
+# ---------------------------------------------------------------------------------------------- dashboard
+
+
+class LastRun(BaseModel):
+    """A run as a board cell shows it: enough to colour it and link to it."""
+
+    run_id: str
+    state: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    url: str | None = Field(description="the run in its backend's own UI")
+
+    @classmethod
+    def of(cls, row: RunRow) -> LastRun:
+        url = row.extra.get("url") if isinstance(row.extra, dict) else None
+        return cls(
+            run_id=row.run_id,
+            state=row.state,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            url=url if isinstance(url, str) else None,
+        )
+
+
+class BoardCell(BaseModel):
+    backend: str
+    external: bool
+    sla: str = Field(description="met / at_risk / missed / unknown / pending, or none: no SLA on this backend")
+    next_deadline: datetime | None
+    missed_in_window: int
+    detail: str = Field(description="what needs attention, or the last verdict")
+    last_run: LastRun | None
+
+
+class BoardPipeline(BaseModel):
+    id: str
+    cells: list[BoardCell]
+
+
+class BoardTeam(BaseModel):
+    team: str | None
+    pipelines: list[BoardPipeline]
+
+
+class DashboardBoard(BaseModel):
+    as_of: datetime
+    counts: dict[str, int] = Field(description="cells by SLA state")
+    backends: list[str]
+    teams: list[BoardTeam]
+
+
+class DashboardTask(BaseModel):
+    id: str
+    upstream: list[str]
+    trigger_rule: str | None
+
+
+class DashboardBackendRuns(BaseModel):
+    backend: str
+    kind: str
+    external: bool
+    runs: list[Run] = Field(description="newest first")
+    attempts: list[Attempt] = Field(description="every try of the newest run's tasks")
+
+
+class DashboardPipeline(BaseModel):
+    id: str
+    team: str | None
+    structure: Literal["spec", "observed"] = Field(
+        description="spec: the meta pipeline's tasks and edges; observed: task ids seen in runs (no edges known)"
+    )
+    tasks: list[DashboardTask]
+    backends: list[DashboardBackendRuns]
+    sla: list[SlaCell]
+    sla_history: list[SlaSlot] = Field(description="newest first")
+
+
+class SignedIn(BaseModel):
+    """Who the dashboard is signed in as."""
+
+    name: str
+    role: str
+    team: str | None
+
+
+class SessionRequest(BaseModel):
+    token: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]

@@ -25,9 +25,11 @@ from meta.service.store.orm import (
     BackendRow,
     CounterRow,
     CursorRow,
+    DependencyWaitRow,
     LineageEventRow,
     PipelineRow,
     RunRow,
+    SlaSlotRow,
     TriggerRow,
 )
 
@@ -366,8 +368,9 @@ def latest_runs(session: Session, teams: frozenset[str] | None) -> dict[tuple[st
 
 def changes_since(
     session: Session, seq: int, teams: frozenset[str] | None, limit: int = 500
-) -> list[RunRow | AttemptRow]:
-    """Runs and attempts whose change_seq is above ``seq``, in change order: the API's change stream."""
+) -> list[RunRow | AttemptRow | SlaSlotRow | DependencyWaitRow]:
+    """Runs, attempts, SLA slots and dependency waits whose change_seq is above ``seq``, in change order: the API's
+    change stream. The four share one counter, so their changes interleave in the order they were written."""
     runs = list(
         session.scalars(
             _scoped(select(RunRow), teams).where(RunRow.change_seq > seq).order_by(RunRow.change_seq).limit(limit)
@@ -380,7 +383,15 @@ def changes_since(
             and_(PipelineRow.backend == AttemptRow.backend, PipelineRow.pipeline_id == AttemptRow.pipeline_id),
         ).where(PipelineRow.team.in_(sorted(teams)))
     attempts = list(session.scalars(attempt_statement.order_by(AttemptRow.change_seq).limit(limit)))
-    merged: list[RunRow | AttemptRow] = sorted([*runs, *attempts], key=lambda row: row.change_seq)
+    teamed: list[SlaSlotRow | DependencyWaitRow] = []
+    for table in (SlaSlotRow, DependencyWaitRow):
+        statement = select(table).where(table.change_seq > seq)
+        if teams is not None:
+            statement = statement.where(table.team.in_(sorted(teams)))
+        teamed.extend(session.scalars(statement.order_by(table.change_seq).limit(limit)))
+    merged: list[RunRow | AttemptRow | SlaSlotRow | DependencyWaitRow] = sorted(
+        [*runs, *attempts, *teamed], key=lambda row: row.change_seq
+    )
     return merged[:limit]
 
 

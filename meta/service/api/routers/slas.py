@@ -26,6 +26,21 @@ def _teams(principal: Principal, team: str | None) -> frozenset[str] | None:
     return frozenset({team}) if team is not None else principal.teams
 
 
+def cell_schema(c: boards.Cell) -> SlaCell:
+    return SlaCell(
+        pipeline=c.subject,
+        backend=c.backend,
+        team=c.team,
+        state=c.state,
+        counts=c.counts,
+        missed_in_window=c.missed_in_window,
+        next_deadline=c.next_deadline,
+        attention=[SlaSlot.model_validate(r) for r in c.attention],
+        missed=[SlaSlot.model_validate(r) for r in c.missed],
+        latest=SlaSlot.model_validate(c.latest) if c.latest is not None else None,
+    )
+
+
 @router.get("/slas", response_model=SlaBoard, summary="the SLA board: every pipeline on every backend")
 def sla_board(
     principal: Viewer,
@@ -48,22 +63,7 @@ def sla_board(
                 subject=pipeline,
                 window=timedelta(hours=window_hours),
             )
-        cells = [
-            SlaCell(
-                pipeline=c.subject,
-                backend=c.backend,
-                team=c.team,
-                state=c.state,
-                counts=c.counts,
-                missed_in_window=c.missed_in_window,
-                next_deadline=c.next_deadline,
-                attention=[SlaSlot.model_validate(r) for r in c.attention],
-                missed=[SlaSlot.model_validate(r) for r in c.missed],
-                latest=SlaSlot.model_validate(c.latest) if c.latest is not None else None,
-            )
-            for c in found
-            if state is None or c.state == state
-        ]
+        cells = [cell_schema(c) for c in found if state is None or c.state == state]
     counts: dict[str, int] = {}
     for cell in cells:
         counts[cell.state] = counts.get(cell.state, 0) + 1

@@ -1,4 +1,5 @@
-"""``GET /api/v1/stream``: server-sent events of run and attempt changes, scoped to the token's team.
+"""``GET /api/v1/stream``: server-sent events of run, task attempt, SLA slot and dependency wait changes (events
+``run``, ``task_attempt``, ``sla_slot``, ``dependency_wait``), scoped to the token's team.
 
 Each event's ``id:`` is the row's ``change_seq``, so a reconnecting ``EventSource`` (which sends ``Last-Event-ID``)
 resumes exactly after the last change it saw; gaps in the numbers are normal. Without ``Last-Event-ID`` or
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Header, HTTPException, Query, Request
@@ -23,15 +24,25 @@ from starlette.concurrency import run_in_threadpool
 
 from meta.service.api.auth import Context, Viewer
 from meta.service.api.routers.common import api_router
-from meta.service.api.schemas import Attempt, Problem, Run
+from meta.service.api.schemas import Attempt, DependencyWait, Problem, Run, SlaSlot
 from meta.service.context import ServiceContext
 from meta.service.store import queries
-from meta.service.store.orm import RunRow
+from meta.service.store.orm import AttemptRow, DependencyWaitRow, RunRow, SlaSlotRow
 
 router = api_router("stream")
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 PAGE = 500
+
+
+def _event(row: RunRow | AttemptRow | SlaSlotRow | DependencyWaitRow) -> tuple[str, dict[str, Any]]:
+    if isinstance(row, RunRow):
+        return "run", Run.of(row).model_dump(mode="json")
+    if isinstance(row, AttemptRow):
+        return "task_attempt", Attempt.of(row).model_dump(mode="json")
+    if isinstance(row, SlaSlotRow):
+        return "sla_slot", SlaSlot.model_validate(row).model_dump(mode="json")
+    return "dependency_wait", DependencyWait.model_validate(row).model_dump(mode="json")
 
 
 def _frames(context: ServiceContext, seq: int, teams: frozenset[str] | None) -> tuple[int, list[str], bool]:
@@ -40,10 +51,7 @@ def _frames(context: ServiceContext, seq: int, teams: frozenset[str] | None) -> 
         rows = queries.changes_since(session, seq, teams, limit=PAGE)
         frames = []
         for row in rows:
-            if isinstance(row, RunRow):
-                kind, data = "run", Run.of(row).model_dump(mode="json")
-            else:
-                kind, data = "task_attempt", Attempt.of(row).model_dump(mode="json")
+            kind, data = _event(row)
             frames.append(f"id: {row.change_seq}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n")
             seq = max(seq, row.change_seq)
     return seq, frames, len(rows) >= PAGE
@@ -93,7 +101,7 @@ async def _events(
     "/stream",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "never ends"}, 400: {"model": Problem}},
-    summary="server-sent events of run and attempt changes",
+    summary="server-sent events of run, attempt, SLA slot and dependency wait changes",
 )
 async def stream(
     request: Request,
