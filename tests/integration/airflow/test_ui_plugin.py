@@ -1,0 +1,185 @@
+"""plugins/meta_ui.py on a real Airflow 3.3: the "meta" tab of every DAG page opens the control plane's pipeline page.
+
+The session Airflow (tests/fixtures/airflow_server.py) has the plugin in its plugins folder and
+``AIRFLOW__META__CONTROL_PLANE_URL`` set to the control plane's base URL (the port its tests run ``meta serve`` on).
+
+How the href becomes a URL is Airflow's UI, not the plugin: its external-view iframe component (in the installed
+bundle ``airflow/ui/dist/assets/index-*.js``; ``airflow-core/src/airflow/ui/src/pages/Iframe.tsx`` in Airflow's
+source) takes ``href`` and, for
+any ``destination`` other than ``nav``, replaces ``{DAG_ID}`` with ``encodeURIComponent(dagId)`` (likewise
+``{RUN_ID}``, ``{TASK_ID}``, ``{MAP_INDEX}``), then loads it in an iframe. ``test_the_dag_page_tab_opens_the_pipeline``
+drives the real UI in Chromium and reads that iframe's ``src``, so the substitution checked is the UI's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from meta_airflow.remote import wait_for_dags, write_spec
+
+from meta.spec.model import Pipeline
+
+pytestmark = [pytest.mark.airflow]
+
+REPO = Path(__file__).resolve().parents[3]
+PLUGIN = REPO / "plugins" / "meta_ui.py"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+
+
+def token(server, user: str = "admin") -> str:
+    response = httpx.post(
+        f"{server.url}/auth/token", json={"username": user, "password": server.password(user)}, timeout=10
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def meta_views(plugins: list[dict]) -> list[dict]:
+    found = [p for p in plugins if p["name"] == "meta_ui"]
+    assert len(found) == 1, f"plugin meta_ui not loaded once: {[p['name'] for p in plugins]}"
+    return found[0]["external_views"]
+
+
+def pipeline_page(base_url: str, dag_id: str) -> str:
+    """The control plane's pipeline page for ``dag_id`` (the dashboard's URL contract: the id URL-encoded)."""
+    return f"{base_url}/pipelines/{quote(dag_id, safe='')}"
+
+
+@pytest.mark.parametrize("user", ["admin", "viewer"])
+def test_plugins_api_lists_the_meta_tab(airflow_server, user: str) -> None:
+    base = airflow_server.env["AIRFLOW__META__CONTROL_PLANE_URL"]
+    response = httpx.get(
+        f"{airflow_server.url}/api/v2/plugins",
+        headers={"Authorization": f"Bearer {token(airflow_server, user)}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert meta_views(response.json()["plugins"]) == [
+        {
+            "name": "meta",
+            "href": f"{base}/pipelines/{{DAG_ID}}",
+            "destination": "dag",
+            "url_route": "meta",
+            "icon": None,
+            "icon_dark_mode": None,
+            "category": None,
+            "nav_top_level": False,
+        }
+    ]
+    assert "meta_ui" not in {e["source"].rsplit("/", 1)[-1].removesuffix(".py") for e in import_errors(airflow_server)}
+    assert "meta UI plugin" not in airflow_server.log("api-server")  # configured: no warning
+
+
+def import_errors(server) -> list[dict]:
+    response = httpx.get(
+        f"{server.url}/api/v2/plugins/importErrors",
+        headers={"Authorization": f"Bearer {token(server)}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["import_errors"]
+
+
+@pytest.mark.slow
+def test_the_dag_page_tab_opens_the_pipeline(airflow_server) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (`make browser` installs Debian's)")
+    from playwright.sync_api import sync_playwright
+
+    dag_id = f"ui.tab-{uuid.uuid4().hex[:8]}"  # dots and dashes: what a pipeline id may hold beside letters
+    spec = Pipeline.model_validate(
+        {"id": dag_id, "tasks": [{"id": "t", "action": {"kind": "shell", "command": "true"}}]}
+    )
+    write_spec(airflow_server.specs_dir, spec)
+    with airflow_server.client() as client:
+        wait_for_dags(client, [dag_id], timeout=120)
+    expected = pipeline_page(airflow_server.env["AIRFLOW__META__CONTROL_PLANE_URL"], dag_id)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            context = browser.new_context()
+            # what Airflow's login sets after a SimpleAuthManager sign-in: the JWT in the `_token` cookie
+            context.add_cookies(
+                [{"name": "_token", "value": token(airflow_server, "viewer"), "url": airflow_server.url}]
+            )
+            page = context.new_page()
+            page.goto(f"{airflow_server.url}/dags/{dag_id}", wait_until="domcontentloaded")
+            tab = page.locator('a[href$="/plugin/meta"]')
+            tab.wait_for(timeout=30_000)
+            assert tab.inner_text().strip() == "meta"
+            tab.click()
+            frame = page.locator('iframe[title="meta"]')
+            frame.wait_for(state="attached", timeout=30_000)
+            assert page.url == f"{airflow_server.url}/dags/{dag_id}/plugin/meta"
+            assert frame.get_attribute("src") == expected
+        finally:
+            browser.close()
+
+
+def airflow_plugins(tmp_path: Path, control_plane_url: str | None) -> tuple[list[dict], str]:
+    """``airflow plugins -o json --verbose`` of an Airflow whose plugins folder holds only plugins/meta_ui.py."""
+    home = tmp_path / "home"
+    (home / "plugins").mkdir(parents=True)
+    shutil.copy(PLUGIN, home / "plugins" / PLUGIN.name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        }
+    )
+    if control_plane_url is not None:
+        env["AIRFLOW__META__CONTROL_PLANE_URL"] = control_plane_url
+    airflow = Path(sys.executable).parent / "airflow"
+    done = subprocess.run(
+        # without --verbose the command mutes logging (airflow.utils.cli.suppress_logs_and_warning)
+        [str(airflow), "plugins", "-o", "json", "--verbose"],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # --verbose also prints some log lines (py.warnings) on stdout; the JSON table is a line of its own
+    table = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert len(table) == 1, done.stdout[-3000:]
+    return json.loads(table[0]), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "[meta] control_plane_url is not set (environment variable AIRFLOW__META__CONTROL_PLANE_URL)"),
+        ("", "[meta] control_plane_url is not set (environment variable AIRFLOW__META__CONTROL_PLANE_URL)"),
+        ("meta.example.com:8765", "it must be an absolute http:// or https:// URL"),
+        ("ftp://meta.example.com", "it must be an absolute http:// or https:// URL"),
+        ("https://ops:s3cr3t-pw@meta.example.com", "it must not hold credentials"),
+        ("https://meta.example.com/?x=1", "without a query string or fragment"),
+        ("http://meta.example.com:port", "it is not a valid URL"),
+    ],
+)
+def test_without_a_usable_url_it_warns_and_adds_no_tab(tmp_path: Path, value: str | None, problem: str) -> None:
+    plugins, output = airflow_plugins(tmp_path, value)
+    assert meta_views(plugins) == []
+    warning = next((line for line in output.splitlines() if "meta UI plugin" in line), "")
+    assert problem in warning, output[-3000:]
+    assert "so DAG pages have no 'meta' tab" in warning
+    assert "s3cr3t-pw" not in output
+
+
+def test_a_path_prefix_is_kept_and_the_trailing_slash_dropped(tmp_path: Path) -> None:
+    plugins, output = airflow_plugins(tmp_path, "https://ops.example.com/meta/")
+    assert [v["href"] for v in meta_views(plugins)] == ["https://ops.example.com/meta/pipelines/{DAG_ID}"]
+    assert "meta UI plugin" not in output
