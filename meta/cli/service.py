@@ -87,15 +87,21 @@ def in_process_api(plane: Any) -> Any:
 
 @contextmanager
 def api(workspace_path: Path | None, api_url: str | None, token: str | None, loaded: Any = None) -> Iterator[Any]:
-    from meta.service.client import ApiClient, is_serving
+    from meta.service.client import ApiClient, is_serving, serving_store
+    from meta.service.connections import database_url
     from meta.service.server import api_url as workspace_api_url
+    from meta.service.store.db import fingerprint
 
     url = api_url or settings.api_url()
     token = token or settings.api_token()
     if url is None:
         loaded = loaded or _loaded(workspace_path)
         url = workspace_api_url(loaded.workspace)
-        if not is_serving(url):
+        serving = serving_store(url)
+        own = fingerprint(database_url(loaded))
+        if serving not in (None, "", own):
+            click.echo(f"note: the control plane at {url} serves another workspace's store; reading this one", err=True)
+        if serving is None or serving not in ("", own):
             plane = _plane(loaded)
             client = in_process_api(plane)
             try:

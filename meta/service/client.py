@@ -20,10 +20,24 @@ class ApiError(MetaError, RuntimeError):
 
 def is_serving(base_url: str, timeout: float = 1.0) -> bool:
     """True when a control plane answers its (unauthenticated) health endpoint at ``base_url``."""
+    return serving_store(base_url, timeout) is not None
+
+
+def serving_store(base_url: str, timeout: float = 1.0) -> str | None:
+    """The store fingerprint (``store.db.fingerprint``) of the control plane answering at ``base_url``; "" when it
+    answers without one; None when nothing answers."""
     try:
-        return httpx.get(f"{base_url}/api/v1/health", timeout=timeout).status_code == 200
+        response = httpx.get(f"{base_url}/api/v1/health", timeout=timeout)
     except httpx.HTTPError:
-        return False
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    store = body.get("store") if isinstance(body, dict) else None
+    return store if isinstance(store, str) else ""
 
 
 def _detail(response: httpx.Response) -> str:

@@ -228,6 +228,11 @@ class LineageAccepted(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+    store: str | None = Field(
+        default=None,
+        description="which store this control plane uses (16 hex digits of a hash of its URL, no password): "
+        "a `meta` command checks that it talks to its own workspace's control plane",
+    )
 
 
 class Problem(BaseModel):

@@ -7,6 +7,7 @@ the psycopg 3 driver (``postgresql+psycopg://``; plain ``postgresql://`` is rewr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,17 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # a malformed URL is shown as its scheme only
         return url.split("://", 1)[0] + "://…"
+
+
+def fingerprint(url: str) -> str:
+    """Which store ``url`` names, as 16 hex digits (sha256 of the URL without its password): ``/health`` shows it so
+    that a CLI can tell its own workspace's control plane from another one answering on the same port."""
+    url = normalise_url(url)
+    if url.startswith("sqlite") and "///" in url:
+        head, path = url.split("///", 1)
+        if path and path != ":memory:":
+            url = f"{head}///{Path(path).resolve()}"  # the same file, however it was spelt
+    return hashlib.sha256(redact(url).encode()).hexdigest()[:16]
 
 
 def make_engine(url: str) -> Engine:
