@@ -1,5 +1,6 @@
 # Two commands do all setup on a fresh machine:  `make demo`  and  `make test`.
-# Both bootstrap uv (into .tools/ with pip), create the environments and install the workspace.
+# Both bootstrap uv (into .tools/ with pip), create the environments and install the workspace: `make demo` only the
+# core and the control plane (`.[server]`, no Airflow, no Prefect), `make test` / `make env` everything.
 
 PYTHON       ?= python3
 UV_VERSION   := 0.13.9
@@ -11,10 +12,13 @@ BIN          := $(VENV)/bin
 export PATH  := $(abspath $(BIN)):$(PATH)
 export UV_LINK_MODE := copy
 
-.PHONY: demo test browser test-main test-prefect-alone lint fmt bench env env-prefect constraints clean
+.PHONY: demo demo-stack test browser test-main test-prefect-alone lint fmt bench env env-core env-prefect constraints clean
 
-demo: env  ## run the marketing-ROI example on the embedded runner (DuckDB, SQLite; no servers)
-	$(BIN)/python -m dags.demo
+demo: env-core  ## the whole product on the embedded runner: control plane, a dependent started by it, SLAs (Ctrl-C stops)
+	$(BIN)/python -m dags.demo $(DEMO_ARGS)
+
+demo-stack: env  ## the same story on a real Airflow 3 and Prefect 3 the demo starts on loopback ports (Ctrl-C stops)
+	$(BIN)/python -m dags.demo --stack $(DEMO_ARGS)
 
 test: env env-prefect browser  ## the whole suite: lint, types, unit, conformance, real Airflow/Prefect/Postgres
 	$(MAKE) --no-print-directory lint
@@ -50,17 +54,25 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium)
 
 env: $(VENV)/.installed
+env-core: $(VENV)/.core-installed
 env-prefect: $(VENV_PREFECT)/.installed
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# The core and the server extra only, at the versions pinned in constraints/dev.txt (-c pins without installing;
+# -r would install every pinned package, Airflow and Prefect included).
+$(VENV)/.core-installed: $(UV) constraints/dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python -c constraints/dev.txt -e '.[server]'
+	@touch $@
+
 $(VENV)/.installed: $(UV) constraints/dev.txt pyproject.toml adapters/airflow/pyproject.toml adapters/prefect/pyproject.toml
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python -r constraints/dev.txt -c constraints/dev.txt \
 		-e '.[server]' -e adapters/airflow -e adapters/prefect
-	@touch $@
+	@touch $@ $(VENV)/.core-installed
 
 $(VENV_PREFECT)/.installed: $(UV) constraints/prefect-alone.txt pyproject.toml adapters/prefect/pyproject.toml
 	@test -x $(VENV_PREFECT)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV_PREFECT)
