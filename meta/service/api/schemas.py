@@ -420,6 +420,7 @@ class DashboardPipeline(BaseModel):
     backends: list[DashboardBackendRuns]
     sla: list[SlaCell]
     sla_history: list[SlaSlot] = Field(description="newest first")
+    dependencies: PipelineDependencies = Field(description="what it waits for, what waits for it, recent waits")
 
 
 class SignedIn(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import Path
 
 from meta.service.api.auth import Context, Viewer
 from meta.service.api.routers.common import api_router, not_found
+from meta.service.api.routers.dependencies import edges
 from meta.service.api.routers.slas import cell_schema
 from meta.service.api.schemas import (
     NO_NUL,
@@ -22,15 +23,19 @@ from meta.service.api.schemas import (
     DashboardBoard,
     DashboardPipeline,
     DashboardTask,
+    DependencyWait,
     LastRun,
+    PipelineDependencies,
     Problem,
     Run,
     SlaSlot,
 )
 from meta.service.dashboard import views
+from meta.service.dependencies import records as dependency_records
 
 router = api_router("dashboard")
 PipelineId = Annotated[str, Path(min_length=1, max_length=250, pattern=NO_NUL)]
+WAITS = 10  # the newest dependency waits a pipeline page lists
 
 
 @router.get("/dashboard/board", response_model=DashboardBoard, summary="the SLA board: team -> pipeline -> backend")
@@ -79,6 +84,8 @@ def pipeline(pipeline_id: PipelineId, principal: Viewer, context: Context) -> Da
         if page is None:
             raise not_found(f"pipeline {pipeline_id!r}")
         kinds = {name: spec.kind for name, spec in context.workspace.backends.items()}
+        graph = edges(context, principal)
+        waits = dependency_records.waits_of(session, pipeline_id, principal.teams, WAITS)
         return DashboardPipeline(
             id=page.pipeline,
             team=page.team,
@@ -96,4 +103,10 @@ def pipeline(pipeline_id: PipelineId, principal: Viewer, context: Context) -> Da
             ],
             sla=[cell_schema(c) for c in page.sla_cells],
             sla_history=[SlaSlot.model_validate(r) for r in page.sla_history],
+            dependencies=PipelineDependencies(
+                pipeline=page.pipeline,
+                upstreams=[e for e in graph if e.pipeline == page.pipeline],
+                downstreams=[e for e in graph if e.upstream == page.pipeline],
+                waits=[DependencyWait.model_validate(w) for w in waits],
+            ),
         )

@@ -37,8 +37,8 @@ function layers(nodes, edges) {
   return { layer, position, columns };
 }
 
-function fit(text, width) {
-  const max = Math.floor(width / 7);
+function fit(text, width, charWidth = 7) {
+  const max = Math.floor(width / charWidth);
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
@@ -63,7 +63,7 @@ export function graphSvg(nodes, edges, { label = "graph" } = {}) {
     const kind = (n.kind || "").replace(/[^a-z_]/g, "");
     const body = `<rect width="${NODE_W}" height="${NODE_H}"></rect>`
       + `<text x="10" y="${n.sub ? 17 : NODE_H / 2 + 4}">${esc(fit(n.label ?? n.id, NODE_W - 16))}</text>`
-      + (n.sub ? `<text class="sub" x="10" y="33">${esc(fit(n.sub, NODE_W - 10))}</text>` : "")
+      + (n.sub ? `<text class="sub" x="10" y="33">${esc(fit(n.sub, NODE_W - 10, 5.6))}</text>` : "")
       + `<title>${esc(n.title ?? `${n.id}: ${state}`)}</title>`;
     const inner = n.href ? `<a href="${esc(n.href)}">${body}</a>` : body;
     return `<g class="node f-${state} ${kind ? `b-${kind}` : ""}" data-node="${esc(n.id)}" data-state="${state}" `

@@ -71,10 +71,8 @@ function dependencyMarkup(deps) {
 export async function pipelinePage(main, live, pipelineId) {
   let chosen = null;
   const render = async () => {
-    const [page, deps] = await Promise.all([
-      get(`/dashboard/pipelines/${encodeURIComponent(pipelineId)}`),
-      get(`/pipelines/${encodeURIComponent(pipelineId)}/dependencies`).catch(() => ({ upstreams: [], downstreams: [], waits: [] })),
-    ]);
+    const page = await get(`/dashboard/pipelines/${encodeURIComponent(pipelineId)}`);
+    const deps = page.dependencies;
     const withRuns = page.backends.filter((b) => b.runs.length);
     chosen ??= (withRuns[0] ?? page.backends[0])?.backend ?? null;
     const shown = page.backends.find((b) => b.backend === chosen);
