@@ -1,2 +1,3 @@
 CREATE DATABASE prefect;
 CREATE DATABASE warehouse;
+CREATE DATABASE meta;  -- the control plane's store (service meta)
