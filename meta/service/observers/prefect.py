@@ -179,7 +179,8 @@ class PrefectObserver:
     ``poll`` and ``stream`` run on different threads, so each has its own HTTP client and dedupe memory.
     Options: ``overlap_seconds`` (60), ``retention_days`` (7, the server's event retention), ``timeout`` (30 s),
     ``catch_up_seconds`` (8, when the stream re-reads what its subscription may have missed),
-    ``deployment`` (the deployment ``trigger`` starts when a flow has several; default ``meta``), ``ui_url``.
+    ``deployment`` (the deployment ``trigger`` starts when a flow has several; default ``meta``), ``ui_url`` (links to
+    runs; default the server's URL without ``/api``, where Prefect serves its UI).
     """
 
     def __init__(self, connection: BackendConnection):
@@ -194,7 +195,9 @@ class PrefectObserver:
         auth = connection.credentials.get("auth")
         self._auth_string = auth or None
         self._basic = tuple(auth.split(":", 1)) if auth and ":" in auth else None
-        self.mapper = Mapper(self.backend, connection.pipelines, options.get("ui_url"))
+        # Prefect's server serves its UI at the root of the URL whose /api it answers on.
+        ui_url = options.get("ui_url") or connection.url.rstrip("/").removesuffix("/api")
+        self.mapper = Mapper(self.backend, connection.pipelines, ui_url)
         self._http = self._client()
         self._flow_names: dict[str, str] = {}  # flow id -> name (flows are not renamed)
         # Event ids already turned into facts, within the overlap window: valid only while the caller resumes from

@@ -48,6 +48,7 @@ from tests.fixtures.alert_sinks import (  # noqa: F401 - pytest fixtures
     webhook_server,
 )
 from tests.fixtures.control_plane import REPO, ServeProcess
+from tests.fixtures.prefect_flows import PrefectFlow
 from tests.fixtures.prefect_server import prefect_server  # noqa: F401 - a pytest fixture
 
 pytestmark = pytest.mark.slow
@@ -398,35 +399,6 @@ def test_a_start_by_slot_with_no_run_is_missed_and_alerted_once(
 
 
 # ---------------------------------------------------------------------------------------------- Prefect
-
-
-def prefect_post(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
-    """Prefect's SQLite answers 503 "database is locked" now and then under load: retried."""
-    for _ in range(10):
-        response = client.post(path, json=body)
-        if response.status_code < 500:
-            assert response.status_code in (200, 201), response.text
-            return response.json()
-        time.sleep(0.5)
-    raise AssertionError(f"Prefect kept answering {response.status_code} to {path}: {response.text[:300]}")
-
-
-class PrefectFlow:
-    """A flow meta did not build, its runs driven through Prefect's REST API (states set as a worker would)."""
-
-    def __init__(self, client: httpx.Client, name: str):
-        self.client = client
-        self.name = name
-        self.id = prefect_post(client, "/flows/", {"name": name})["id"]
-
-    def start(self, run_name: str) -> str:
-        run = prefect_post(self.client, "/flow_runs/", {"flow_id": self.id, "name": run_name})
-        self.state(run["id"], "RUNNING")
-        return f"prefect__{run['id']}"
-
-    def state(self, run_id: str, state: str) -> None:
-        flow_run = run_id.removeprefix("prefect__")
-        prefect_post(self.client, f"/flow_runs/{flow_run}/set_state", {"state": {"type": state}, "force": True})
 
 
 def prefect_workspace(tmp_path: Path, server: Any, flow: str, sinks: Sinks, max_duration: str) -> Path:

@@ -22,6 +22,7 @@ function dagMarkup(page, attempts, label) {
       title: `${t.id}: ${a?.state ?? "no attempt"}${tries > 1 ? ` after ${tries} tries` : ""}${t.trigger_rule ? ` (trigger rule ${t.trigger_rule})` : ""}` };
   });
   const edges = page.tasks.flatMap((t) => t.upstream.map((u) => ({ from: u, to: t.id })));
+  if (!page.tasks.length) return html`<p class="muted">No task has been seen in a run yet.</p>`;
   const note = page.structure === "observed"
     ? html`<p class="muted">Not built by meta: tasks as observed in runs; their dependencies are not known here.</p>` : "";
   return html`${note}<div class="scroll">${raw(graphSvg(nodes, edges, { label }))}</div>`;
