@@ -265,7 +265,8 @@ def serve(
 
     server.handle_exit = stop_streams_then_exit  # type: ignore[method-assign]
     print(
-        f"meta serve: API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); "
+        f"meta serve: dashboard on http://{host}:{port}/ (sign in with a token: `meta token create`), "
+        f"API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); "
         f"watching {len(plane.connections)} backend(s): {', '.join(c.name for c in plane.connections) or 'none'}",
         file=sys.stderr,
         flush=True,

@@ -32,6 +32,12 @@ CASES = [
         marks=pytest.mark.postgres,
     ),
     pytest.param(
+        ["bench.bench_dashboard", "--pipelines", "12", "--runs", "200", "--repeat", "3"],
+        "ratio meta / peer (median server time):",
+        id="dashboard",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
         ["bench.bench_airflow_parse", "--pipelines", "3", "--tasks", "3", "--repeat", "1"],
         "loader (YAML) vs dag-factory (cpu):",
         id="airflow_parse",

@@ -357,17 +357,6 @@ class LastRun(BaseModel):
     ended_at: datetime | None
     url: str | None = Field(description="the run in its backend's own UI")
 
-    @classmethod
-    def of(cls, row: RunRow) -> LastRun:
-        url = row.extra.get("url") if isinstance(row.extra, dict) else None
-        return cls(
-            run_id=row.run_id,
-            state=row.state,
-            started_at=row.started_at,
-            ended_at=row.ended_at,
-            url=url if isinstance(url, str) else None,
-        )
-
 
 class BoardCell(BaseModel):
     backend: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from meta.cli import cli
 from meta.service.api import tokens
 from meta.service.api.app import create_app
+from meta.service.api.schemas import DashboardBoard, DashboardPipeline
 from meta.service.context import ServiceContext
 from meta.service.store import queries
 from meta.service.store.db import Store, fingerprint, open_store
@@ -51,6 +53,7 @@ def dash(tmp_path: Path) -> Iterator[Dash]:
 
 def test_the_board_has_one_cell_per_pipeline_and_backend_with_its_newest_run(dash: Dash) -> None:
     board = dash.get("/api/v1/dashboard/board", "admin").json()
+    DashboardBoard.model_validate(board)  # the JSON written by hand keeps the documented shape
     assert [t["team"] for t in board["teams"]] == ["alpha", "beta"]
     cells = {(p["id"], c["backend"]): c for t in board["teams"] for p in t["pipelines"] for c in p["cells"]}
     assert len(cells) == 8 * len(BACKENDS)
@@ -60,7 +63,7 @@ def test_the_board_has_one_cell_per_pipeline_and_backend_with_its_newest_run(das
         for (pipeline, backend), cell in cells.items():
             newest = session.query(RunRow).filter_by(pipeline_id=pipeline, backend=backend).order_by(RunRow.id.desc())
             assert cell["last_run"]["run_id"] == newest.first().run_id
-            slot = session.query(SlaSlotRow).filter_by(subject=pipeline, backend=backend).one()
+            slot = session.query(SlaSlotRow).filter_by(subject=pipeline, backend=backend, kind="finish_by").one()
             assert cell["sla"] == slot.state
     assert {c["sla"] for c in cells.values()} >= {"met", "missed", "at_risk", "unknown"}
 
@@ -78,6 +81,7 @@ def test_a_team_sees_only_its_own_pipelines(dash: Dash) -> None:
 def test_the_pipeline_page_draws_the_spec_and_shows_every_backend(dash: Dash) -> None:
     spec = dash.seeded.specs[1]
     page = dash.get(f"/api/v1/dashboard/pipelines/{spec.id}", "admin").json()
+    DashboardPipeline.model_validate(page, by_name=True)  # (slots are read from rows by their column names)
     assert page["structure"] == "spec"
     assert {t["id"]: t["upstream"] for t in page["tasks"]} == {t.id: list(t.upstream) for t in spec.tasks}
     assert [b["backend"] for b in page["backends"]] == sorted(BACKENDS)
@@ -88,7 +92,9 @@ def test_the_pipeline_page_draws_the_spec_and_shows_every_backend(dash: Dash) ->
         newest = backend["runs"][0]["run_id"]
         assert backend["attempts"] and {a["run_id"] for a in backend["attempts"]} == {newest}
     assert [s["backend"] for s in page["sla"]] == sorted(BACKENDS)
-    assert len(page["sla_history"]) == len(BACKENDS)
+    history = [s["id"] for s in page["sla_history"]]
+    assert len(history) == 50 and history == sorted(history, reverse=True)  # the newest 50 verdicts
+    assert {s["pipeline"] for s in page["sla_history"]} == {spec.id}
 
 
 def test_a_pipeline_meta_did_not_build_shows_the_tasks_seen(dash: Dash) -> None:
@@ -166,7 +172,7 @@ def test_the_change_stream_carries_sla_slot_changes_scoped_by_team(dash: Dash, t
     with dash.store.transaction() as session:
         seq = queries._reserve(session, queries.CHANGE_COUNTER, 2)
         for i, (subject, team) in enumerate(((alpha, "alpha"), (beta, "beta"))):
-            row = session.query(SlaSlotRow).filter_by(subject=subject, backend="local").one()
+            row = session.query(SlaSlotRow).filter_by(subject=subject, backend="local", kind="finish_by").one()
             row.state, row.change_seq, row.team = "missed", seq + i, team
     with dashboard_server(dash.store, dash.seeded) as server:
         import httpx
@@ -205,3 +211,28 @@ def test_store_fingerprints_name_the_store_however_it_is_spelt(tmp_path: Path, m
     assert fingerprint("sqlite:///cp.db") == fingerprint(f"sqlite:///{tmp_path / 'cp.db'}")
     assert fingerprint("sqlite:///cp.db") != fingerprint("sqlite:///other.db")
     assert fingerprint("postgresql://u:secret@h/db") == fingerprint("postgresql://u:other@h/db")  # no password in it
+
+
+def test_the_boards_sla_states_are_the_sla_engines_board(dash: Dash) -> None:
+    """The dashboard counts cells in SQL; /api/v1/slas judges each slot in Python: the same verdicts, deadlines
+    and miss counts for every cell (the seed has unresolved misses, at-risk, unknown, resolved misses, history)."""
+    from meta.service.dashboard import views
+    from meta.service.sla import board as sla_board
+
+    now = datetime.now(UTC)
+    with dash.store.reading() as session:
+        judged = {(c.subject, c.backend): c for c in sla_board.board(session, None, now)}
+        counted = views.sla_cells(session, None, now)
+        for teams in (frozenset({"alpha"}), frozenset({"beta"})):
+            assert set(views.sla_cells(session, teams, now)) == {key for key, c in judged.items() if c.team in teams}
+    assert set(counted) == set(judged) and len(counted) == 8 * len(BACKENDS)
+    for key, cell in judged.items():
+        mine = counted[key]
+        assert (mine.state, mine.next_deadline, mine.missed_in_window) == (
+            cell.state,
+            cell.next_deadline,
+            cell.missed_in_window,
+        ), key
+        if cell.attention:
+            assert mine.detail == f"{cell.attention[0].kind}: {cell.attention[0].detail}"[:300]
+    assert {c.state for c in counted.values()} >= {"met", "missed", "at_risk", "unknown"}

@@ -10,6 +10,7 @@ label holds a pipeline name or run id, so a team's token learns nothing about an
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -27,7 +28,8 @@ HEALTHS = ("ok", "degraded", "unreachable", "unknown")
 
 
 class RequestCounter:
-    """API requests by method, route template (never the raw path: it holds names) and status: ASGI middleware."""
+    """API requests by method, route template (never the raw path: it holds names) and status: ASGI middleware.
+    Every answer also says how long it took to start: ``Server-Timing: app;dur=<ms>``."""
 
     def __init__(
         self, app: Callable[..., Awaitable[None]], counts: Counter[tuple[str, str, int]], lock: threading.Lock
@@ -39,10 +41,14 @@ class RequestCounter:
             await self.app(scope, receive, send)
             return
         status = [500]
+        started = time.perf_counter()
 
         async def sending(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
+                # how long the server took to answer (shown by browsers' dev tools; read by bench_dashboard)
+                elapsed = (time.perf_counter() - started) * 1000
+                message.setdefault("headers", []).append((b"server-timing", f"app;dur={elapsed:.1f}".encode()))
             await send(message)
 
         try:

@@ -38,6 +38,7 @@ export async function boardPage(main, live) {
   };
   fillSelects();
   render();
+  performance.mark("meta:board-rendered"); // the benchmark reads it (time to first render)
   $("f-text").addEventListener("input", (e) => { filters.text = e.target.value.trim().toLowerCase(); render(); });
   for (const key of ["team", "backend", "state"]) {
     $(`f-${key}`).addEventListener("change", (e) => { filters[key] = e.target.value; render(); });
