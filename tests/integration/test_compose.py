@@ -257,4 +257,7 @@ def test_the_stack_serves_the_control_plane_and_it_sees_airflow(docker_services,
     ).json()["plugins"]
     views = [v for p in plugins if p["name"] == "meta_ui" for v in p["external_views"]]
     meta_port = dict(line.split("=", 1) for line in (compose_dir / "compose.env").read_text().split())["META_PORT"]
-    assert [v["href"] for v in views] == [f"http://localhost:{meta_port}/pipelines/{{DAG_ID}}"]
+    assert [v["href"] for v in views] == [
+        f"http://localhost:{meta_port}/pipelines/{{DAG_ID}}",
+        f"http://localhost:{meta_port}/pipelines/{{DAG_ID}}/runs/airflow/{{RUN_ID}}",
+    ]

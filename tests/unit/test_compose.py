@@ -193,6 +193,8 @@ def test_airflow_pushes_openlineage_to_the_control_plane_and_links_to_it(tmp_pat
         assert env["AIRFLOW__OPENLINEAGE__NAMESPACE"] == ws.namespace_of("airflow"), name
         assert "openlineage_ingest_token" in service["secrets"], name
         assert env["AIRFLOW__META__CONTROL_PLANE_URL"] == f"http://localhost:${{META_PORT:-{port}}}", name
+        assert ws.backends[env["AIRFLOW__META__BACKEND_NAME"]].kind == "airflow", name
+        assert ws.backends["airflow"].url == "http://airflow-api:8080"  # type: ignore[union-attr]
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/airflow/plugins", name
         assert "AIRFLOW__OPENLINEAGE__TRANSPORT" not in env  # built from the secret by the image's entrypoint
     dockerfile = (COMPOSE / "airflow.Dockerfile").read_text(encoding="utf-8")
