@@ -24,6 +24,7 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -187,17 +188,29 @@ def test_the_docker_probe_names_the_missing_piece_quickly(tmp_path: Path) -> Non
 
 
 @pytest.fixture(scope="session")
-def compose_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Secrets and ports for the stack under test; skips (before anything is created) where it cannot run."""
-    reason = docker_unavailable(shutil.which("docker"))
+def compose_dir(
+    tmp_path_factory: pytest.TempPathFactory, docker_compose_file: str, docker_compose_project_name: str
+) -> Iterator[Path]:
+    """Secrets and ports for the stack under test; skips (before anything is created) where it cannot run.
+
+    Its teardown removes the stack even when ``up`` failed half-way (pytest-docker cleans up only after a
+    successful start)."""
+    docker = shutil.which("docker")
+    reason = docker_unavailable(docker)
     if reason:
         pytest.skip(f"compose stack not started: {reason}")
+    assert docker is not None
     folder = tmp_path_factory.mktemp("compose")
     init_secrets(folder / "secrets")
     ports = {"AIRFLOW_PORT": free_port(), "PREFECT_PORT": free_port(), "META_PORT": free_port()}
     lines = [f"META_COMPOSE_SECRETS={folder / 'secrets'}", *(f"{k}={v}" for k, v in ports.items())]
     (folder / "compose.env").write_text("\n".join(lines) + "\n")
-    return folder
+    try:
+        yield folder
+    finally:
+        compose = [docker, "compose", "--env-file", str(folder / "compose.env"), "-f", docker_compose_file]
+        down = [*compose, "-p", docker_compose_project_name, "down", "-v", "--remove-orphans"]
+        subprocess.run(down, capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
 
 
 # pytest-docker's fixtures, overridden (same session scope): the stack's file, its variables, a private project name
