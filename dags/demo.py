@@ -72,37 +72,56 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
         time.sleep(every)
 
 
-def children_of(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (the runs ``meta serve`` started, each in its own session)."""
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), whatever session they started."""
     try:
         listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return []
-    found = []
+    children: dict[int, list[int]] = {}
     for line in listing.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1] == str(pid):
-            found.append(int(parts[0]))
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            children.setdefault(int(parts[1]), []).append(int(parts[0]))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
     return found
 
 
-def stop_group(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM the process group ``pid`` leads (started with ``start_new_session``), SIGKILL if it lingers."""
+def _alive(pid: int) -> bool:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(ChildProcessError):  # our own child: reap it if it has exited
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return True
+
+
+def stop_tree(pid: int, timeout: float = 20.0) -> None:
+    """Stop a process this demo started (leading its own process group, ``start_new_session``) and everything it
+    started in turn, also in sessions of their own (the runs ``meta serve`` starts, Prefect's flow-run processes,
+    Airflow's task processes): SIGTERM, then SIGKILL whatever is left after ``timeout``."""
+    below = descendants(pid)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGTERM)
+    for child in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in (pid, *below)):
+        time.sleep(0.2)
+    for left in (p for p in (pid, *below) if _alive(p)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(left, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # anything still in its group
 
 
 # ---------------------------------------------------------------------------------------------- the control plane
@@ -178,11 +197,8 @@ class ControlPlane:
             self.client.close()
         if self.proc is None or self.proc.poll() is not None:
             return
-        runs = children_of(self.proc.pid)  # runs it started (each leads its own group): stopped with it
-        stop_group(self.proc.pid)
-        for pid in runs:
-            stop_group(pid, timeout=10)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        stop_tree(self.proc.pid)  # with the runs it started
+        with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
             self.proc.wait(timeout=5)
 
     # -- what the API says ----------------------------------------------------------------------------------
@@ -257,7 +273,8 @@ def follow_report(plane: ControlPlane, chapter: Chapter, timeout: float = 120.0)
 
 def run_local_upstream(home: Path, country: str) -> tuple[str, str]:
     """``marketing_roi`` on the embedded runner, in this process, with progress lines: (run id, state)."""
-    sys.path.insert(0, str(DAGS))  # like Airflow's dags folder: the pipeline's callables import from here
+    if str(DAGS) not in sys.path:  # like Airflow's dags folder: the pipeline's callables import from here
+        sys.path.insert(0, str(DAGS))
     from meta import LocalRunner, RunRequest, load_file, run_table
 
     (pipeline,) = load_file(SPECS[0])
@@ -335,11 +352,10 @@ def report(plane: ControlPlane, chapters: list[Chapter]) -> bool:
     say(f"\nSLA of {DOWNSTREAM}: each try of {SLA_TASK} ends within {max_duration()} (judged by the control plane)")
     for c in chapters:
         slot = c.sla
-        when = f"recorded missed at {_when(slot.get('missed_at'))}" if slot.get("state") == "missed" else ""
-        say(
-            f"  after {UPSTREAM} for {c.country}: run {slot.get('run_id')}  {str(slot.get('state', '?')).upper():<6}  "
-            f"{slot.get('detail', '')} {when}".rstrip()
-        )
+        state = str(slot.get("state", "?")).upper()
+        recorded = f"; recorded missed at {_when(slot['missed_at'])}" if slot.get("missed_at") else ""
+        detail = f"{slot.get('detail', '')}{recorded}"
+        say(f"  after {UPSTREAM} for {c.country}: {state:<6} run {slot.get('run_id')}  ({detail})")
     others = [
         (cell["pipeline"], slot)
         for cell in plane.get("/slas", window_hours=48)["cells"]
