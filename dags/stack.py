@@ -165,7 +165,9 @@ def start_airflow(home: Path, shared: Path, procs: Processes, lineage_port: int,
                 "timeout": 5,
             }
         ),
+        # plugins/meta_ui.py: a "meta" tab on the DAG and DAG run pages, opening the control plane's dashboard
         "AIRFLOW__META__CONTROL_PLANE_URL": f"http://127.0.0.1:{lineage_port}",
+        "AIRFLOW__META__BACKEND_NAME": "airflow",  # the workspace's name for this Airflow (stack_story)
         "META_SPECS_DIR": str(home / "specs"),
         "META_LOADER_STRICT": "1",
     }
