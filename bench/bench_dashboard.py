@@ -139,7 +139,7 @@ def browser_times(server: object, repeat: int) -> None:
             )
         cells = tab.locator("td.cell[data-sla]").count()
         print(line(f"chromium: first render of the board ({cells} cells)", renders, RENDER_TARGET_MS))
-        print(line("chromium: a filter keystroke redraws the board", filters))
+        print(line("chromium: a filter keystroke redraws the first screen", filters))
         browser.close()
 
 

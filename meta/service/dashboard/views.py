@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, case, func, or_, select
+from sqlalchemy import Row, case, func, select, union_all
 from sqlalchemy.orm import Session
 
 from meta.semantics.sla import AT_RISK, MET, MISSED, PENDING, UNKNOWN
@@ -95,7 +95,27 @@ def sla_cells(
     GROUP BY (a board of 3,000 cells has tens of thousands of slots in its window), plus the slots that need
     attention, which are few, for the cells' detail."""
     since = now - window
-    state, deadline = SlaSlotRow.state, SlaSlotRow.deadline
+    # The window as sla.board has it (open, or deadline / miss / resolution since), as two parts that are each an
+    # index range: the recent deadlines, and the older slots still open or missed recently (by state).
+    older = (SlaSlotRow.deadline < since) | SlaSlotRow.deadline.is_(None)
+    lingering = SlaSlotRow.state.in_(sla_board.OPEN) | (
+        (SlaSlotRow.state == MISSED) & ((SlaSlotRow.missed_at >= since) | (SlaSlotRow.resolved_at >= since))
+    )
+    columns = (
+        SlaSlotRow.id,
+        SlaSlotRow.subject,
+        SlaSlotRow.backend,
+        SlaSlotRow.team,
+        SlaSlotRow.state,
+        SlaSlotRow.deadline,
+        SlaSlotRow.missed_at,
+        SlaSlotRow.resolved_at,
+    )
+    parts = [select(*columns).where(SlaSlotRow.deadline >= since), select(*columns).where(older & lingering)]
+    if teams is not None:
+        parts = [part.where(SlaSlotRow.team.in_(sorted(teams))) for part in parts]
+    slots = union_all(*parts).subquery()
+    state, deadline = slots.c.state, slots.c.deadline
 
     def count(condition: Any) -> Any:
         return func.sum(case((condition, 1), else_=0))
@@ -103,30 +123,20 @@ def sla_cells(
     def newest(of: str, column: Any) -> Any:
         return func.max(case((state == of, column), else_=None))
 
-    in_window = or_(
-        state.in_(sla_board.OPEN), deadline >= since, SlaSlotRow.missed_at >= since, SlaSlotRow.resolved_at >= since
-    )
-    unresolved = (state == MISSED) & SlaSlotRow.resolved_at.is_(None)
-    statement = (
-        select(
-            SlaSlotRow.subject,
-            SlaSlotRow.backend,
-            func.max(SlaSlotRow.team).label("team"),
-            count(unresolved).label("unresolved"),
-            count(state == AT_RISK).label("at_risk"),
-            count(state == UNKNOWN).label("unknown"),
-            count((state == MISSED) & (SlaSlotRow.missed_at >= since)).label("missed_in_window"),
-            func.min(case((state.in_(sla_board.OPEN) & (deadline > now), deadline), else_=None)).label("next"),
-            newest(MET, func.coalesce(deadline, now)).label("met_at"),
-            newest(MISSED, func.coalesce(deadline, now)).label("missed_at"),
-            newest(MET, SlaSlotRow.id).label("met_id"),
-            newest(MISSED, SlaSlotRow.id).label("missed_id"),
-        )
-        .where(in_window)
-        .group_by(SlaSlotRow.subject, SlaSlotRow.backend)
-    )
-    if teams is not None:
-        statement = statement.where(SlaSlotRow.team.in_(sorted(teams)))
+    statement = select(
+        slots.c.subject,
+        slots.c.backend,
+        func.max(slots.c.team).label("team"),
+        count((state == MISSED) & slots.c.resolved_at.is_(None)).label("unresolved"),
+        count(state == AT_RISK).label("at_risk"),
+        count(state == UNKNOWN).label("unknown"),
+        count((state == MISSED) & (slots.c.missed_at >= since)).label("missed_in_window"),
+        func.min(case((state.in_(sla_board.OPEN) & (deadline > now), deadline), else_=None)).label("next"),
+        newest(MET, func.coalesce(deadline, now)).label("met_at"),
+        newest(MISSED, func.coalesce(deadline, now)).label("missed_at"),
+        newest(MET, slots.c.id).label("met_id"),
+        newest(MISSED, slots.c.id).label("missed_id"),
+    ).group_by(slots.c.subject, slots.c.backend)
     cells: dict[tuple[str, str], SlaSummary] = {}
     for row in session.execute(statement):
         if row.unresolved:
@@ -137,24 +147,24 @@ def sla_cells(
             verdict = UNKNOWN
         elif row.met_at is None and row.missed_at is None:
             verdict = PENDING
-        elif row.missed_at is None or (
-            row.met_at is not None and (row.met_at, row.met_id) > (row.missed_at, row.missed_id)
-        ):
-            verdict = MET
-        else:
-            verdict = MISSED
+        else:  # the newest decided slot's verdict (by deadline, then id, as the board orders them)
+            met, missed = (_utc(row.met_at), row.met_id), (_utc(row.missed_at), row.missed_id)
+            verdict = MET if missed[0] is None or (met[0] is not None and met > missed) else MISSED
         cells[(row.subject, row.backend)] = SlaSummary(row.team, verdict, _utc(row.next), int(row.missed_in_window))
+    # The slots that need attention, found by state (ix_sla_slots_state_deadline): the first one gives the detail.
+    unresolved = (SlaSlotRow.state == MISSED) & SlaSlotRow.resolved_at.is_(None)
+    in_window = (SlaSlotRow.deadline >= since) | (older & lingering)
     attention = (
         select(SlaSlotRow.subject, SlaSlotRow.backend, SlaSlotRow.kind, SlaSlotRow.detail)
-        .where(in_window, state.in_((AT_RISK, UNKNOWN)) | unresolved)
-        .order_by(deadline, SlaSlotRow.id)
+        .where(SlaSlotRow.state.in_((AT_RISK, UNKNOWN)) | unresolved, in_window)
+        .order_by(SlaSlotRow.deadline, SlaSlotRow.id)
     )
     if teams is not None:
         attention = attention.where(SlaSlotRow.team.in_(sorted(teams)))
-    for row in session.execute(attention):
-        cell = cells.get((row.subject, row.backend))
+    for slot in session.execute(attention):
+        cell = cells.get((slot.subject, slot.backend))
         if cell is not None and not cell.detail:
-            cell.detail = f"{row.kind}: {row.detail}"[:300]
+            cell.detail = f"{slot.kind}: {slot.detail}"[:300]
     return cells
 
 

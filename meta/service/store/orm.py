@@ -211,6 +211,7 @@ class SlaSlotRow(Base):
         UniqueConstraint("backend", "subject", "kind", "slot", name="uq_sla_slots_key"),
         Index("ix_sla_slots_change_seq", "change_seq"),
         Index("ix_sla_slots_deadline", "deadline"),
+        Index("ix_sla_slots_state_deadline", "state", "deadline"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
