@@ -144,7 +144,7 @@ class LocalObserver:
     def run_params(self, pipeline_id: str, run_id: str) -> dict[str, Any]:
         for run in self.history.runs(pipeline_id, limit=1_000_000):
             if run["run_id"] == run_id:
-                return dict(json.loads(run["params"] or "{}"))
+                return dict(run["params"] or {})  # History.runs has decoded them already
         return {}
 
     def close(self) -> None:

@@ -84,3 +84,16 @@ def test_local_runs_appear_with_attempts_and_unified_states(meta_home: Path, spe
         assert queries.history(session, "laptop") == before
         rows, _ = queries.list_runs(session, queries.RunFilter(backend="laptop"))
     assert sorted(r.run_id for r in rows) == ["r1", "r2"]
+
+
+def test_a_local_runs_params_are_read_back_for_its_downstreams(meta_home: Path, tmp_path: Path) -> None:
+    """The dependency engine starts a downstream with its upstream run's params: they must come back as given
+    (they were lost once: History.runs decodes them and the observer decoded them again, failing quietly)."""
+    path = tmp_path / "with_params.yaml"
+    path.write_text("pipeline: with_params\nparams: {country: CH}\ntasks:\n  ok: {shell: 'true'}\n")
+    result = CliRunner().invoke(cli, ["run", str(path), "--run-id", "p1", "--param", "country=DE"])
+    assert result.exit_code == 0, result.output
+    connection = BackendConnection("laptop", "local", "local", {"state_dir": str(meta_home)}, {}, {})
+    observer = LocalObserver(connection)
+    assert observer.run_params("with_params", "p1") == {"country": "DE"}
+    assert observer.run_params("with_params", "nope") == {}
