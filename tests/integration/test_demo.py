@@ -142,9 +142,7 @@ def test_make_demo_stack_tells_the_same_story_on_a_real_airflow_and_prefect(tmp_
         store.close()
     # Airflow's OpenLineage provider pushed the report's events to the control plane
     assert any(name and name.startswith("marketing_report") for name in pushed), pushed[:20]
-    if stale:
-        # A known bug of the dependency engine (meta/service/dependencies), not of the demo: a Prefect upstream run
-        # first ingested without its logical date (a push of its Pending state) gets a wait keyed by its run id
-        # ("run:prefect:<id>"); once the run's logical date is known, the date's wait starts the report, but the
-        # run-keyed one stays "waiting" until its timeout (1 d), when it would fail and alert.
-        pytest.xfail(f"stale dependency waits beside the started ones: {[(w.slot, w.state) for w in stale]}")
+    # A Prefect upstream run first ingested without its logical date (its pushed Pending state) got a wait keyed by
+    # its run id; once the date is known the date's wait takes over and the run-keyed one is gone (it once stayed
+    # "waiting" until its timeout, to fail and alert for nothing: records.settle_run_keys).
+    assert not stale, [(w.slot, w.state) for w in stale]

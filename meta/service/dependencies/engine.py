@@ -248,6 +248,7 @@ class DependencyEngine:
             subject = (backend, pipeline.id)
             waits = evaluate(pipeline, found, self.since[subject], now)
             with self.store.transaction() as session:
+                waits = records.settle_run_keys(session, subject, found, waits)
                 rows = records.record_waits(session, subject, self.team_of(pipeline.id), waits, now)
             for wait in waits:
                 row = rows.get(wait.slot)

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from meta.semantics.dependencies import Wait
+from meta.semantics.dependencies import UpstreamRun, Wait, slot_key
 from meta.service.store.orm import DependencyTrackingRow, DependencyWaitRow, RunRow
 from meta.service.store.queries import CHANGE_COUNTER, _insert, _reserve
 
@@ -50,6 +50,26 @@ def rows_of(session: Session, subject: Subject, slots: Sequence[str]) -> dict[st
         )
     )
     return {row.slot: row for row in found}
+
+
+def settle_run_keys(
+    session: Session, subject: Subject, runs: Sequence[UpstreamRun], waits: Sequence[Wait]
+) -> list[Wait]:
+    """``waits`` without the slots already handled under another key. A run first seen without its logical date
+    (a pushed Pending state) got a wait keyed by the run (``run:<backend>:<id>``); once its date is known, its slot
+    is the date's. A run-keyed wait still waiting is dropped, replaced by the date's (else it would wait until its
+    timeout and alert for nothing); one already claimed or triggered keeps the run, and the date's wait is not
+    recorded, so nothing starts twice. The delete is conditional: of two replicas, a claim that won keeps it."""
+    dated = {slot_key(None, r): slot_key(r.logical_date) for r in runs if r.logical_date is not None}
+    handled = set()
+    for key, row in rows_of(session, subject, list(dated)).items():
+        removed = session.execute(
+            delete(DependencyWaitRow).where(DependencyWaitRow.id == row.id, DependencyWaitRow.state == WAITING)
+        )
+        if not removed.rowcount:  # type: ignore[attr-defined]
+            handled.add(dated[key])
+    handled -= set(rows_of(session, subject, sorted(handled)))  # the date's own wait, if stored, stays in charge
+    return [w for w in waits if w.slot not in handled]
 
 
 def record_waits(

@@ -312,3 +312,32 @@ def test_a_prefect_schedule_with_catchup_and_an_end_date_is_run_by_the_plane_old
     ]
     assert airflow.calls == 0
     assert all(k.startswith("meta-dep-202611") or k.startswith("meta-dep-202612") for k in prefect.runs)
+
+
+def test_a_run_first_seen_without_its_logical_date_starts_the_downstream_once_and_leaves_no_stale_wait(
+    store: Store,
+) -> None:
+    """Prefect's pushed Pending state may come before the run's logical date is known: the wait is keyed by the
+    run until then. Once the date is known the date's wait takes over (the run-keyed one is dropped, so it never
+    times out and alerts); and a run-keyed wait that already started the downstream keeps it: never twice."""
+    backend, outbox = Backend(), Outbox()
+    eng = engine(store, backend, outbox)
+    eng.tick(T0)
+    observe(store, "r1", UnifiedState.RUNNING, T0 + timedelta(seconds=1), logical=None)  # type: ignore[arg-type]
+    eng.tick(T0 + timedelta(seconds=2))
+    assert [(w.slot, w.state) for w in waits(store)] == [("run:af:r1", "waiting")]
+    observe(store, "r1", UnifiedState.SUCCESS, T0 + timedelta(seconds=5), ended_at=T0 + timedelta(seconds=5))
+    eng.tick(T0 + timedelta(seconds=6))
+    assert [(w.slot, w.state) for w in waits(store)] == [("2026-12-03T01:00:00+00:00", "triggered")]
+    eng.tick(T0 + timedelta(hours=2))  # past the 1 h timeout: nothing times out, nothing alerts
+    assert backend.calls == 1 and outbox.sent == []
+    # the other way round: the run succeeds while its date is still unknown, then the date arrives
+    observe(store, "r2", UnifiedState.SUCCESS, T0 + timedelta(hours=2, seconds=1), logical=None)  # type: ignore[arg-type]
+    eng.tick(T0 + timedelta(hours=2, seconds=2))
+    observe(store, "r2", UnifiedState.SUCCESS, T0 + timedelta(hours=2, seconds=3), logical=DAY + timedelta(days=1))
+    eng.tick(T0 + timedelta(hours=2, seconds=4))
+    assert [(w.slot, w.state) for w in waits(store)] == [
+        ("2026-12-03T01:00:00+00:00", "triggered"),
+        ("run:af:r2", "triggered"),
+    ]
+    assert backend.calls == 2 and len(backend.runs) == 2
