@@ -93,6 +93,10 @@ def test_clicking_through_a_pipeline_and_a_run(page: Any, served: tuple[Dashboar
     assert page.locator("svg path.edge").count() == sum(len(t.upstream) for t in spec.tasks)
     assert page.locator("section[data-backend]").count() == len(BACKENDS)
     assert "waits for" in page.inner_text("main") and seeded.specs[0].id in page.inner_text("main")
+    strips = page.locator(".strip").evaluate_all(
+        "ss => ss.map(s => [s.dataset.backend, s.querySelectorAll('.sq').length])"
+    )
+    assert sorted(b for b, _ in strips) == sorted(BACKENDS) and all(n >= 2 for _, n in strips), strips
     shot(page, "pipeline")
     # open runs until one with a retry shows (the seed retries a run's clean task now and then)
     for index in range(page.locator("section[data-backend] tr[data-run] td:first-child a").count()):

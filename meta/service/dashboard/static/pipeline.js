@@ -41,14 +41,31 @@ function runsTable(pipeline, backend, runs) {
       <td>${duration(r.started_at, r.ended_at)}</td><td>${uiLink(r)}</td></tr>`))}</tbody></table>`;
 }
 
+const HISTORY_ROWS = 12; // verdicts listed before "every verdict"
+
+/** One strip per backend: a square per judged slot, by deadline (oldest left), coloured by its verdict. */
+function slaStrips(history) {
+  const byBackend = new Map();
+  const byDeadline = [...history].sort((a, b) => Date.parse(a.deadline ?? 0) - Date.parse(b.deadline ?? 0));
+  for (const slot of byDeadline) (byBackend.get(slot.backend) ?? byBackend.set(slot.backend, []).get(slot.backend)).push(slot);
+  return [...byBackend].map(([backend, slots]) => raw(html`<div class="strip" data-backend="${backend}"><span class="strip-name">${backend}</span>
+    ${slots.map((s) => raw(html`<i class="sq s-${s.state}" title="${s.kind} ${s.state}: ${s.detail} (deadline ${when(s.deadline)})"></i>`))}</div>`));
+}
+
 function slaMarkup(page) {
   if (!page.sla.length && !page.sla_history.length) return html`<p class="muted">No SLA on this pipeline.</p>`;
   const cells = page.sla.map((c) => raw(html`<span>${c.backend}: ${badge(c.state)}
     ${c.next_deadline ? `next deadline ${ago(c.next_deadline)}` : ""}</span> `));
-  const rows = page.sla_history.map((s) => raw(html`<tr><td>${s.backend}</td><td>${s.kind}</td><td>${badge(s.state)}</td>
-    <td title="${when(s.deadline)}">${when(s.deadline)}</td><td>${s.detail}</td></tr>`));
-  return html`<div class="legend">${cells}</div><table class="runs"><thead><tr><th>backend</th><th>kind</th><th>state</th>
-    <th>deadline</th><th>detail</th></tr></thead><tbody>${rows}</tbody></table>`;
+  const row = (s) => raw(html`<tr><td>${s.backend}</td><td>${s.kind}</td><td>${badge(s.state)}</td>
+    <td title="${when(s.deadline)}">${when(s.deadline)}</td><td>${s.detail}</td></tr>`);
+  const head = raw(`<thead><tr><th>backend</th><th>kind</th><th>state</th><th>deadline</th><th>detail</th></tr></thead>`);
+  const first = page.sla_history.slice(0, HISTORY_ROWS).map(row);
+  const rest = page.sla_history.slice(HISTORY_ROWS).map(row);
+  return html`<div class="legend">${cells}</div>
+    <div class="strips">${slaStrips(page.sla_history)}</div>
+    <table class="runs">${head}<tbody>${first}</tbody></table>
+    ${rest.length ? raw(html`<details><summary>every verdict (${page.sla_history.length})</summary>
+      <table class="runs">${head}<tbody>${rest}</tbody></table></details>`) : ""}`;
 }
 
 function edgeText(e, other) {
