@@ -137,6 +137,7 @@ def browser_times(server: object, repeat: int) -> None:
                     input.value = ''; input.dispatchEvent(new Event('input')); return (performance.now() - t) / 2; }"""
                 )
             )
+        tab.wait_for_selector("main[data-rows=all]", timeout=60_000)  # the later slices too
         cells = tab.locator("td.cell[data-sla]").count()
         print(line(f"chromium: first render of the board ({cells} cells)", renders, RENDER_TARGET_MS))
         print(line("chromium: a filter keystroke redraws the first screen", filters))

@@ -5,6 +5,7 @@ one pipeline's page (its tasks, its runs on every backend, the latest run's task
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from meta.semantics.sla import AT_RISK, MET, MISSED, PENDING, UNKNOWN
 from meta.service.sla import board as sla_board
+from meta.service.store.db import Store
 from meta.service.store.orm import AttemptRow, PipelineRow, RunRow, SlaSlotRow
 from meta.spec.model import Pipeline
 
@@ -40,26 +42,20 @@ class BoardRow:
     cells: list[BoardCell] = field(default_factory=list)
 
 
-def board_rows(session: Session, teams: frozenset[str] | None, now: datetime) -> list[BoardRow]:
+def board_rows(store: Store, teams: frozenset[str] | None, now: datetime) -> list[BoardRow]:
     """Every pipeline the teams own, by team then id, each with one cell per backend it is on. Reads columns, not
-    ORM objects: three queries whatever the number of pipelines, the newest run of each found by its id."""
+    ORM objects, in a few queries whatever the number of pipelines; the newest runs are read on a second
+    connection while this one counts the SLA slots (SQLite and PostgreSQL both answer two readers at once)."""
+    latest_future = _READER.submit(_read, store, lambda session: latest_runs(session, teams))
     placed = select(PipelineRow.pipeline_id, PipelineRow.backend, PipelineRow.team, PipelineRow.external)
     if teams is not None:
         placed = placed.where(PipelineRow.team.in_(sorted(teams)))
-    newest = select(func.max(RunRow.id)).group_by(RunRow.backend, RunRow.pipeline_id)
-    columns = (RunRow.backend, RunRow.pipeline_id, RunRow.run_id, RunRow.state, RunRow.started_at, RunRow.ended_at)
-    # the UI link only, extracted by the database: decoding 3,000 JSON documents costs more than the query
-    url = RunRow.extra["url"].as_string().label("url")
-    latest_statement = select(*columns, url).where(RunRow.id.in_(newest))
-    if teams is not None:
-        latest_statement = latest_statement.join(
-            PipelineRow,
-            (PipelineRow.backend == RunRow.backend) & (PipelineRow.pipeline_id == RunRow.pipeline_id),
-        ).where(PipelineRow.team.in_(sorted(teams)))
-    latest = {(r.backend, r.pipeline_id): r for r in session.execute(latest_statement)}
-    slas = sla_cells(session, teams, now)
+    with store.reading() as session:
+        slas = sla_cells(session, teams, now)
+        placements = session.execute(placed.order_by(PipelineRow.pipeline_id, PipelineRow.backend)).all()
+    latest = latest_future.result()
     rows: dict[str, BoardRow] = {}
-    for placement in session.execute(placed.order_by(PipelineRow.pipeline_id, PipelineRow.backend)):
+    for placement in placements:
         row = rows.get(placement.pipeline_id)
         if row is None:
             row = rows[placement.pipeline_id] = BoardRow(placement.pipeline_id, placement.team)
@@ -77,6 +73,29 @@ def board_rows(session: Session, teams: frozenset[str] | None, now: datetime) ->
         _fill(cell, sla)
         row.cells.append(cell)
     return sorted(rows.values(), key=lambda r: (r.team or "", r.pipeline))
+
+
+_READER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dashboard-read")
+
+
+def _read(store: Store, query: Callable[[Session], Any]) -> Any:
+    with store.reading() as session:
+        return query(session)
+
+
+def latest_runs(session: Session, teams: frozenset[str] | None) -> dict[tuple[str, str], Row[Any]]:
+    """The newest run (highest id) of every (backend, pipeline): its id, state, times and UI link."""
+    newest = select(func.max(RunRow.id)).group_by(RunRow.backend, RunRow.pipeline_id)
+    columns = (RunRow.backend, RunRow.pipeline_id, RunRow.run_id, RunRow.state, RunRow.started_at, RunRow.ended_at)
+    # the UI link only, extracted by the database: decoding 3,000 JSON documents costs more than the query
+    url = RunRow.extra["url"].as_string().label("url")
+    latest_statement = select(*columns, url).where(RunRow.id.in_(newest))
+    if teams is not None:
+        latest_statement = latest_statement.join(
+            PipelineRow,
+            (PipelineRow.backend == RunRow.backend) & (PipelineRow.pipeline_id == RunRow.pipeline_id),
+        ).where(PipelineRow.team.in_(sorted(teams)))
+    return {(r.backend, r.pipeline_id): r for r in session.execute(latest_statement)}
 
 
 @dataclass

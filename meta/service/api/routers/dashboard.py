@@ -40,8 +40,7 @@ def board(principal: Viewer, context: Context) -> Response:
     # Plain dicts into JSON, past pydantic: 3,000 cells would spend most of the request building and re-checking
     # models (the response_model still documents the shape, and the API tests check answers against it).
     now = datetime.now(UTC)
-    with context.store.reading() as session:
-        rows = views.board_rows(session, principal.teams, now)
+    rows = views.board_rows(context.store, principal.teams, now)
     teams: dict[str | None, list[dict[str, Any]]] = {}
     counts: dict[str, int] = {}
     backends: set[str] = set()
