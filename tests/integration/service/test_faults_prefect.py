@@ -18,6 +18,7 @@ import pytest
 from meta.service.store import queries
 from meta.service.store.db import open_store
 from tests.fixtures.control_plane import ServeProcess, settled_health
+from tests.fixtures.prefect_flows import prefect_post
 from tests.fixtures.prefect_server import prefect_server  # noqa: F401 - a pytest fixture
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -26,20 +27,8 @@ RUNS = 12
 ENDINGS = ("COMPLETED", "FAILED", "CANCELLED")
 
 
-def post(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
-    """The test's own calls to Prefect: its SQLite answers 503 "database is locked" now and then under the suite's
-    load; those are retried (the calls are idempotent enough: a retried create at worst makes one more run)."""
-    for _ in range(10):
-        response = client.post(path, json=body)
-        if response.status_code < 500:
-            assert response.status_code in (200, 201), response.text
-            return response.json()
-        time.sleep(0.5)
-    raise AssertionError(f"Prefect kept answering {response.status_code} to {path}: {response.text[:300]}")
-
-
 def set_state(client: httpx.Client, run_id: str, state: str) -> None:
-    post(client, f"/flow_runs/{run_id}/set_state", {"state": {"type": state}, "force": True})
+    prefect_post(client, f"/flow_runs/{run_id}/set_state", {"state": {"type": state}, "force": True})
 
 
 def backend_runs(client: httpx.Client, flow_id: str) -> set[tuple[str, str]]:
@@ -78,11 +67,11 @@ def test_sigkill_and_an_outage_lose_and_duplicate_nothing(prefect_server, tmp_pa
     rng = random.Random(20261202)
     try:
         with httpx.Client(base_url=api, timeout=30) as client:
-            flow_id = post(client, "/flows/", {"name": flow_name})["id"]
+            flow_id = prefect_post(client, "/flows/", {"name": flow_name})["id"]
             serve.start()
             run_ids = []
             for i in range(RUNS):
-                run = post(client, "/flow_runs/", {"flow_id": flow_id, "name": f"r{i}"})
+                run = prefect_post(client, "/flow_runs/", {"flow_id": flow_id, "name": f"r{i}"})
                 run_ids.append(run["id"])
                 set_state(client, run["id"], "RUNNING")
                 if i in (3, 7):
