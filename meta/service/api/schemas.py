@@ -364,7 +364,7 @@ class BoardCell(BaseModel):
     sla: str = Field(description="met / at_risk / missed / unknown / pending, or none: no SLA on this backend")
     next_deadline: datetime | None
     missed_in_window: int
-    detail: str = Field(description="what needs attention, or the last verdict")
+    detail: str = Field(description="the first slot that needs attention (kind: detail); empty when none does")
     last_run: LastRun | None
 
 
