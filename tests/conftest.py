@@ -1,5 +1,6 @@
 """Shared fixtures only. Server fixtures live in their own modules (tests/fixtures); pytest accepts
-``pytest_plugins`` only in this top-level conftest, so the conformance backends are registered here."""
+``pytest_plugins`` only in this top-level conftest, so the conformance backends and the browser are registered
+here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ pytest_plugins = [
     "tests.conformance.local_backend",
     "tests.conformance.airflow_backend",
     "tests.conformance.prefect_backend",
+    # one Chromium per module for every browser test (a second sync Playwright inside the first cannot start)
+    "tests.fixtures.browser",
 ]
 
 

@@ -26,12 +26,21 @@ import pytest
 import yaml
 
 from meta.authoring.workspace import load_workspace
+from meta.execution.secrets import forget_sensitive
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose"
 COMPOSE_FILE = COMPOSE / "docker-compose.yml"
 ENTRYPOINT = COMPOSE / "airflow_entrypoint.py"
 SECRET_REF = re.compile(r"\$\{secret:([^}]+)\}")
+
+
+@pytest.fixture(autouse=True)
+def _forget_resolved_secrets() -> Any:
+    """Resolving the stack's secrets remembers their values for redaction (its Postgres password is "airflow"):
+    forgotten after each test, or every later test in this process would see that word masked in its messages."""
+    yield
+    forget_sensitive()
 
 
 def compose_schema() -> dict[str, Any]:

@@ -16,6 +16,10 @@ from meta.semantics.dependencies import LOOKBACK, UpstreamRun
 from meta.service.store.orm import AttemptRow, BackfillDateRow, RunRow
 
 CHUNK = 500
+# A pushed fact may lack the run's logical date that the next poll brings (Prefect's events carry it only in their
+# Scheduled state): such a run is left out for this long, so that its downstream starts for the date, not for the
+# run. A run still without a date after it (an Airflow 3 run triggered without one) counts as itself.
+DATE_GRACE = timedelta(seconds=60)
 
 
 def upstream_runs(
@@ -43,6 +47,8 @@ def upstream_runs(
     out: dict[str, list[UpstreamRun]] = {}
     for row in rows:
         if (row.extra or {}).get("run_type") == "backfill" or (row.backend, row.pipeline_id, row.run_id) in backfilled:
+            continue
+        if row.logical_date is None and row.source == "push" and now - row.as_of < DATE_GRACE:
             continue
         out.setdefault(row.pipeline_id, []).append(
             UpstreamRun(

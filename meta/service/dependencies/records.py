@@ -55,9 +55,9 @@ def rows_of(session: Session, subject: Subject, slots: Sequence[str]) -> dict[st
 def settle_run_keys(
     session: Session, subject: Subject, runs: Sequence[UpstreamRun], waits: Sequence[Wait]
 ) -> list[Wait]:
-    """``waits`` without the slots already handled under another key. A run first seen without its logical date
-    (a pushed Pending state) got a wait keyed by the run (``run:<backend>:<id>``); once its date is known, its slot
-    is the date's. A run-keyed wait still waiting is dropped, replaced by the date's (else it would wait until its
+    """``waits`` without the slots already handled under another key. A run seen without its logical date (a pushed
+    state, past ``facts.DATE_GRACE``) got a wait keyed by the run (``run:<backend>:<id>``); once its date is known,
+    its slot is the date's. A run-keyed wait still waiting is dropped, replaced by the date's (else it would wait until its
     timeout and alert for nothing); one already claimed or triggered keeps the run, and the date's wait is not
     recorded, so nothing starts twice. The delete is conditional: of two replicas, a claim that won keeps it."""
     dated = {slot_key(None, r): slot_key(r.logical_date) for r in runs if r.logical_date is not None}

@@ -33,7 +33,6 @@ pytestmark = [pytest.mark.airflow]
 
 REPO = Path(__file__).resolve().parents[3]
 PLUGIN = REPO / "plugins" / "meta_ui.py"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
 
 def token(server, user: str = "admin") -> str:
@@ -114,10 +113,9 @@ def open_tab(page, url: str, route: str) -> str:
 
 
 @pytest.mark.slow
-def test_the_tabs_open_the_pipeline_and_the_run(airflow_server) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (`make browser` installs Debian's)")
-    from playwright.sync_api import sync_playwright
+def test_the_tabs_open_the_pipeline_and_the_run(
+    airflow_server, chromium
+) -> None:  # chromium: tests/fixtures/browser.py
 
     dag_id = f"ui.tab-{uuid.uuid4().hex[:8]}"  # dots and dashes: what a pipeline id may hold beside letters
     run_id = f"ui:{uuid.uuid4().hex[:6]}+1~x"  # ':' and '+' are encoded by the UI, '~' is not
@@ -131,21 +129,17 @@ def test_the_tabs_open_the_pipeline_and_the_run(airflow_server) -> None:
     base = airflow_server.env["AIRFLOW__META__CONTROL_PLANE_URL"]
     backend = airflow_server.env["AIRFLOW__META__BACKEND_NAME"]
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            context = browser.new_context()
-            # what Airflow's login sets after a SimpleAuthManager sign-in: the JWT in the `_token` cookie
-            context.add_cookies(
-                [{"name": "_token", "value": token(airflow_server, "viewer"), "url": airflow_server.url}]
-            )
-            page = context.new_page()
-            dag_page = f"{airflow_server.url}/dags/{dag_id}"
-            assert open_tab(page, dag_page, "meta") == pipeline_page(base, dag_id)
-            run_url = f"{dag_page}/runs/{quote(run_id, safe='')}"
-            assert open_tab(page, run_url, "meta-run") == run_page(base, dag_id, backend, run_id)
-        finally:
-            browser.close()
+    context = chromium.new_context()
+    try:
+        # what Airflow's login sets after a SimpleAuthManager sign-in: the JWT in the `_token` cookie
+        context.add_cookies([{"name": "_token", "value": token(airflow_server, "viewer"), "url": airflow_server.url}])
+        page = context.new_page()
+        dag_page = f"{airflow_server.url}/dags/{dag_id}"
+        assert open_tab(page, dag_page, "meta") == pipeline_page(base, dag_id)
+        run_url = f"{dag_page}/runs/{quote(run_id, safe='')}"
+        assert open_tab(page, run_url, "meta-run") == run_page(base, dag_id, backend, run_id)
+    finally:
+        context.close()
 
 
 def airflow_plugins(

@@ -15,7 +15,7 @@ import pytest
 from meta.plugins.observers import UnifiedState
 from meta.service.store import queries
 from meta.service.store.db import open_store
-from tests.fixtures.browser import artifacts, chromium, page  # noqa: F401 - fixtures
+from tests.fixtures.browser import artifacts  # the chromium and page fixtures: tests/conftest.py
 from tests.fixtures.dashboard_seed import BACKENDS, TASKS, Seeded, run_event, seed
 from tests.fixtures.dashboard_server import DashboardServer, dashboard_server
 
@@ -41,7 +41,7 @@ def board_rows(tab: Any) -> list[str]:
     return tab.locator("table.board tr[data-pipeline]").evaluate_all("rows => rows.map(r => r.dataset.pipeline)")
 
 
-def test_the_board_signs_in_by_link_counts_and_filters(page: Any, served: tuple[DashboardServer, Seeded]) -> None:  # noqa: F811
+def test_the_board_signs_in_by_link_counts_and_filters(page: Any, served: tuple[DashboardServer, Seeded]) -> None:
     server, seeded = served
     page.goto(server.login_url("admin"))
     page.wait_for_selector("table.board tr[data-pipeline]")
@@ -66,7 +66,7 @@ def test_the_board_signs_in_by_link_counts_and_filters(page: Any, served: tuple[
     assert board_rows(page) == sorted(p for p in seeded.pipelines if p.startswith("beta_"))
 
 
-def test_a_teams_viewer_sees_only_its_team(page: Any, served: tuple[DashboardServer, Seeded]) -> None:  # noqa: F811
+def test_a_teams_viewer_sees_only_its_team(page: Any, served: tuple[DashboardServer, Seeded]) -> None:
     server, seeded = served
     page.goto(server.login_url("alpha"))
     page.wait_for_selector("table.board tr[data-pipeline]")
@@ -79,7 +79,7 @@ def test_a_teams_viewer_sees_only_its_team(page: Any, served: tuple[DashboardSer
     page.errors.clear()  # the 404 the browser logs is the point here
 
 
-def test_clicking_through_a_pipeline_and_a_run(page: Any, served: tuple[DashboardServer, Seeded]) -> None:  # noqa: F811
+def test_clicking_through_a_pipeline_and_a_run(page: Any, served: tuple[DashboardServer, Seeded]) -> None:
     server, seeded = served
     spec = seeded.specs[1]
     page.goto(server.login_url("admin"))
@@ -114,7 +114,7 @@ def test_clicking_through_a_pipeline_and_a_run(page: Any, served: tuple[Dashboar
     shot(page, "run")
 
 
-def test_the_dependency_graph_and_the_backends(page: Any, served: tuple[DashboardServer, Seeded]) -> None:  # noqa: F811
+def test_the_dependency_graph_and_the_backends(page: Any, served: tuple[DashboardServer, Seeded]) -> None:
     server, seeded = served
     page.goto(server.login_url("admin", "/graph"))
     page.wait_for_selector("svg .node")
@@ -128,7 +128,7 @@ def test_the_dependency_graph_and_the_backends(page: Any, served: tuple[Dashboar
     shot(page, "backends")
 
 
-def test_dark_mode_is_dark(chromium: Any, served: tuple[DashboardServer, Seeded]) -> None:  # noqa: F811
+def test_dark_mode_is_dark(chromium: Any, served: tuple[DashboardServer, Seeded]) -> None:
     server, _ = served
     context = chromium.new_context(viewport={"width": 1366, "height": 800}, color_scheme="dark")
     tab = context.new_page()
@@ -142,7 +142,7 @@ def test_dark_mode_is_dark(chromium: Any, served: tuple[DashboardServer, Seeded]
 
 
 def test_a_new_run_reaches_the_open_board_and_pipeline_page_without_a_reload(
-    page: Any,  # noqa: F811
+    page: Any,
     served: tuple[DashboardServer, Seeded],
 ) -> None:
     server, seeded = served

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.browser import artifacts, chromium, page  # noqa: F401 - fixtures
+from tests.fixtures.browser import artifacts  # the chromium and page fixtures: tests/conftest.py
 from tests.fixtures.control_plane import ServeProcess
 from tests.fixtures.prefect_flows import PrefectFlow
 from tests.fixtures.prefect_server import prefect_server  # noqa: F401 - a pytest fixture
@@ -34,8 +34,8 @@ def workspace(tmp_path: Path, api_url: str) -> Path:
 
 def test_a_run_finishing_on_prefect_changes_the_open_pages_without_a_reload(
     prefect_server: Any,  # noqa: F811
-    page: Any,  # noqa: F811
-    chromium: Any,  # noqa: F811
+    page: Any,
+    chromium: Any,
     tmp_path: Path,
 ) -> None:
     flow_name = f"dash_live_{uuid.uuid4().hex[:6]}"

@@ -11,6 +11,7 @@ proven in tests/integration/service/test_dependencies_real.py.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -341,3 +342,29 @@ def test_a_run_first_seen_without_its_logical_date_starts_the_downstream_once_an
         ("run:af:r2", "triggered"),
     ]
     assert backend.calls == 2 and len(backend.runs) == 2
+
+
+def test_a_pushed_success_without_its_logical_date_waits_for_the_date_before_starting_anything(store: Store) -> None:
+    """Prefect pushes a run's Completed state without its logical date, which the next poll brings: the downstream
+    must start for the date (once), not for the run; a run that still has no date after ``DATE_GRACE`` (an
+    Airflow 3 run triggered without one) starts it as itself."""
+    from meta.service.dependencies.facts import DATE_GRACE
+
+    def push(run_id: str, at: datetime, logical: datetime | None) -> None:
+        event = RunEvent("af", EventKind.RUN, "up", run_id, UnifiedState.SUCCESS, "success", at, Source.PUSH)
+        with store.transaction() as session:
+            queries.ingest(session, [replace(event, logical_date=logical, ended_at=at)])
+
+    backend = Backend()
+    eng = engine(store, backend)
+    eng.tick(T0)
+    push("r1", T0 + timedelta(seconds=1), None)
+    eng.tick(T0 + timedelta(seconds=2))
+    assert waits(store) == [] and backend.calls == 0  # not yet: the date may be on its way
+    observe(store, "r1", UnifiedState.SUCCESS, T0 + timedelta(seconds=3), ended_at=T0 + timedelta(seconds=1))
+    eng.tick(T0 + timedelta(seconds=4))
+    assert [(w.slot, w.state) for w in waits(store)] == [("2026-12-03T01:00:00+00:00", "triggered")]
+    push("r2", T0 + timedelta(seconds=5), None)
+    eng.tick(T0 + timedelta(seconds=5) + DATE_GRACE)
+    assert [(w.slot, w.state) for w in waits(store)][-1] == ("run:af:r2", "triggered")
+    assert backend.calls == 2
