@@ -1,6 +1,7 @@
 """What the dashboard's pages show, read from the store in a few queries each (the board of 1,000 pipelines on 3
-backends aims at 150 ms on SQLite: bench/bench_dashboard.py): the SLA board (team -> pipeline -> one cell per backend) and
-one pipeline's page (its tasks, its runs on every backend, the latest run's task states, its SLA history)."""
+backends aims at 150 ms on SQLite: bench/bench_dashboard.py): the SLA board (team -> pipeline -> one cell per
+backend) and one pipeline's page (its tasks, its runs on every backend, the latest run's task states, its SLA
+history)."""
 
 from __future__ import annotations
 

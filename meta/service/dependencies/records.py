@@ -57,9 +57,10 @@ def settle_run_keys(
 ) -> list[Wait]:
     """``waits`` without the slots already handled under another key. A run seen without its logical date (a pushed
     state, past ``facts.DATE_GRACE``) got a wait keyed by the run (``run:<backend>:<id>``); once its date is known,
-    its slot is the date's. A run-keyed wait still waiting is dropped, replaced by the date's (else it would wait until its
-    timeout and alert for nothing); one already claimed or triggered keeps the run, and the date's wait is not
-    recorded, so nothing starts twice. The delete is conditional: of two replicas, a claim that won keeps it."""
+    its slot is the date's. A run-keyed wait still waiting is dropped, replaced by the date's (else it would wait
+    until its timeout and alert for nothing); one already claimed or triggered keeps the run, and the date's wait
+    is not recorded, so nothing starts twice. The delete is conditional: of two replicas, a claim that won keeps
+    it."""
     dated = {slot_key(None, r): slot_key(r.logical_date) for r in runs if r.logical_date is not None}
     handled = set()
     for key, row in rows_of(session, subject, list(dated)).items():
