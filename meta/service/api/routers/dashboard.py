@@ -12,7 +12,7 @@ from fastapi import Path, Response
 
 from meta.service.api.auth import Context, Viewer
 from meta.service.api.routers.common import api_router, not_found
-from meta.service.api.routers.dependencies import edges
+from meta.service.api.routers.dependencies import dependencies_of
 from meta.service.api.routers.slas import cell_schema
 from meta.service.api.schemas import (
     NO_NUL,
@@ -21,14 +21,11 @@ from meta.service.api.schemas import (
     DashboardBoard,
     DashboardPipeline,
     DashboardTask,
-    DependencyWait,
-    PipelineDependencies,
     Problem,
     Run,
     SlaSlot,
 )
 from meta.service.dashboard import views
-from meta.service.dependencies import records as dependency_records
 
 router = api_router("dashboard")
 PipelineId = Annotated[str, Path(min_length=1, max_length=250, pattern=NO_NUL)]
@@ -99,8 +96,6 @@ def pipeline(pipeline_id: PipelineId, principal: Viewer, context: Context) -> Da
         if page is None:
             raise not_found(f"pipeline {pipeline_id!r}")
         kinds = {name: spec.kind for name, spec in context.workspace.backends.items()}
-        graph = edges(context, principal)
-        waits = dependency_records.waits_of(session, pipeline_id, principal.teams, WAITS)
         return DashboardPipeline(
             id=page.pipeline,
             team=page.team,
@@ -118,10 +113,5 @@ def pipeline(pipeline_id: PipelineId, principal: Viewer, context: Context) -> Da
             ],
             sla=[cell_schema(c) for c in page.sla_cells],
             sla_history=[SlaSlot.model_validate(r) for r in page.sla_history],
-            dependencies=PipelineDependencies(
-                pipeline=page.pipeline,
-                upstreams=[e for e in graph if e.pipeline == page.pipeline],
-                downstreams=[e for e in graph if e.upstream == page.pipeline],
-                waits=[DependencyWait.model_validate(w) for w in waits],
-            ),
+            dependencies=dependencies_of(session, context, principal, page.pipeline, WAITS),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Query
+from sqlalchemy.orm import Session
 
 from meta.service.api.auth import Context, Principal, Viewer
 from meta.service.api.routers.common import api_router, not_found
@@ -51,6 +52,20 @@ def edges(context: ServiceContext, principal: Principal) -> list[DependencyEdge]
     return out
 
 
+def dependencies_of(
+    session: Session, context: ServiceContext, principal: Principal, pipeline_id: str, limit: int
+) -> PipelineDependencies:
+    """What ``pipeline_id`` waits for, what waits for it, and its newest ``limit`` waits, as ``principal`` sees them."""
+    graph = edges(context, principal)
+    rows = records.waits_of(session, pipeline_id, principal.teams, limit)
+    return PipelineDependencies(
+        pipeline=pipeline_id,
+        upstreams=[e for e in graph if e.pipeline == pipeline_id],
+        downstreams=[e for e in graph if e.upstream == pipeline_id],
+        waits=[DependencyWait.model_validate(r) for r in rows],
+    )
+
+
 @router.get("/dependencies", response_model=DependencyGraph, summary="every cross-pipeline dependency")
 def dependency_graph(principal: Viewer, context: Context) -> DependencyGraph:
     return DependencyGraph(edges=edges(context, principal))
@@ -72,16 +87,7 @@ def pipeline_dependencies(
     known = {p.id for p in context.pipelines}
     if not principal.sees(team):
         raise not_found(f"pipeline {pipeline_id!r}")
-    graph = edges(context, principal)
-    upstreams = [e for e in graph if e.pipeline == pipeline_id]
-    downstreams = [e for e in graph if e.upstream == pipeline_id]
-    if pipeline_id not in known and not downstreams:
+    if pipeline_id not in known and not any(e.upstream == pipeline_id for e in edges(context, principal)):
         raise not_found(f"pipeline {pipeline_id!r}: no spec of the workspace defines it and nothing depends on it")
     with context.store.reading() as session:
-        rows = records.waits_of(session, pipeline_id, principal.teams, limit)
-    return PipelineDependencies(
-        pipeline=pipeline_id,
-        upstreams=upstreams,
-        downstreams=downstreams,
-        waits=[DependencyWait.model_validate(r) for r in rows],
-    )
+        return dependencies_of(session, context, principal, pipeline_id, limit)
