@@ -17,6 +17,13 @@ call returns (the executor's passes are instantaneous compared with tasks). A su
 its completion (Airflow's branch operators skip the unfollowed tasks through the Execution API before reporting
 success), so they are in the first snapshot with it.
 
+Mapped tasks (``Task.map``, Airflow's ``expand``): a mapped task is judged once, like any task; when it may run, the
+``expand`` callback the executor passes says how many instances it has (from results it holds). Zero instances:
+skipped; a map that cannot be expanded: upstream_failed (Airflow's ``TaskMap.expand_mapped_task``). Otherwise its
+instances start (``SchedulerStep.start_mapped``, by map index) and each counts as one upstream of its downstream
+tasks, as Airflow's TriggerRuleDep counts task instances: a downstream of a task mapped over N elements has N - 1
+more upstreams from the moment of the expansion, and sees each instance's state as it is reported.
+
 Cost: per task, how many upstreams ended in each state (``decide_from_counts``), so a pass judges a task in O(1)
 and a whole run costs O(tasks + edges), a wide fan-in included.
 """
@@ -24,11 +31,13 @@ and a whole run costs O(tasks + edges), a wide fan-in included.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from meta.semantics.results import UNMAPPED, ExpansionError
 from meta.semantics.rules import Decision, decide_from_counts, run_state
 from meta.spec.model import BranchAction, Pipeline, TaskSettings
+from meta.spec.results import mapped_state
 from meta.spec.states import RunState, TaskState, TriggerRule
 
 # What an attempt can end in; upstream_failed is only ever decided, never reported.
@@ -42,6 +51,7 @@ class Completion:
     task_id: str
     state: TaskState
     follow: tuple[str, ...] | None = None
+    map_index: int = UNMAPPED
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +69,30 @@ class SchedulerStep:
 
     start: list[str] = field(default_factory=list)
     decided: list[Decided] = field(default_factory=list)
+    start_mapped: list[tuple[str, int]] = field(default_factory=list)  # (task id, map index) of expanded tasks
+
+
+Expander = Callable[[str], int]  # mapped task id -> its number of instances; raises ExpansionError
 
 
 class Scheduler:
     """One run of one pipeline. Create, call ``start()`` once, then report every completion."""
 
-    def __init__(self, pipeline: Pipeline, settings: Mapping[str, TaskSettings] | None = None) -> None:
-        """``settings``: each task's ``pipeline.settings_for(task)``, when the executor has them already."""
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: Mapping[str, TaskSettings] | None = None,
+        expand: Expander | None = None,
+    ) -> None:
+        """``settings``: each task's ``pipeline.settings_for(task)``, when the executor has them already;
+        ``expand``: how many instances a mapped task has (needed only when the pipeline maps a task)."""
         self.pipeline = pipeline
+        self._expand = expand
+        self._mapped = {t.id for t in pipeline.tasks if t.mapped}
+        if self._mapped and expand is None:
+            raise ValueError(f"pipeline {pipeline.id!r} maps tasks {sorted(self._mapped)}: pass expand=")
+        self._instances: dict[str, dict[int, TaskState | None]] = {}  # expanded tasks: map index -> state
+        self._pending: dict[str, int] = {}  # expanded tasks: instances not finished yet
         self._order = pipeline.task_ids
         self._upstream_count = {t.id: len(t.upstream) for t in pipeline.tasks}
         self._rule: dict[str, TriggerRule] = {
@@ -82,7 +108,7 @@ class Scheduler:
         self._counts: dict[str, Counter[TaskState]] = {t: Counter() for t in self._order}
         self._states: dict[str, TaskState] = {}  # terminal states
         self._claimed: set[str] = set()  # started or decided: never judged again
-        self._running: set[str] = set()
+        self._running: set[tuple[str, int]] = set()
         self._started = False
 
     # -- what the executor calls ------------------------------------------------------------------------
@@ -110,8 +136,11 @@ class Scheduler:
         changed: list[str] = []
         for c in completions:
             self._check(c)
-            self._running.discard(c.task_id)
-            self._set(c.task_id, c.state)
+            self._running.discard((c.task_id, c.map_index))
+            if c.map_index == UNMAPPED:
+                self._set(c.task_id, c.state)
+            else:
+                self._set_instance(c.task_id, c.map_index, c.state)
             changed.append(c.task_id)
             if c.task_id in self._branches and c.state == TaskState.SUCCESS:
                 for d in self._not_followed(c.task_id, c.follow or ()):  # same snapshot as the branch's success
@@ -129,16 +158,26 @@ class Scheduler:
 
     @property
     def running(self) -> frozenset[str]:
-        """Tasks started and not yet reported as finished."""
-        return frozenset(self._running)
+        """Tasks with an instance started and not yet reported as finished."""
+        return frozenset(task_id for task_id, _ in self._running)
+
+    def instance_states(self, task_id: str) -> dict[int, TaskState | None] | None:
+        """An expanded mapped task's instances (map index -> terminal state, None while unfinished); None for a task
+        that is not mapped or never expanded."""
+        instances = self._instances.get(task_id)
+        return None if instances is None else dict(instances)
 
     def finished(self) -> bool:
         return len(self._states) == len(self._order)
 
     def run_state(self) -> RunState:
-        """Airflow's DagRun.update_state: running until every leaf is terminal, then failed if a leaf failed or is
-        upstream_failed, else success (``meta.semantics.rules.run_state``)."""
-        return run_state(self._states.get(t) for t in self.pipeline.leaves())
+        """Airflow's DagRun.update_state: running until every leaf task instance is terminal, then failed if one
+        failed or is upstream_failed, else success (``meta.semantics.rules.run_state``)."""
+        states: list[TaskState | None] = []
+        for leaf in self.pipeline.leaves():
+            instances = self._instances.get(leaf)
+            states.extend(instances.values() if instances else [self._states.get(leaf)])
+        return run_state(states)
 
     # -- passes -----------------------------------------------------------------------------------------
 
@@ -156,8 +195,12 @@ class Scheduler:
                 if decision == Decision.WAIT:
                     continue
                 self._claimed.add(task_id)
-                if decision == Decision.RUN:
-                    self._running.add(task_id)
+                if decision == Decision.RUN and task_id in self._mapped:
+                    expanded = self._expand_task(task_id, step)
+                    if expanded is not None:
+                        decided.append(expanded)
+                elif decision == Decision.RUN:
+                    self._running.add((task_id, UNMAPPED))
                     step.start.append(task_id)
                 else:
                     state = TaskState.SKIPPED if decision == Decision.SKIP else TaskState.UPSTREAM_FAILED
@@ -169,6 +212,24 @@ class Scheduler:
                 self._set(d.task_id, d.state)
             step.decided += decided
             level = self._children(d.task_id for d in decided)
+
+    def _expand_task(self, task_id: str, step: SchedulerStep) -> Decided | None:
+        """Expand a mapped task that may run: start its instances, or decide it when there are none."""
+        assert self._expand is not None  # checked in __init__
+        try:
+            count = self._expand(task_id)
+        except ExpansionError as exc:
+            return Decided(task_id, TaskState.UPSTREAM_FAILED, str(exc))
+        if count == 0:
+            return Decided(task_id, TaskState.SKIPPED, "mapped over an empty list: no instance to run")
+        self._instances[task_id] = dict.fromkeys(range(count))
+        self._pending[task_id] = count
+        for child in self._downstream[task_id]:
+            self._upstream_count[child] += count - 1  # one upstream instance became ``count``
+        for index in range(count):
+            self._running.add((task_id, index))
+            step.start_mapped.append((task_id, index))
+        return None
 
     def _children(self, task_ids: Iterable[str]) -> list[str]:
         """The unclaimed downstream tasks of ``task_ids``, each once, in a stable order."""
@@ -198,9 +259,10 @@ class Scheduler:
         ]
 
     def _check(self, c: Completion) -> None:
-        if c.task_id not in self._running:
-            known = "unknown task" if c.task_id not in self._rule else "a task that is not running"
-            raise ValueError(f"completion of {known}: {c.task_id!r}")
+        if (c.task_id, c.map_index) not in self._running:
+            known = "unknown task" if c.task_id not in self._rule else "a task instance that is not running"
+            where = f"[{c.map_index}]" if c.map_index != UNMAPPED else ""
+            raise ValueError(f"completion of {known}: {c.task_id!r}{where}")
         if c.state not in REPORTABLE:
             raise ValueError(f"task {c.task_id!r} cannot finish as {c.state!s}; expected success, failed or skipped")
 
@@ -208,6 +270,16 @@ class Scheduler:
         self._states[task_id] = state
         for child in self._downstream[task_id]:
             self._counts[child][state] += 1
+
+    def _set_instance(self, task_id: str, map_index: int, state: TaskState) -> None:
+        """One instance finished: it counts for the downstream tasks at once; the task is terminal with its last."""
+        instances = self._instances[task_id]
+        instances[map_index] = state
+        for child in self._downstream[task_id]:
+            self._counts[child][state] += 1
+        self._pending[task_id] -= 1
+        if self._pending[task_id] == 0:
+            self._states[task_id] = mapped_state([s for s in instances.values() if s is not None])
 
 
 def _rule_reason(rule: TriggerRule, state: TaskState, counts: Mapping[TaskState, int]) -> str:

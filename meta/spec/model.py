@@ -24,6 +24,7 @@ from pydantic import (
 from meta.spec.checks import TaskShape, graph_problems
 from meta.spec.durations import format_duration, parse_duration
 from meta.spec.errors import Problem, ValidationFailed
+from meta.spec.references import referenced_results, whole_reference
 from meta.spec.states import TriggerRule
 
 
@@ -165,10 +166,37 @@ class Task(RetrySettings):
         description="SLA: each try of this task ends within this long after it starts (alerted while it still "
         "runs; unlike timeout, nothing is stopped)",
     )
+    map: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dynamic mapping (Airflow's expand): kwarg name -> a list, '{{ params.NAME }}' or "
+        "'{{ tasks.ID.result }}'; one instance per element (the cross product for several names)",
+    )
 
     @property
     def kind(self) -> str:
         return self.action.kind
+
+    @property
+    def mapped(self) -> bool:
+        return bool(self.map)
+
+    def result_references(self) -> list[str]:
+        """Task ids whose results this task uses (in its action's fields or its ``map``)."""
+        return referenced_results([_referencing_fields(self.action.model_dump(by_alias=True)), self.map])
+
+
+# Task kinds whose attempts produce a result (python: the return value; shell: the last line of output, like
+# BashOperator's XCom push). Other kinds have none, so a reference to them is refused.
+RESULT_KINDS = ("python", "shell")
+# Airflow's [core] max_map_length: more elements fail the task that produced the list.
+MAX_MAP_LENGTH = 1024
+
+
+def _referencing_fields(action: dict[str, Any]) -> dict[str, Any]:
+    """The action fields that may hold references (an imported Airflow operator's arguments are Airflow's own)."""
+    if action.get("kind") == "airflow_operator":
+        return {}
+    return {k: v for k, v in action.items() if k not in ("kind", "callable", "op", "conn")}
 
 
 # Airflow's built-in defaults, used when neither the task nor the pipeline says otherwise.
@@ -510,6 +538,43 @@ class Pipeline(Model):
     )
     tasks: tuple[Task, ...] = Field(min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _references_imply_upstream(cls, data: Any) -> Any:
+        """A task that uses another task's result depends on it: add the referenced tasks to ``upstream``."""
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), list | tuple):
+            return data
+        tasks = list(data["tasks"])
+        ids = {t.id if isinstance(t, Task) else t.get("id") for t in tasks if isinstance(t, Task | dict)}
+        changed = False
+        for i, task in enumerate(tasks):
+            if isinstance(task, Task):
+                refs, upstream = task.result_references(), list(task.upstream)
+            elif isinstance(task, dict) and isinstance(task.get("upstream", ()), list | tuple):
+                action = task.get("action")
+                fields = action.model_dump(by_alias=True) if isinstance(action, BaseModel) else action
+                refs = referenced_results(
+                    [_referencing_fields(fields if isinstance(fields, dict) else {}), task.get("map")]
+                )
+                upstream = list(task.get("upstream", ()))
+            else:
+                continue
+            missing = [
+                r
+                for r in refs
+                if r in ids and r not in upstream and r != (task.id if isinstance(task, Task) else task.get("id"))
+            ]
+            if not missing:
+                continue
+            changed = True
+            new_upstream = tuple(upstream + missing)
+            tasks[i] = (
+                task.model_copy(update={"upstream": new_upstream})
+                if isinstance(task, Task)
+                else {**task, "upstream": new_upstream}
+            )
+        return {**data, "tasks": tasks} if changed else data
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -591,7 +656,79 @@ def _structural_problems(pipeline: Pipeline) -> list[Problem]:
     if slot_problem:
         problems.append(Problem(slot_problem, pipeline=pipeline.id))
     problems.extend(_dependency_problems(pipeline))
+    problems.extend(_result_problems(pipeline))
     return problems
+
+
+def _result_problems(pipeline: Pipeline) -> list[Problem]:
+    """References to results that cannot exist, and ``map`` entries that cannot be expanded."""
+    from meta.spec.checks import did_you_mean
+
+    by_id = {t.id: t for t in pipeline.tasks}
+    out: list[Problem] = []
+
+    def problem(task: Task, message: str) -> None:
+        out.append(Problem(message, pipeline=pipeline.id, task=task.id))
+
+    for task in pipeline.tasks:
+        for ref in task.result_references():
+            if ref == task.id:
+                problem(
+                    task, f"uses its own result ({{{{ tasks.{ref}.result }}}}); a task can use upstream results only"
+                )
+            elif ref not in by_id:
+                problem(
+                    task,
+                    f"uses the result of {ref!r}, which is not a task of this pipeline{did_you_mean(ref, list(by_id))}",
+                )
+            elif by_id[ref].kind not in RESULT_KINDS:
+                problem(
+                    task,
+                    f"uses the result of {ref!r}, a {by_id[ref].kind} task, which has none; only "
+                    f"{' and '.join(RESULT_KINDS)} tasks have results (a python task's return value, a shell task's "
+                    "last line of output)",
+                )
+        if not task.map:
+            continue
+        if task.kind != "python":
+            problem(
+                task, f"map applies to python tasks (its names are kwargs of the callable); received a {task.kind} task"
+            )
+            continue
+        kwargs = task.action.kwargs  # type: ignore[union-attr]
+        for name, source in task.map.items():
+            where = f"map.{name}"
+            if not name.isidentifier():
+                problem(task, f"{where}: {name!r} is not a valid keyword argument name")
+            if name in kwargs:
+                problem(task, f"{where}: {name!r} is also in kwargs; a name is either fixed (kwargs) or mapped (map)")
+            reference = whole_reference(source)
+            if isinstance(source, list | tuple):
+                if len(source) > MAX_MAP_LENGTH:
+                    problem(
+                        task, f"{where} has {len(source)} elements; at most {MAX_MAP_LENGTH} (Airflow's max_map_length)"
+                    )
+            elif reference is None:
+                problem(
+                    task,
+                    f"{where} must be a list, '{{{{ params.NAME }}}}' or '{{{{ tasks.ID.result }}}}'; "
+                    f"received {source!r}",
+                )
+            elif reference.kind == "param":
+                param = pipeline.params.get(reference.name)
+                if param is None:
+                    problem(
+                        task,
+                        f"{where} maps over params.{reference.name}, which the pipeline does not declare"
+                        f"{did_you_mean(reference.name, list(pipeline.params))}",
+                    )
+                elif param.type is not None and "array" not in (
+                    (param.type,) if isinstance(param.type, str) else param.type
+                ):
+                    problem(
+                        task, f"{where} maps over params.{reference.name}, whose type is {param.type}; expected array"
+                    )
+    return out
 
 
 def _dependency_problems(pipeline: Pipeline) -> list[Problem]:
