@@ -34,6 +34,25 @@ _PUBLIC: dict[str, str] = {
     "RunResult": "meta.spec.results:RunResult",
     "TaskResult": "meta.spec.results:TaskResult",
     "topological_order": "meta.spec.dag:topological_order",
+    # results and mapping
+    "MAX_MAP_LENGTH": "meta.spec.model:MAX_MAP_LENGTH",
+    "RESULT_KINDS": "meta.spec.model:RESULT_KINDS",
+    "Reference": "meta.spec.references:Reference",
+    "whole_reference": "meta.spec.references:whole_reference",
+    "referenced_results": "meta.spec.references:referenced_results",
+    "replace_results": "meta.spec.references:replace_results",
+    "result_expression": "meta.spec.references:result_expression",
+    "UNMAPPED": "meta.semantics.results:UNMAPPED",
+    "RunResults": "meta.semantics.results:RunResults",
+    "ExpansionError": "meta.semantics.results:ExpansionError",
+    "expand_map": "meta.semantics.results:expand_map",
+    "mapped_sources": "meta.semantics.results:mapped_sources",
+    "mappable_problem": "meta.semantics.results:mappable_problem",
+    "resolve_references": "meta.semantics.results:resolve_references",
+    "template_tasks": "meta.semantics.results:template_tasks",
+    "checked_result": "meta.execution.results:checked_result",
+    "ResultRefused": "meta.execution.results:ResultRefused",
+    "MAX_RESULT_BYTES": "meta.execution.results:MAX_RESULT_BYTES",
     # errors
     "MetaError": "meta.spec.errors:MetaError",
     "CompileError": "meta.spec.errors:CompileError",
@@ -150,6 +169,15 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from meta.execution.connections import (
         connection_url as connection_url,
     )
+    from meta.execution.results import (
+        MAX_RESULT_BYTES as MAX_RESULT_BYTES,
+    )
+    from meta.execution.results import (
+        ResultRefused as ResultRefused,
+    )
+    from meta.execution.results import (
+        checked_result as checked_result,
+    )
     from meta.execution.secrets import (
         has_reference as has_reference,
     )
@@ -219,6 +247,30 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from meta.semantics.request import (
         default_run_id as default_run_id,
     )
+    from meta.semantics.results import (
+        UNMAPPED as UNMAPPED,
+    )
+    from meta.semantics.results import (
+        ExpansionError as ExpansionError,
+    )
+    from meta.semantics.results import (
+        RunResults as RunResults,
+    )
+    from meta.semantics.results import (
+        expand_map as expand_map,
+    )
+    from meta.semantics.results import (
+        mappable_problem as mappable_problem,
+    )
+    from meta.semantics.results import (
+        mapped_sources as mapped_sources,
+    )
+    from meta.semantics.results import (
+        resolve_references as resolve_references,
+    )
+    from meta.semantics.results import (
+        template_tasks as template_tasks,
+    )
     from meta.semantics.retries import (
         delay_before_retry as delay_before_retry,
     )
@@ -280,6 +332,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
         CALLABLE_PATTERN as CALLABLE_PATTERN,
     )
     from meta.spec.model import (
+        MAX_MAP_LENGTH as MAX_MAP_LENGTH,
+    )
+    from meta.spec.model import (
+        RESULT_KINDS as RESULT_KINDS,
+    )
+    from meta.spec.model import (
         AirflowOperatorAction as AirflowOperatorAction,
     )
     from meta.spec.model import (
@@ -311,6 +369,21 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.spec.model import (
         TaskSettings as TaskSettings,
+    )
+    from meta.spec.references import (
+        Reference as Reference,
+    )
+    from meta.spec.references import (
+        referenced_results as referenced_results,
+    )
+    from meta.spec.references import (
+        replace_results as replace_results,
+    )
+    from meta.spec.references import (
+        result_expression as result_expression,
+    )
+    from meta.spec.references import (
+        whole_reference as whole_reference,
     )
     from meta.spec.results import (
         RunResult as RunResult,

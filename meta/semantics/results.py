@@ -3,7 +3,7 @@
 * A task's result is what its successful attempt returned; only instances that produced one count. Reading the
   result of an unmapped task that has none gives ``None`` (Airflow's ``XComArg.resolve``); reading a mapped task's
   result gives the list of its instances' results in map-index order (the reduce: Airflow's lazy XCom sequence).
-* ``expand`` turns a mapped task's ``map`` into one kwargs dict per instance: the cross product of its names, the
+* ``expand_map`` turns a mapped task's ``map`` into one kwargs dict per instance: the cross product of its names, the
   last name varying fastest (Airflow's ``DictOfListsExpandInput``). An empty list gives no instance (the task is
   skipped); a value that is not a list, or a missing one, cannot be expanded (the task is upstream_failed).
 * ``resolve_references`` replaces every whole ``"{{ tasks.X.result }}"`` by the value itself; references inside
@@ -80,7 +80,7 @@ def mappable_problem(value: Any) -> str | None:
     return None
 
 
-def expand(task: Task, params: Mapping[str, Any], result_of: Callable[[str], Any]) -> list[dict[str, Any]]:
+def expand_map(task: Task, params: Mapping[str, Any], result_of: Callable[[str], Any]) -> list[dict[str, Any]]:
     """One kwargs dict per instance of the mapped ``task``, in map-index order; raises ExpansionError."""
     names: list[str] = []
     columns: list[list[Any]] = []

@@ -25,6 +25,8 @@ class Case:
     run_state: str
     attempts: dict[str, int] = field(default_factory=dict)  # only where the count matters (retries)
     params: dict[str, Any] = field(default_factory=dict)
+    instances: dict[str, dict[int, str]] = field(default_factory=dict)  # mapped task -> {map index: state}
+    instance_attempts: dict[str, dict[int, int]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -275,6 +277,187 @@ CASES: list[Case] = [
         {"env": "success", "template": "success", "python": "success"},
         "success",
         params={"country": "CH"},
+    ),
+]
+
+
+def py(task_id: str, function: str, upstream: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+    kwargs = fields.pop("kwargs", {})
+    action = {"kind": "python", "callable": f"tests.conformance.callables:{function}", "kwargs": kwargs}
+    return {"id": task_id, "action": action, "upstream": upstream, **fields}
+
+
+def result(task_id: str) -> str:
+    return "{{ tasks." + task_id + ".result }}"
+
+
+# Results and dynamic mapping (issue 14). States recorded from Airflow 3.3.2 (docs/results-and-mapping.md); the
+# callables assert what they receive, so a success also proves the value that was passed down.
+CASES += [
+    Case(
+        "result_chain",
+        pipeline(
+            "result_chain",
+            [
+                py("extract", "extract"),
+                py("transform", "transform", kwargs={"data": result("extract")}),
+                sh("announce", 'echo "rows doubled: {{ tasks.transform.result }}"; echo {{ tasks.transform.result }}'),
+                py("check", "expect", kwargs={"value": result("announce"), "expected": "6"}),
+                py(
+                    "check_text",
+                    "expect",
+                    kwargs={"value": "from {{ tasks.extract.result.source }}", "expected": "from orders"},
+                ),
+            ],
+        ),
+        {
+            "extract": "success",
+            "transform": "success",
+            "announce": "success",
+            "check": "success",
+            "check_text": "success",
+        },
+        "success",
+    ),
+    Case(
+        "map_zero",
+        pipeline(
+            "map_zero",
+            [
+                py("source", "numbers", kwargs={"count": 0}),
+                py("square", "square", map={"x": result("source")}),
+                py("after", "expect", kwargs={"value": result("square"), "expected": []}),
+                py(
+                    "after_all_done",
+                    "expect",
+                    kwargs={"value": result("square"), "expected": []},
+                    trigger_rule="all_done",
+                ),
+            ],
+        ),
+        {"source": "success", "square": "skipped", "after": "skipped", "after_all_done": "success"},
+        "success",
+        instances={"square": {}},
+    ),
+    Case(
+        "map_one",
+        pipeline(
+            "map_one",
+            [
+                py("square", "square", kwargs={"power": 3}, map={"x": [2]}),
+                py("reduce", "expect", kwargs={"value": result("square"), "expected": [8]}),
+            ],
+        ),
+        {"square": "success", "reduce": "success"},
+        "success",
+        instances={"square": {0: "success"}},
+    ),
+    Case(
+        "map_many_and_product",
+        pipeline(
+            "map_many_and_product",
+            [
+                py("source", "numbers", kwargs={"count": 3}),
+                py("square", "square", map={"x": result("source")}),
+                py("reduce", "expect", kwargs={"value": result("square"), "expected": [1, 4, 9]}),
+                py("pair", "pair", map={"x": [1, 2], "y": ["a", "b"]}),
+                py("pairs", "expect", kwargs={"value": result("pair"), "expected": ["1a", "1b", "2a", "2b"]}),
+                py("again", "square", map={"x": result("square")}, kwargs={"power": 1}),
+                py("again_reduce", "expect", kwargs={"value": result("again"), "expected": [1, 4, 9]}),
+            ],
+        ),
+        {
+            "source": "success",
+            "square": "success",
+            "reduce": "success",
+            "pair": "success",
+            "pairs": "success",
+            "again": "success",
+            "again_reduce": "success",
+        },
+        "success",
+        instances={
+            "square": {0: "success", 1: "success", 2: "success"},
+            "pair": {0: "success", 1: "success", 2: "success", 3: "success"},
+            "again": {0: "success", 1: "success", 2: "success"},
+        },
+    ),
+    Case(
+        "map_one_failing",
+        pipeline(
+            "map_one_failing",
+            [
+                py("check", "fail_on", kwargs={"bad": 2}, map={"x": [1, 2, 3]}),
+                py("after", "expect", kwargs={"value": result("check"), "expected": [1, 3]}),
+                py(
+                    "after_all_done",
+                    "expect",
+                    kwargs={"value": result("check"), "expected": [1, 3]},
+                    trigger_rule="all_done",
+                ),
+                sh("after_one_failed", "true", ("check",), trigger_rule="one_failed"),
+            ],
+        ),
+        {"check": "failed", "after": "upstream_failed", "after_all_done": "success", "after_one_failed": "success"},
+        "failed",
+        instances={"check": {0: "success", 1: "failed", 2: "success"}},
+    ),
+    Case(
+        "map_retries",
+        pipeline(
+            "map_retries",
+            [
+                py("flaky", "flaky_on", kwargs={"flaky": 2}, map={"x": [1, 2, 3]}, retries=1, retry_delay="1s"),
+                py("doomed", "fail_on", kwargs={"bad": 1}, map={"x": [1, 2]}, retries=1, retry_delay="1s"),
+                py(
+                    "after",
+                    "expect",
+                    ("flaky", "doomed"),
+                    kwargs={"value": result("flaky"), "expected": [1, 2, 3]},
+                    trigger_rule="all_done",
+                ),
+            ],
+        ),
+        {"flaky": "success", "doomed": "failed", "after": "success"},
+        "success",
+        instances={"flaky": {0: "success", 1: "success", 2: "success"}, "doomed": {0: "failed", 1: "success"}},
+        instance_attempts={"flaky": {0: 1, 1: 2, 2: 1}, "doomed": {0: 2, 1: 1}},
+    ),
+    Case(
+        "map_before_branch",
+        pipeline(
+            "map_before_branch",
+            [
+                py("square", "square", map={"x": [1, 2, 3]}),
+                {
+                    "id": "pick",
+                    "action": {
+                        "kind": "branch",
+                        "callable": "tests.conformance.callables:pick_by_total",
+                        "kwargs": {"values": result("square")},
+                    },
+                },
+                sh("big", "true", ("pick",)),
+                sh("small", "true", ("pick",)),
+            ],
+        ),
+        {"square": "success", "pick": "success", "big": "success", "small": "skipped"},
+        "success",
+        instances={"square": {0: "success", 1: "success", 2: "success"}},
+    ),
+    Case(
+        "result_refused",
+        pipeline(
+            "result_refused",
+            [
+                py("big", "too_big"),
+                py("after_big", "expect", kwargs={"value": result("big"), "expected": None}, trigger_rule="all_done"),
+                py("five", "not_a_list"),
+                py("mapped", "square", map={"x": result("five")}),
+            ],
+        ),
+        {"big": "failed", "after_big": "success", "five": "failed", "mapped": "upstream_failed"},
+        "failed",
     ),
 ]
 

@@ -26,3 +26,9 @@ def test_final_task_and_run_states(case: Case, backend: str, conformance_results
     assert str(result.state) == case.run_state, f"{backend}: run state differs for {case.name}"
     for task_id, attempts in case.attempts.items():
         assert result.tasks[task_id].attempts == attempts, f"{backend}: attempts of {task_id} in {case.name}"
+    instances = result.instance_states()
+    for task_id, expected in case.instances.items():
+        assert instances.get(task_id) == expected, f"{backend}: mapped instances of {task_id} in {case.name}"
+    for task_id, expected_attempts in case.instance_attempts.items():
+        seen = {i: r.attempts for i, r in (result.tasks[task_id].instances or {}).items()}
+        assert seen == expected_attempts, f"{backend}: attempts per map index of {task_id} in {case.name}"
