@@ -11,6 +11,10 @@ skipped, plus the branch targets and an error message). Semantics follow Airflow
 * sql: the rendered statements run in one transaction on the named connection (``meta.execution.connections``).
 * op: ``meta.plugins.manager.get_op(name).run(OpContext, **with)``.
 * airflow_operator: only the airflow backend runs it; elsewhere the attempt fails saying so.
+
+Results (``meta.semantics.results``): a successful python task's return value, or a shell task's last line of output
+(BashOperator's XCom), checked by ``meta.execution.results.checked_result``, is the attempt's ``result``. The
+executor passes the results a task refers to as ``inputs`` and, for one instance of a mapped task, its mapped kwargs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -33,7 +38,9 @@ from typing import Any, TextIO, assert_never
 
 from meta.execution.callables import call_kwargs, resolve_callable
 from meta.execution.capture import capture_stdout
-from meta.semantics.context import RunContext, render, render_value
+from meta.execution.results import ResultRefused, checked_result
+from meta.semantics.context import RunContext, render
+from meta.semantics.results import UNMAPPED, mappable_problem, mapped_sources, render_with_results, template_tasks
 from meta.spec.errors import MetaError, TaskSkipped
 from meta.spec.model import (
     AirflowOperatorAction,
@@ -86,32 +93,58 @@ class AttemptResult:
     state: TaskState  # SUCCESS, FAILED or SKIPPED
     follow: tuple[str, ...] | None = None  # branch tasks only: the downstream task ids to follow
     error: str | None = None
+    result: Any = None  # the checked JSON result (python / shell tasks that succeeded)
+    has_result: bool = False  # a python task returning None has no result (Airflow pushes no XCom)
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """What an attempt receives from the rest of the run: the results it refers to (task id -> value, a list for a
+    mapped task) and, for an instance of a mapped task, its map index and mapped kwargs."""
+
+    results: dict[str, Any]
+    map_index: int = UNMAPPED
+    mapped_kwargs: dict[str, Any] | None = None
+
+
+NO_INPUTS = TaskInputs({})
 
 
 def execute_task(
-    pipeline: Pipeline, task: Task, ctx: RunContext, try_number: int = 1, log_path: Path | None = None
+    pipeline: Pipeline,
+    task: Task,
+    ctx: RunContext,
+    try_number: int = 1,
+    log_path: Path | None = None,
+    inputs: TaskInputs = NO_INPUTS,
 ) -> AttemptResult:
     """Run one attempt of ``task``; output and the outcome go to ``log_path`` (stdout when None)."""
     settings = pipeline.settings_for(task)
     timeout = settings.timeout.total_seconds() if settings.timeout is not None else None
     variables = task_variables(task, ctx, try_number)
+    if inputs.results:
+        variables["tasks"] = template_tasks(inputs.results)
     log: TextIO
     if log_path is not None:
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(log_path, "a", buffering=1, encoding="utf-8")
+            log = open(log_path, "a+", buffering=1, encoding="utf-8")
         except OSError as exc:
             return AttemptResult(TaskState.FAILED, error=f"cannot write the attempt log {log_path}: {exc}")
     else:
         log = sys.stdout
     started = time.monotonic()
     try:
+        where = f" map_index={inputs.map_index}" if inputs.map_index != UNMAPPED else ""
         log.write(
-            f"[{_now()}] pipeline={pipeline.id} task={task.id} run_id={ctx.run_id} try={try_number} kind={task.kind}\n"
+            f"[{_now()}] pipeline={pipeline.id} task={task.id}{where} run_id={ctx.run_id} try={try_number} "
+            f"kind={task.kind}\n"
         )
-        result = _dispatch(pipeline, task, ctx, try_number, variables, timeout, log)
+        result = _dispatch(pipeline, task, ctx, try_number, variables, timeout, log, inputs)
+        if result.has_result:
+            result = _checked(pipeline, task, result)
         if result.error:  # a resolved secret must never reach a log, the history or the terminal
-            result = AttemptResult(result.state, result.follow, redact(result.error))
+            result = AttemptResult(result.state, result.follow, redact(result.error), result.result, result.has_result)
         log.write(
             f"[{_now()}] {result.state}"
             + (f": {result.error}" if result.error else "")
@@ -122,6 +155,21 @@ def execute_task(
     finally:
         if log is not sys.stdout:
             log.close()
+
+
+def _checked(pipeline: Pipeline, task: Task, result: AttemptResult) -> AttemptResult:
+    """The attempt fails when its result cannot be kept, or cannot be mapped over by the task that maps over it
+    (as Airflow fails the unmapped task that pushes such an XCom; a mapped task's results are mapped over as the
+    list of them)."""
+    try:
+        value = checked_result(task.id, result.result)
+    except ResultRefused as exc:
+        return AttemptResult(TaskState.FAILED, error=str(exc))
+    if not task.mapped and task.id in mapped_sources(pipeline):
+        problem = mappable_problem(value)
+        if problem:
+            return AttemptResult(TaskState.FAILED, error=f"task {task.id!r} {problem}")
+    return AttemptResult(result.state, result.follow, result.error, value, True)
 
 
 def task_variables(task: Task, ctx: RunContext, try_number: int) -> dict[str, Any]:
@@ -161,6 +209,7 @@ def _dispatch(
     variables: dict[str, Any],
     timeout: float | None,
     log: TextIO,
+    inputs: TaskInputs,
 ) -> AttemptResult:
     # Exhaustive over meta.spec.model.Action: a new task kind fails mypy here (assert_never) until it is handled.
     action = task.action
@@ -168,7 +217,7 @@ def _dispatch(
         case NoopAction():
             return AttemptResult(TaskState.SUCCESS)
         case ShellAction():
-            return _run_shell(action, task, ctx, try_number, variables, timeout, log)
+            return _run_shell(action, task, ctx, try_number, variables, timeout, log, inputs)
         case AirflowOperatorAction():
             return AttemptResult(
                 TaskState.FAILED,
@@ -180,7 +229,9 @@ def _dispatch(
                 func = resolve_callable(action.callable)
             except Exception as exc:  # import problems are the task's failure, reported clearly
                 return AttemptResult(TaskState.FAILED, error=f"cannot import {action.callable!r}: {exc}")
-            kwargs = render_value(dict(action.kwargs), variables)
+            kwargs = render_with_results(dict(action.kwargs), variables, inputs.results)
+            if inputs.mapped_kwargs:
+                kwargs.update(inputs.mapped_kwargs)
             allowed = pipeline.downstream_of(task.id) if isinstance(action, BranchAction) else None
             target = action.callable
 
@@ -194,7 +245,7 @@ def _dispatch(
             return _in_process_or_child(call, task, ctx, try_number, timeout, log)
         case SqlAction():
             statement = render(action.statement, variables)
-            parameters = render_value(dict(action.parameters), variables)
+            parameters = render_with_results(dict(action.parameters), variables, inputs.results)
             conn = action.conn
 
             def query() -> AttemptResult:
@@ -210,7 +261,7 @@ def _dispatch(
             return _in_process_or_child(_guard(query), task, ctx, try_number, timeout, log)
         case OpAction():
             return _in_process_or_child(
-                _guard(_op_work(action, task, ctx, try_number, variables)), task, ctx, try_number, timeout, log
+                _guard(_op_work(action, task, ctx, try_number, variables, inputs)), task, ctx, try_number, timeout, log
             )
         case _:
             assert_never(action)
@@ -239,7 +290,7 @@ def _call_python(
         text = repr(value)
         print(f"returned: {text if len(text) <= 500 else text[:497] + '...'}")
     if allowed_follow is None:
-        return AttemptResult(TaskState.SUCCESS)
+        return AttemptResult(TaskState.SUCCESS, result=value, has_result=value is not None)
     return _branch_result(value, allowed_follow, ref)
 
 
@@ -270,14 +321,14 @@ def _branch_result(value: Any, allowed: tuple[str, ...], ref: str) -> AttemptRes
 
 
 def _op_work(
-    action: OpAction, task: Task, ctx: RunContext, try_number: int, variables: dict[str, Any]
+    action: OpAction, task: Task, ctx: RunContext, try_number: int, variables: dict[str, Any], inputs: TaskInputs
 ) -> Callable[[], AttemptResult]:
     def work() -> AttemptResult:
         from meta.plugins.manager import get_op
         from meta.plugins.ops import OpContext
 
         op = get_op(action.op)
-        args = render_value(dict(action.with_), variables)
+        args = render_with_results(dict(action.with_), variables, inputs.results)
         op.run(OpContext(run=ctx, task_id=task.id, try_number=try_number, log=_stdout_logger(task.id)), **args)
         return AttemptResult(TaskState.SUCCESS)
 
@@ -350,7 +401,21 @@ def _run_forked(work: Callable[[], AttemptResult], env: dict[str, str], timeout:
             sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
             os.environ.update(env)
             result = work()
-            payload = json.dumps({"state": str(result.state), "follow": result.follow, "error": result.error})
+            try:
+                shown = checked_result("", result.result) if result.has_result else None
+            except ResultRefused:  # refused again, with the task's name, by the parent (execute_task)
+                shown = None
+                result = AttemptResult(result.state, result.follow, result.error, _UNSENDABLE, True)
+            payload = json.dumps(
+                {
+                    "state": str(result.state),
+                    "follow": result.follow,
+                    "error": result.error,
+                    "result": shown,
+                    "has_result": result.has_result,
+                    "unsendable": result.result is _UNSENDABLE,
+                }
+            )
             os.write(write_fd, payload.encode())
             status = 0
         finally:
@@ -393,7 +458,18 @@ def _wait_forked(pid: int, read_fd: int, timeout: float) -> AttemptResult:
         return AttemptResult(TaskState.FAILED, error=f"the task process died without a result (wait status {status})")
     data = json.loads(b"".join(chunks))
     follow = tuple(data["follow"]) if data["follow"] is not None else None
-    return AttemptResult(TaskState(data["state"]), follow=follow, error=data["error"])
+    value = _UNSENDABLE if data.get("unsendable") else data.get("result")
+    return AttemptResult(TaskState(data["state"]), follow, data["error"], value, bool(data.get("has_result")))
+
+
+class _Unsendable:
+    """A result the forked child could not send as JSON; the parent's check refuses it with the task named."""
+
+    def __repr__(self) -> str:
+        return "<a value that is not JSON>"
+
+
+_UNSENDABLE = _Unsendable()
 
 
 def _fileno(stream: TextIO) -> int | None:
@@ -460,6 +536,20 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def _output_since(out: Any, start: int) -> str:
+    out.flush()
+    with open(out.fileno(), encoding="utf-8", errors="replace", closefd=False) as reader:
+        reader.seek(start)
+        return reader.read()
+
+
+def _last_line(output: str) -> str:
+    """BashOperator's result: the last line of the output (stderr included), trailing whitespace stripped; "" when
+    there is none."""
+    lines = output.splitlines()
+    return lines[-1].rstrip() if lines else ""
+
+
 def _seconds(value: float) -> str:
     return f"{value:g}s"
 
@@ -475,17 +565,21 @@ def _run_shell(
     variables: dict[str, Any],
     timeout: float | None,
     log: TextIO,
+    inputs: TaskInputs,
 ) -> AttemptResult:
     command = render(action.command, variables)
     try:
-        own_env = resolve_secrets(render_value(dict(action.env), variables))
+        own_env = resolve_secrets(render_with_results(dict(action.env), variables, inputs.results))
     except MetaError as exc:
         return AttemptResult(TaskState.FAILED, error=str(exc))
     env = {**os.environ, **ctx.env(task.id, try_number), **own_env}
     cwd = render(action.cwd, variables) if action.cwd else None
     log.write(f"$ {command}\n")
     log.flush()
-    out: Any = log if hasattr(log, "fileno") and log is not sys.stdout else None
+    # The command writes to the log file itself (or to a scratch file copied to the log afterwards), from this
+    # offset on: its last line is the task's result, as BashOperator pushes it.
+    out: Any = log if _fileno(log) is not None and log is not sys.stdout else tempfile.TemporaryFile("w+")
+    start = out.tell()
     try:
         proc = subprocess.Popen(
             ["bash", "-c", command],
@@ -493,7 +587,7 @@ def _run_shell(
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
-            stderr=subprocess.STDOUT if out is not None else None,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a timeout kills the whole tree
         )
     except OSError as exc:
@@ -508,8 +602,12 @@ def _run_shell(
         )
     finally:
         _track(proc.pid, False)
+        output = _output_since(out, start)
+        if out is not log:
+            log.write(output)
+            out.close()
     if code == 0:
-        return AttemptResult(TaskState.SUCCESS)
+        return AttemptResult(TaskState.SUCCESS, result=_last_line(output), has_result=True)
     if code == SKIP_EXIT_CODE:
         return AttemptResult(TaskState.SKIPPED, error=f"exit code {SKIP_EXIT_CODE}: skipped")
     return AttemptResult(TaskState.FAILED, error=f"command exited with code {code}")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meta.semantics.context import render
 from meta.spec.model import MAX_MAP_LENGTH, Pipeline, Task
 from meta.spec.references import whole_reference
 
@@ -74,10 +75,14 @@ def mappable_problem(value: Any) -> str | None:
     if value is None:
         return "returned nothing, but a downstream task maps over its result; expected a list"
     if not isinstance(value, list | tuple):
-        return f"returned a {type(value).__name__}, but a downstream task maps over its result; expected a list"
+        return f"returned {_a(type(value).__name__)}, but a downstream task maps over its result; expected a list"
     if len(value) > MAX_MAP_LENGTH:
         return f"returned {len(value)} elements to map over; at most {MAX_MAP_LENGTH} (Airflow's max_map_length)"
     return None
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def expand_map(task: Task, params: Mapping[str, Any], result_of: Callable[[str], Any]) -> list[dict[str, Any]]:
@@ -96,7 +101,7 @@ def expand_map(task: Task, params: Mapping[str, Any], result_of: Callable[[str],
         if values is None:
             raise ExpansionError(f"cannot expand map.{name}: {origin} has no value (did that task succeed?)")
         if not isinstance(values, list | tuple):
-            raise ExpansionError(f"cannot expand map.{name}: {origin} is a {type(values).__name__}; expected a list")
+            raise ExpansionError(f"cannot expand map.{name}: {origin} is {_a(type(values).__name__)}; expected a list")
         names.append(name)
         columns.append(list(values))
     combos = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*columns)]
@@ -118,6 +123,22 @@ def resolve_references(value: Any, inputs: Mapping[str, Any]) -> Any:
         return {k: resolve_references(v, inputs) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(resolve_references(v, inputs) for v in value)
+    return value
+
+
+def render_with_results(value: Any, variables: dict[str, Any], inputs: Mapping[str, Any]) -> Any:
+    """Render every string of a JSON-like value as a template, except that a whole ``"{{ tasks.X.result }}"`` is the
+    result itself. A result is never rendered again: text it holds (even ``{{ ... }}``) reaches the task as is,
+    like an XComArg in Airflow."""
+    if isinstance(value, str):
+        ref = whole_reference(value)
+        if ref is not None and ref.kind == "result" and ref.name in inputs:
+            return inputs[ref.name]
+        return render(value, variables)
+    if isinstance(value, dict):
+        return {k: render_with_results(v, variables, inputs) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(render_with_results(v, variables, inputs) for v in value)
     return value
 
 
