@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # How long a connection waits for another writer (SQLite's busy timeout), and how long setup keeps retrying.
@@ -22,8 +23,9 @@ _ready: set[Path] = set()
 _lock = threading.Lock()
 
 
-def ensure_ready(path: Path, schema: str) -> None:
-    """Create `path` with `schema` (idempotent DDL) in WAL mode, once per process; readers then never block writers."""
+def ensure_ready(path: Path, schema: str, upgrade: Callable[[sqlite3.Connection], None] | None = None) -> None:
+    """Create `path` with `schema` (idempotent DDL) in WAL mode, once per process; readers then never block writers.
+    ``upgrade`` brings a file written by an older version into the current shape first (it must be idempotent)."""
     key = path.resolve()
     with _lock:
         if key in _ready and path.exists():
@@ -36,6 +38,8 @@ def ensure_ready(path: Path, schema: str) -> None:
                 try:
                     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                         conn.execute("PRAGMA journal_mode=WAL")
+                    if upgrade is not None:
+                        upgrade(conn)
                     conn.executescript(schema)
                     break
                 except sqlite3.OperationalError as exc:

@@ -90,11 +90,12 @@ class LocalObserver:
         ]
         tried = set()
         for attempt in run["attempts"]:
-            tried.add(attempt["task_id"])
+            tried.add((attempt["task_id"], attempt["map_index"]))
             events.append(
                 RunEvent(
                     kind=EventKind.TASK_ATTEMPT,
                     task_id=attempt["task_id"],
+                    map_index=attempt["map_index"],
                     try_number=attempt["try_number"],
                     state=_state(attempt["state"]),
                     raw_state=attempt["state"],
@@ -104,11 +105,12 @@ class LocalObserver:
                 )
             )
         for task in run["task_instances"]:
-            if task["task_id"] not in tried:  # decided without running: skipped / upstream_failed
+            if (task["task_id"], task["map_index"]) not in tried:  # decided without running: skipped, ...
                 events.append(
                     RunEvent(
                         kind=EventKind.TASK_ATTEMPT,
                         task_id=task["task_id"],
+                        map_index=task["map_index"],
                         try_number=0,
                         state=_state(task["state"]),
                         raw_state=task["state"],
