@@ -25,4 +25,4 @@ def airflow_conformance_results(airflow_server) -> dict[str, RunResult]:
             run_id = f"conformance_{uuid.uuid4().hex[:12]}"
             trigger(client, case.pipeline, case.params, run_id)
             runs[case.id] = run_id
-        return wait_for_runs(client, runs, timeout=400)
+        return wait_for_runs(client, runs, timeout=400, pipelines={c.id: c.pipeline for c in CASES})

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from meta import Pipeline, write_generated
-from meta_airflow.plan import Call, DagPlan, Ref, plan
+from meta_airflow.plan import Call, DagPlan, Output, Ref, TaskPlan, plan
 
 LINE = 120
 INDENT = "    "
@@ -41,10 +41,18 @@ def string_literal(s: str) -> str:
     return quote + "".join(out) + quote
 
 
+class Link:
+    """One call of a method chain, ``.name(k=v, ...)`` (a mapped task's ``.partial()`` and ``.expand()``)."""
+
+    def __init__(self, name: str, kwargs: tuple[tuple[str, Any], ...]):
+        self.name, self.kwargs = name, kwargs
+
+
 class Renderer:
     def __init__(self) -> None:
         self.imports: dict[str, str] = {}  # 'module:Name' -> name used in code
         self.taken: set[str] = set()
+        self.outputs: dict[str, str] = {}  # task id -> the expression of its result (``extract.output``)
 
     # -- names ------------------------------------------------------------------------------------
 
@@ -108,6 +116,10 @@ class Renderer:
             return f"{self.name_for(value.path)}({', '.join(parts)})"
         if isinstance(value, Ref):
             return self.name_for(value.path)
+        if isinstance(value, Output):
+            return self.outputs[value.task_id]
+        if isinstance(value, Link):
+            return f".{value.name}({', '.join(f'{k}={self.flat(v)}' for k, v in value.kwargs)})"
         if isinstance(value, str):
             return string_literal(value)
         if isinstance(value, dict):
@@ -127,6 +139,8 @@ class Renderer:
         if isinstance(value, Call):
             items = [("", a) for a in value.args] + [(f"{k}=", v) for k, v in value.kwargs]
             return f"{self.name_for(value.path)}(", ")", items
+        if isinstance(value, Link) and value.kwargs:
+            return f".{value.name}(", ")", [(f"{k}=", v) for k, v in value.kwargs]
         if isinstance(value, dict) and value:
             return "{", "}", [(f"{self.flat(k)}: ", v) for k, v in value.items()]
         if isinstance(value, list) and value:
@@ -149,6 +163,25 @@ class Renderer:
             lines.append(f"{inner}{prefix}{text},")
         lines.append(INDENT * indent + closer)
         return "\n".join(lines)
+
+    def task(self, t: TaskPlan, lead: str) -> str:
+        """The statement ``<lead><operator>(...)``; a mapped task's TaskFlow chain ends in ``.expand(...)``, laid out
+        as ruff does: on one line when it fits, else a split first call followed by ``.expand(...)`` or, with
+        ``.partial(...)`` too, one call per line inside parentheses."""
+        call = Call(t.operator, args=t.args, kwargs=(("task_id", t.task_id), *t.kwargs))
+        if not t.mapped:
+            return lead + self.render(call, 1, len(lead), 0)
+        links = ([Link("partial", t.partial)] if t.partial else []) + [Link("expand", t.expand)]
+        flat = lead + self.flat(call) + "".join(self.flat(link) for link in links)
+        if len(flat) <= LINE:
+            return flat
+        if len(links) == 1:
+            head = self.render(call, 1, len(lead), 0, force=True)
+            return lead + head + self.render(links[0], 1, len(INDENT) + 1, 0)
+        inner = INDENT * 2
+        lines = [lead + "(", inner + self.render(call, 2, len(inner), 0)]
+        lines += [inner + self.render(link, 2, len(inner), 0) for link in links]
+        return "\n".join([*lines, INDENT + ")"])
 
 
 def variable_names(task_ids: Sequence[str], reserved: set[str]) -> dict[str, str]:
@@ -176,10 +209,10 @@ def render_plan(dag_plan: DagPlan, sources: Sequence[str] = ()) -> str:
     for t in dag_plan.tasks:  # register operator imports before naming variables, so names never clash
         r.name_for(t.operator)
     names = variable_names([t.task_id for t in dag_plan.tasks], r.taken)
+    # A mapped task's variable is the XComArg its .expand() returns; any other task's result is its .output.
+    r.outputs = {t.task_id: names[t.task_id] + ("" if t.mapped else ".output") for t in dag_plan.tasks}
     for t in dag_plan.tasks:
-        call = Call(t.operator, kwargs=(("task_id", t.task_id), *t.kwargs))
-        lead = f"{INDENT}{names[t.task_id]} = "
-        body.append(lead + r.render(call, 1, len(lead), 0))
+        body.append(r.task(t, f"{INDENT}{names[t.task_id]} = "))
     upstream: dict[str, list[str]] = {}
     for up, down in dag_plan.edges:
         upstream.setdefault(down, []).append(up)

@@ -1,9 +1,10 @@
 """``python -m meta_airflow.dagtest REQUEST.json``: one pipeline run through Airflow's own ``dag.test()``.
 
 Runs in a child process because Airflow reads AIRFLOW_HOME when it is first imported; the parent (run.py) sets up a
-throwaway AIRFLOW_HOME with a migrated database and the loader in its dags folder. Prints the RunResult JSON as the
-last stdout line. Airflow 3.3.2's dag.test() raises after the run on DAGs with ``deadline=``: the run and its task
-states are already stored by then, so the states are read from the database either way.
+throwaway AIRFLOW_HOME with a migrated database and the loader in its dags folder. Prints the run's state and its
+task instances (a mapped task's one per map index) as JSON on the last stdout line. Airflow 3.3.2's dag.test()
+raises after the run on DAGs with ``deadline=``: the run and its task states are already stored by then, so the
+states are read from the database either way.
 """
 
 from __future__ import annotations
@@ -40,11 +41,16 @@ def main(request_path: str) -> int:
             print(f"dag.test() created no run for {dag_id!r}", file=sys.stderr)
             return 3
         dr = runs[0]
-        tasks = {
-            ti.task_id: {"state": ti.state and str(ti.state), "attempts": ti.try_number or 0}
+        task_instances = [
+            {
+                "task_id": ti.task_id,
+                "map_index": ti.map_index,
+                "state": ti.state and str(ti.state),
+                "try_number": ti.try_number,
+            }
             for ti in dr.get_task_instances(session=session)
-        }
-        out = {"run_id": dr.run_id, "state": str(dr.state), "tasks": tasks}
+        ]
+        out = {"run_id": dr.run_id, "state": str(dr.state), "task_instances": task_instances}
     print(RESULT_MARK + json.dumps(out), flush=True)
     return 0
 

@@ -2,8 +2,15 @@
 
 Both deployment modes render the *same* plan: ``build.py`` instantiates it into ``airflow.sdk`` objects at parse
 time, ``codegen.py`` prints it as Python source. So the loader and the generated files cannot drift apart.
-Values in a plan are JSON-like literals, ``Call`` (instantiate a class / call a function) or ``Ref`` (an imported
-name). Nothing here imports Airflow, which keeps planning cheap for the loader.
+Values in a plan are JSON-like literals, ``Call`` (instantiate a class / call a function), ``Ref`` (an imported
+name) or ``Output`` (another task's result: its operator's XComArg). Nothing here imports Airflow, which keeps
+planning cheap for the loader.
+
+Results and mapping (``{{ tasks.X.result }}``, ``Task.map``): a string that is exactly one reference becomes the
+upstream operator's ``.output`` (an XComArg, resolved by Airflow when the task renders its fields, so any JSON
+type passes); a reference inside longer text becomes Jinja pulling the XCom (``ti.xcom_pull(task_ids='X')``). A
+mapped python task is a TaskFlow task over ``meta_airflow.runtime.mapped_python``:
+``task(...).partial(**kwargs).expand(**map)``, Airflow's own cross product.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from meta import (
     TriggerRule,
     daily_tick,
     has_reference,
+    mapped_sources,
+    replace_results,
+    topological_order,
+    whole_reference,
 )
 from meta_airflow.typed_args import ISO_TYPES
 
@@ -37,6 +48,7 @@ PYTHON = "airflow.providers.standard.operators.python:PythonOperator"
 BRANCH = "airflow.providers.standard.operators.python:BranchPythonOperator"
 EMPTY = "airflow.providers.standard.operators.empty:EmptyOperator"
 SQL = "airflow.providers.common.sql.operators.sql:SQLExecuteQueryOperator"
+TASKFLOW = "airflow.sdk:task"
 
 
 @dataclass(frozen=True)
@@ -64,10 +76,25 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Output:
+    """The result of the task ``task_id`` of the same DAG: its operator's ``.output`` (Airflow's XComArg)."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
 class TaskPlan:
     task_id: str
-    operator: str  # 'module:Class'
+    operator: str  # 'module:Class' (or TASKFLOW for a mapped task: 'airflow.sdk:task')
     kwargs: tuple[tuple[str, Any], ...]
+    args: tuple[Any, ...] = ()  # positional arguments of ``operator`` (TaskFlow's python_callable)
+    # A mapped task: ``operator(*args, task_id=..., **kwargs).partial(**partial).expand(**expand)``.
+    partial: tuple[tuple[str, Any], ...] = ()
+    expand: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def mapped(self) -> bool:
+        return bool(self.expand)
 
 
 @dataclass(frozen=True)
@@ -154,6 +181,31 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                 f"Airflow refuses a schedule when a param has no default ({', '.join(required)}); give them defaults",
             )
         )
+    for task in pipeline.tasks:
+        for name, source in task.map.items():
+            ref = whole_reference(source)
+            if ref is not None and ref.kind == "param":
+                out.append(
+                    CompileError(
+                        TARGET,
+                        pipeline.id,
+                        f"mapping over a param (map.{name}: '{source}')",
+                        "Airflow's expand() takes a list or an upstream task's result, not a DAG param; add a python "
+                        f"task that returns the param (kwargs: {{value: '{source}'}}) and map over its result "
+                        f"(map: {{{name}: '{{{{ tasks.<that task>.result }}}}'}})",
+                        task=task.id,
+                    )
+                )
+            elif ref is not None and task.trigger_rule == TriggerRule.ALWAYS:
+                out.append(
+                    CompileError(
+                        TARGET,
+                        pipeline.id,
+                        "trigger_rule always on a task mapped over a result",
+                        "Airflow refuses expand() over an upstream result with trigger rule 'always'; use all_done",
+                        task=task.id,
+                    )
+                )
     # SLAs: what Airflow enforces itself is in native_sla (Deadline Alerts); the shared check (Target.check) refuses
     # the rest unless a workspace's control plane watches the pipeline on an airflow backend.
     return out
@@ -246,30 +298,85 @@ def bash_command(command: str) -> str:
     return command + " " if command.rstrip().endswith((".sh", ".bash")) else command
 
 
-def action_plan(pipeline: Pipeline, task: Task) -> tuple[str, list[tuple[str, Any]]]:
+# -------------------------------------------------------------------------------------------- results
+
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def result_jinja(task_id: str, mapped: bool) -> str:
+    """The Jinja expression that reads ``task_id``'s result in an Airflow template (meta's ``tasks.X.result``).
+
+    ``ti.xcom_pull(task_ids='X')`` gives the one XCom of an unmapped task (None when it pushed none). For a mapped
+    task Airflow 3.3.2 gives a bare value when exactly one instance pushed one, so the id goes in a list (always a
+    list back, ``[None]`` when no instance pushed one: dropped): the list of the instances' results in map-index
+    order, which is what meta renders (``[1, 4, 9]``).
+    """
+    if mapped:
+        return f"(ti.xcom_pull(task_ids=[{task_id!r}]) | reject('none') | list)"
+    return f"ti.xcom_pull(task_ids={task_id!r})"
+
+
+@dataclass(frozen=True)
+class Results:
+    """Turns meta's result references into Airflow: whole references into ``Output`` (XComArg), references inside
+    template text into ``ti.xcom_pull`` Jinja. Text outside ``{{ }}``/``{% %}`` is never touched."""
+
+    mapped: frozenset[str]  # mapped tasks (their result is the list of their instances' results)
+    sources: frozenset[str]  # tasks some task maps over (their result must be a list)
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> Results:
+        return cls(frozenset(t.id for t in pipeline.tasks if t.mapped), mapped_sources(pipeline))
+
+    def text(self, text: str) -> str:
+        if "tasks" not in text or "{" not in text:
+            return text
+        return _JINJA.sub(
+            lambda m: replace_results(m.group(0), lambda tid: result_jinja(tid, tid in self.mapped)), text
+        )
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with each string that is exactly one result reference replaced by its ``Output``."""
+        if isinstance(value, str):
+            ref = whole_reference(value)
+            if ref is not None and ref.kind == "result":
+                return Output(ref.name)
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+
+def action_plan(pipeline: Pipeline, task: Task, results: Results | None = None) -> tuple[str, list[tuple[str, Any]]]:
     a = task.action
+    r = results or Results.of(pipeline)
     if a.kind == "shell":
-        kw: list[tuple[str, Any]] = [("bash_command", bash_command(a.command))]
+        kw: list[tuple[str, Any]] = [("bash_command", bash_command(r.text(a.command)))]
         if a.env:  # the META_* variables come from default_args; a task's own env replaces them, so repeat them
-            kw.append(("env", {**shell_env(pipeline), **a.env}))
+            kw.append(("env", {**shell_env(pipeline), **r.value(dict(a.env))}))
         if a.cwd is not None:
-            kw.append(("cwd", a.cwd))
+            kw.append(("cwd", r.text(a.cwd)))
         return (BASH_WITH_SECRETS if has_reference(a.env) else BASH), kw
     if a.kind == "python":
-        op_kwargs = {"target": a.callable, "kwargs": dict(a.kwargs)}
+        op_kwargs: dict[str, Any] = {"target": a.callable, "kwargs": r.value(dict(a.kwargs))}
+        if task.id in r.sources:
+            # Its result must be a list: checked with meta's message before Airflow's UnmappableXComTypePushed.
+            op_kwargs["map_source"] = True
         return PYTHON, [("python_callable", Ref(f"{RUNTIME}:call_python")), ("op_kwargs", op_kwargs)]
     if a.kind == "branch":
-        op_kwargs = {"target": a.callable, "kwargs": dict(a.kwargs)}
+        op_kwargs = {"target": a.callable, "kwargs": r.value(dict(a.kwargs))}
         return BRANCH, [("python_callable", Ref(f"{RUNTIME}:call_branch")), ("op_kwargs", op_kwargs)]
     if a.kind == "noop":
         return EMPTY, []
     if a.kind == "sql":
-        kw = [("conn_id", a.conn), ("sql", a.statement)]
+        kw = [("conn_id", a.conn), ("sql", r.text(a.statement))]
         if a.parameters:
-            kw.append(("parameters", dict(a.parameters)))
+            kw.append(("parameters", r.value(dict(a.parameters))))
         return SQL, kw
     if a.kind == "op":
-        op_kwargs = {"op": a.op, "with_args": dict(a.with_)}
+        op_kwargs = {"op": a.op, "with_args": r.value(dict(a.with_))}
         return PYTHON, [("python_callable", Ref(f"{RUNTIME}:run_op")), ("op_kwargs", op_kwargs)]
     if a.kind == "airflow_operator":
         module, _, cls = a.operator.rpartition(".")
@@ -302,9 +409,33 @@ def _rule(rule: TriggerRule) -> str:
     return str(rule.value)
 
 
-def task_plan(pipeline: Pipeline, task: Task) -> TaskPlan:
-    operator, kw = action_plan(pipeline, task)
-    kw += retry_kwargs(task)
+def task_plan(pipeline: Pipeline, task: Task, results: Results | None = None) -> TaskPlan:
+    r = results or Results.of(pipeline)
+    if task.mapped:
+        return mapped_task_plan(pipeline, task, r)
+    operator, kw = action_plan(pipeline, task, r)
+    return TaskPlan(task.id, operator, tuple(kw + task_kwargs(task)))
+
+
+def mapped_task_plan(pipeline: Pipeline, task: Task, results: Results) -> TaskPlan:
+    """A mapped python task: ``task(mapped_python(target, names), ...).partial(**kwargs).expand(**map)``.
+
+    A classic PythonOperator can expand only its own arguments (``op_kwargs`` is one), so the task is a TaskFlow
+    task whose function takes the callable's kwargs by name: Airflow then builds the cross product of ``map``
+    itself (last name varying fastest) and counts, retries and shows each instance.
+    """
+    a = task.action
+    names = [*a.kwargs, *task.map]  # type: ignore[union-attr]  # the model allows map on python tasks only
+    function = Call(f"{RUNTIME}:mapped_python", args=(a.callable, names))  # type: ignore[union-attr]
+    partial = tuple((k, results.value(v)) for k, v in a.kwargs.items())  # type: ignore[union-attr]
+    expand = tuple((k, results.value(v) if isinstance(v, str) else list(v)) for k, v in task.map.items())
+    kw: list[tuple[str, Any]] = [("multiple_outputs", False), *task_kwargs(task)]
+    return TaskPlan(task.id, TASKFLOW, tuple(kw), args=(function,), partial=partial, expand=expand)
+
+
+def task_kwargs(task: Task) -> list[tuple[str, Any]]:
+    """The operator arguments every kind of task may have (retries, limits, assets, params, doc)."""
+    kw = retry_kwargs(task)
     if task.max_active is not None:
         kw.append(("max_active_tis_per_dag", task.max_active))
     if task.inputs:
@@ -315,7 +446,7 @@ def task_plan(pipeline: Pipeline, task: Task) -> TaskPlan:
         kw.append(("params", dict(task.params)))
     if task.description is not None:
         kw.append(("doc", task.description))
-    return TaskPlan(task.id, operator, tuple(kw))
+    return kw
 
 
 # -------------------------------------------------------------------------------------------- DAG
@@ -429,6 +560,11 @@ def param_value(param: Any) -> Call:
 
 def plan(pipeline: Pipeline) -> DagPlan:
     ensure_supported(pipeline)
-    tasks = tuple(task_plan(pipeline, t) for t in pipeline.tasks)
-    edges = tuple((up, t.id) for t in pipeline.tasks for up in t.upstream)
+    results = Results.of(pipeline)
+    # Topological order: a task's arguments may name an upstream operator's output (a reference may point to a
+    # task listed later in the spec); stable, so a spec listed upstream-first keeps its order.
+    by_id = {t.id: t for t in pipeline.tasks}
+    order = topological_order({t.id: list(t.upstream) for t in pipeline.tasks})
+    tasks = tuple(task_plan(pipeline, by_id[tid], results) for tid in order)
+    edges = tuple((up, by_id[tid].id) for tid in order for up in by_id[tid].upstream)
     return DagPlan(pipeline.id, tuple(dag_kwargs(pipeline)), tasks, edges)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from meta import Pipeline, RunResult, RunState, TaskResult, TaskState
+from meta import UNMAPPED, Pipeline, RunResult, RunState, TaskResult, TaskState
 from meta_airflow.client import AirflowClient
 
 FINISHED_RUN_STATES = {"success", "failed"}
@@ -89,10 +89,39 @@ def task_state(value: str | None) -> TaskState:
     return TaskState(value)
 
 
-def read_result(client: AirflowClient, pipeline_id: str, run_id: str) -> RunResult:
+def mapped_tasks(pipeline: Pipeline) -> frozenset[str]:
+    """The tasks of ``pipeline`` Airflow expands into instances (one task instance per map index)."""
+    return frozenset(t.id for t in pipeline.tasks if t.mapped)
+
+
+def task_results(tis: Iterable[Mapping[str, Any]], mapped: Collection[str] = ()) -> dict[str, TaskResult]:
+    """meta's task results from Airflow task instances (``task_id``, ``map_index``, ``state``, ``try_number``).
+
+    A mapped task gets its instances by map index; one that never expanded (a single instance with map index -1:
+    skipped for an empty list, upstream_failed, or decided before it could expand) gets ``instances={}``.
+    """
+    by_task: dict[str, dict[int, TaskResult]] = {}
+    for ti in tis:
+        index = ti.get("map_index")
+        result = TaskResult(task_state(ti.get("state")), int(ti.get("try_number") or 0))
+        by_task.setdefault(ti["task_id"], {})[UNMAPPED if index is None else int(index)] = result
+    out: dict[str, TaskResult] = {}
+    for task_id, instances in by_task.items():
+        expanded = {i: r for i, r in instances.items() if i != UNMAPPED}
+        if task_id not in mapped:
+            out[task_id] = instances.get(UNMAPPED) or next(iter(instances.values()))
+        elif expanded:
+            out[task_id] = TaskResult.mapped(expanded)
+        else:
+            unexpanded = instances[UNMAPPED]
+            out[task_id] = TaskResult(unexpanded.state, unexpanded.attempts, instances={})
+    return out
+
+
+def read_result(client: AirflowClient, pipeline_id: str, run_id: str, mapped: Collection[str] = ()) -> RunResult:
+    """The run's result; ``mapped`` names the pipeline's mapped tasks (``mapped_tasks``), reported by instance."""
     run = client.dag_run(pipeline_id, run_id)
-    tis = client.task_instances(pipeline_id, run_id)
-    tasks = {ti["task_id"]: TaskResult(task_state(ti["state"]), int(ti.get("try_number") or 0)) for ti in tis}
+    tasks = task_results(client.task_instances(pipeline_id, run_id), mapped)
     state = run["state"]
     return RunResult(
         pipeline=pipeline_id,
@@ -108,15 +137,19 @@ def wait_for_runs(
     runs: dict[str, str],
     timeout: float = 600,
     progress: Callable[[str], None] | None = None,
+    pipelines: Mapping[str, Pipeline] | None = None,
 ) -> dict[str, RunResult]:
-    """Poll ``{pipeline_id: run_id}`` until every run has finished; returns their results."""
+    """Poll ``{pipeline_id: run_id}`` until every run has finished; returns their results (mapped tasks of the
+    given ``pipelines`` by instance)."""
     deadline = time.monotonic() + timeout
     pending = dict(runs)
     done: dict[str, RunResult] = {}
     while pending:
         for pipeline_id, run_id in list(pending.items()):
             if client.dag_run(pipeline_id, run_id)["state"] in FINISHED_RUN_STATES:
-                done[pipeline_id] = read_result(client, pipeline_id, run_id)
+                pipeline = (pipelines or {}).get(pipeline_id)
+                mapped = mapped_tasks(pipeline) if pipeline is not None else frozenset()
+                done[pipeline_id] = read_result(client, pipeline_id, run_id, mapped)
                 del pending[pipeline_id]
                 if progress:
                     progress(f"{pipeline_id} {done[pipeline_id].state}")

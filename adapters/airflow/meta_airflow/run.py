@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from meta import MetaError, Pipeline, ProgressCallback, RunRequest, RunResult, RunState, TaskResult, run_state
+from meta import MetaError, Pipeline, ProgressCallback, RunRequest, RunResult, RunState, run_state
 
 
 def run_pipeline(pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None = None) -> RunResult:
@@ -55,7 +55,8 @@ def run_remote(pipeline: Pipeline, request: RunRequest, progress: ProgressCallba
         trigger(client, pipeline, request.params, run_id, request.logical_date)
         if progress:
             progress(f"triggered {pipeline.id} run {run_id} on {url}")
-        return wait_for_runs(client, {pipeline.id: run_id}, timeout=24 * 3600, progress=progress)[pipeline.id]
+        runs = {pipeline.id: run_id}
+        return wait_for_runs(client, runs, 24 * 3600, progress, {pipeline.id: pipeline})[pipeline.id]
 
 
 _HOME: Path | None = None
@@ -105,7 +106,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def run_dag_test(pipeline: Pipeline, request: RunRequest, progress: ProgressCallback | None) -> RunResult:
     from meta_airflow.dagtest import RESULT_MARK
-    from meta_airflow.remote import task_state, write_spec
+    from meta_airflow.remote import mapped_tasks, task_results, write_spec
 
     home = throwaway_home()
     for old in (home / "specs").glob("*.json"):
@@ -134,7 +135,7 @@ def run_dag_test(pipeline: Pipeline, request: RunRequest, progress: ProgressCall
             + (proc.stderr or proc.stdout)[-3000:]
         )
     data = json.loads(lines[-1][len(RESULT_MARK) :])
-    tasks = {tid: TaskResult(task_state(t["state"]), int(t["attempts"])) for tid, t in data["tasks"].items()}
+    tasks = task_results(data["task_instances"], mapped_tasks(pipeline))
     state = data["state"]
     if state not in (RunState.SUCCESS, RunState.FAILED):
         # dag.test() of Airflow 3.3.2 raises on DAGs with deadline= before it stores the final run state; every
