@@ -10,6 +10,22 @@ for country in ("CH", "DE"):
         extract >> load
 ```
 
+Results pass between tasks as values: a task made by the DSL stands for its result wherever a value goes
+(``python_task("load", load, kwargs={"rows": extract})``), and ``@task`` functions read like the code they run,
+Airflow's TaskFlow style, with Airflow's ``partial``/``expand`` for dynamic mapping::
+
+    @task
+    def extract() -> list[int]: ...
+    @task
+    def square(x: int, power: int) -> int: ...
+    @task
+    def total(values: list[int]) -> int: ...
+
+    with pipeline("numbers"):
+        total(square.partial(power=2).expand(x=extract()))
+
+Outside a ``with pipeline(...)`` block a ``@task`` function is the plain function (tests call it directly).
+
 Every keyword is the YAML key of the same name (``schedule="every 15m"``, ``params={"country": "CH"}``), and the
 result goes through the same translation and checks as YAML (``meta.authoring.build``), so both forms accept and
 refuse the same things. Problems point at the file:line of the call that introduced them. A ``.py`` spec file exposes
@@ -40,6 +56,7 @@ from meta.authoring.build import Loaded, Source, Unit, Where, build, in_file_ord
 from meta.authoring.import_roots import import_roots
 from meta.spec.errors import Problem, ValidationFailed
 from meta.spec.model import Pipeline
+from meta.spec.references import result_expression
 
 __all__ = [
     "PipelineBuilder",
@@ -54,6 +71,7 @@ __all__ = [
     "python_task",
     "shell",
     "sql",
+    "task",
 ]
 
 _THIS_FILE = __file__
@@ -130,8 +148,24 @@ class TaskRef:
             target._add_upstream(self)
         return self
 
+    @property
+    def result(self) -> str:
+        """The reference to this task's result, ``"{{ tasks.<id>.result }}"`` (a TaskRef used as a value is this)."""
+        return "{{ " + result_expression(self.id) + " }}"
+
     def __repr__(self) -> str:
         return f"TaskRef({self.id!r})"
+
+
+def _results(value: Any) -> Any:
+    """``value`` with every TaskRef in it replaced by the reference to that task's result."""
+    if isinstance(value, TaskRef):
+        return value.result
+    if isinstance(value, dict):
+        return {k: _results(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_results(v) for v in value]
+    return value
 
 
 def _refs(value: TaskRef | Iterable[TaskRef]) -> list[TaskRef]:
@@ -237,9 +271,12 @@ def _current(kind: str) -> PipelineBuilder:
 
 def _task(kind: str, task_id: str, action: Any, extra: dict[str, Any], fields: dict[str, Any]) -> TaskRef:
     builder = _current(kind)
-    out: dict[str, Any] = {kind: action, **{k: v for k, v in extra.items() if v is not None}}
+    out: dict[str, Any] = {kind: _results(action), **{k: _results(v) for k, v in extra.items() if v is not None}}
     for key, value in fields.items():
-        out[key] = [u.id if isinstance(u, TaskRef) else u for u in _as_list(value)] if key == "upstream" else value
+        if key == "upstream":
+            out[key] = [u.id if isinstance(u, TaskRef) else u for u in _as_list(value)]
+        else:
+            out[key] = _results(value) if key == "map" else value
     return builder.add(task_id, out)
 
 
@@ -310,6 +347,69 @@ def airflow_operator(task_id: str, operator: str, arguments: dict[str, Any] | No
     if arguments:
         action["arguments"] = arguments
     return _task("airflow_operator", task_id, action, {}, fields)
+
+
+# -- @task: TaskFlow-style python tasks ------------------------------------------------------------------------
+
+
+class TaskFunction:
+    """A function made a python task by ``@task``. Called inside a ``with pipeline(...)`` block it adds a task (id:
+    the function's name, ``name__1``, ``name__2`` when used again, as Airflow names them) and returns it, so it can be
+    passed on as a result; ``expand``/``partial`` map it. Outside a block it is the plain function."""
+
+    def __init__(self, fn: Callable[..., Any], fields: dict[str, Any], fixed: dict[str, Any] | None = None):
+        self.fn, self.fields, self.fixed = fn, fields, dict(fixed or {})
+        self.__wrapped__ = fn
+        self.__name__ = getattr(fn, "__name__", "task")
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not _stack.get():
+            return self.fn(*args, **kwargs)
+        return self._add(self._bind(args, kwargs), None)
+
+    def override(self, **fields: Any) -> TaskFunction:
+        """The same task with other task fields (``task_id``, ``retries``, ``trigger_rule``, ...), as Airflow's."""
+        return TaskFunction(self.fn, {**self.fields, **fields}, self.fixed)
+
+    def partial(self, **kwargs: Any) -> TaskFunction:
+        """Arguments every mapped instance gets (Airflow's ``partial``); map with ``expand``."""
+        return TaskFunction(self.fn, self.fields, {**self.fixed, **kwargs})
+
+    def expand(self, **mapped: Any) -> TaskRef:
+        """One instance per element (the cross product for several names): each value a list, another task (its
+        result), or ``"{{ params.NAME }}"``."""
+        return self._add(dict(self.fixed), mapped)
+
+    map = expand  # Prefect's word for the same thing
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        import inspect
+
+        try:
+            bound = inspect.signature(self.fn).bind_partial(*args, **{**self.fixed, **kwargs})
+        except TypeError as exc:
+            raise ValidationFailed([Problem(f"{self.__name__}(): {exc}", *_caller())]) from None
+        return dict(bound.arguments)
+
+    def _add(self, kwargs: dict[str, Any], mapped: dict[str, Any] | None) -> TaskRef:
+        builder = _current(self.__name__)
+        fields = dict(self.fields)
+        task_id = str(fields.pop("task_id", None) or self.__name__)
+        base, n = task_id, 1
+        while task_id in builder.tasks:
+            task_id, n = f"{base}__{n}", n + 1
+        if mapped is not None:
+            fields["map"] = mapped
+        return python_task(task_id, self.fn, kwargs=kwargs or None, **fields)
+
+
+def task(fn: Callable[..., Any] | None = None, **fields: Any) -> Any:
+    """``@task`` or ``@task(retries=2, ...)``: the function becomes a python task each time it is called inside a
+    ``with pipeline(...)`` block (see ``TaskFunction``). The function must be importable by the runner."""
+    if fn is None:
+        return lambda f: TaskFunction(f, fields)
+    return TaskFunction(fn, fields)
 
 
 # -- loading .py spec files -------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ TASK_FIELDS = (
     "params",
     "description",
     "max_duration",
+    "map",
 )
 TASK_KEYS = (*ACTION_KINDS, "with", "kwargs", *TASK_FIELDS)
 DEFAULTS_KEYS = ("retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout", "pool", "trigger_rule")

@@ -77,6 +77,11 @@ def json_schema() -> dict[str, Any]:
         "outputs": uris,
         "params": any_map,
         "description": {"type": "string"},
+        "map": {
+            "type": "object",
+            "description": "kwarg name -> a list, '{{ params.NAME }}' or '{{ tasks.ID.result }}' (python tasks)",
+            "additionalProperties": {"anyOf": [{"type": "array"}, {"type": "string"}]},
+        },
     }
     task = {
         **_obj(task_props),

@@ -174,6 +174,8 @@ def _task(task: Task) -> dict[str, Any]:
         out["params"] = dict(task.params)
     if task.max_duration is not None:
         out["max_duration"] = _duration(task.max_duration)
+    if task.map:
+        out["map"] = dict(task.map)
     return out
 
 

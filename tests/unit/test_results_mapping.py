@@ -268,3 +268,30 @@ def test_mapping_over_a_param(tmp_path: Path) -> None:
     assert outcome.result.tasks["square"].instances is not None
     assert len(outcome.result.tasks["square"].instances) == 2
     assert next(a.result for a in outcome.attempts if a.task_id == "total") == 5
+
+
+# -- the Python DSL ------------------------------------------------------------------------------------------------
+
+
+def test_the_dsl_passes_results_and_maps_like_taskflow(tmp_path: Path) -> None:
+    from meta.dsl import pipeline as dsl_pipeline
+    from meta.dsl import python_task
+    from tests.unit import dsl_tasks
+
+    assert dsl_tasks.square(3, power=2) == 9  # outside a pipeline: the plain function
+    with dsl_pipeline("taskflow") as built:
+        numbers_ = dsl_tasks.extract()
+        squares = dsl_tasks.square.partial(power=2).expand(x=numbers_)
+        dsl_tasks.total(squares)
+        dsl_tasks.total.override(task_id="total_again")(values=squares)
+        python_task("echo", f"{HERE}:echo", kwargs={"value": [numbers_, {"n": numbers_}]})
+    p = built.pipeline
+    assert p is not None
+    assert p.task("square").map == {"x": "{{ tasks.extract.result }}"}
+    assert p.task("square").action.kwargs == {"power": 2}  # type: ignore[union-attr]
+    assert p.task("square").retries == 1
+    assert p.task("total").upstream == ("square",)
+    assert p.task("echo").upstream == ("extract",)
+    outcome = run(p, tmp_path)
+    results = {a.task_id: a.result for a in outcome.attempts if a.map_index == -1}
+    assert results == {"extract": [1, 2, 3], "total": 14, "total_again": 14, "echo": [[1, 2, 3], {"n": [1, 2, 3]}]}
