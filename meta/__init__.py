@@ -101,6 +101,7 @@ _PUBLIC: dict[str, str] = {
     "write_generated": "meta.plugins.codegen:write_generated",
     # running one task attempt
     "execute_task": "meta.execution.attempt:execute_task",
+    "TaskInputs": "meta.execution.attempt:TaskInputs",
     "call_kwargs": "meta.execution.callables:call_kwargs",
     "resolve_callable": "meta.execution.callables:resolve_callable",
     "connection_url": "meta.execution.connections:connection_url",
@@ -156,6 +157,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.execution import (
         secrets as secrets,
+    )
+    from meta.execution.attempt import (
+        TaskInputs as TaskInputs,
     )
     from meta.execution.attempt import (
         execute_task as execute_task,

@@ -6,6 +6,11 @@ gives tasks decided without running (skipped / upstream_failed, with the schedul
 state (see ``states``). Prefect's own retries run the attempts, so only a task run's final state is a completion.
 The flow's final state is the scheduler's run state (Airflow's leaf rule), because Prefect by default does not fail
 a flow for a failed task it does not return.
+
+Results and mapping: each successful attempt's result is kept in the driver (``meta.RunResults``; the tasks run in
+this process's threads) and handed to the tasks that refer to it, so results need no Prefect result storage. A
+mapped task expands inside the driver (``meta.expand_map``, asked by the scheduler) into one Prefect task run per
+instance, named ``<task>[<map index>]`` and retried on its own, as Prefect's ``Task.map`` makes one run per element.
 """
 
 from __future__ import annotations
@@ -26,16 +31,21 @@ from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed, State
 
 from meta import (
+    UNMAPPED,
     BranchAction,
     Completion,
     Pipeline,
     RunContext,
+    RunResults,
     RunState,
     Scheduler,
     SchedulerStep,
     TaskFailed,
+    TaskInputs,
+    TaskResult,
     TaskState,
     execute_task,
+    expand_map,
     resolve_params,
 )
 from meta import Task as MetaTask
@@ -47,14 +57,23 @@ from meta_prefect.tasks import prefect_secrets
 DEFAULT_MAX_WORKERS = 16
 
 
+Instance = tuple[str, int]  # (task id, map index)
+
+
+def task_run_name(task_id: str, map_index: int) -> str:
+    """The Prefect task run of a meta task instance: ``load``, or ``square[3]`` for a mapped task's instance."""
+    return task_id if map_index == UNMAPPED else f"{task_id}[{map_index}]"
+
+
 @dataclass
 class Outcome:
     """What a run ended in, in Airflow's terms (the flow's return state carries the same summary as text)."""
 
     run_id: str
-    states: dict[str, TaskState] = field(default_factory=dict)
-    attempts: dict[str, int] = field(default_factory=dict)
+    states: dict[str, TaskState] = field(default_factory=dict)  # per task (a mapped task's summary state)
+    attempts: dict[Instance, int] = field(default_factory=dict)  # per task instance
     state: RunState = RunState.RUNNING
+    tasks: dict[str, TaskResult] = field(default_factory=dict)  # the run's tasks as meta reports them, at the end
 
 
 class Driver:
@@ -64,14 +83,16 @@ class Driver:
         self.progress = progress
         self.outcome = Outcome(run_id=ctx.run_id)
         self._tasks = {t.id: t for t in pipeline.tasks}
-        self._scheduler = Scheduler(pipeline)  # decides; the driver executes
+        self._results = RunResults(pipeline)
+        self._mapped_kwargs: dict[str, list[dict[str, Any]]] = {}
+        self._scheduler = Scheduler(pipeline, expand=self._expand)  # decides; the driver executes
         self._log_dir = Path(tempfile.mkdtemp(prefix=f"meta-prefect-{pipeline.id}-"))
 
     # -------------------------------------------------------------------------------------------- scheduling
 
     def run(self) -> Outcome:
         self._finished: queue.Queue[PrefectFuture[Any]] = queue.Queue()
-        self._running: dict[Any, str] = {}
+        self._running: dict[Any, Instance] = {}
         self._markers: list[PrefectFuture[Any]] = []
         try:
             self._ensure_concurrency_limits()
@@ -89,29 +110,49 @@ class Driver:
         finally:
             shutil.rmtree(self._log_dir, ignore_errors=True)
         self.outcome.state = self._scheduler.run_state()
+        self.outcome.tasks = {t: self._task_result(t) for t in self.pipeline.task_ids}
         return self.outcome
 
+    def _task_result(self, task_id: str) -> TaskResult:
+        state = self._scheduler.states.get(task_id, TaskState.FAILED)
+        if not self._tasks[task_id].mapped:
+            return TaskResult(state, self.outcome.attempts.get((task_id, UNMAPPED), 0))
+        instances = self._scheduler.instance_states(task_id) or {}
+        return TaskResult.mapped(
+            {
+                i: TaskResult(s or TaskState.FAILED, self.outcome.attempts.get((task_id, i), 0))
+                for i, s in instances.items()
+            },
+            state,
+        )
+
+    def _expand(self, task_id: str) -> int:
+        """The scheduler's question for a mapped task that may run: how many instances (raises ExpansionError)."""
+        kwargs = expand_map(self._tasks[task_id], self.ctx.params, self._results.value_of)
+        self._mapped_kwargs[task_id] = kwargs
+        return len(kwargs)
+
     def _completion(self, future: PrefectFuture[Any]) -> Completion:
-        task_id = self._running.pop(future.task_run_id)
+        task_id, map_index = self._running.pop(future.task_run_id)
         future.wait()  # sets the future's final state from the worker thread's result
         state = states.of(future.state) or TaskState.FAILED
-        self._record(task_id, state)
+        self._record(task_id, state, map_index)
         follow = None
         if state == TaskState.SUCCESS and isinstance(self._tasks[task_id].action, BranchAction):
-            follow = tuple(future.result() or ())  # only a branch's task run returns something
-        return Completion(task_id, state, follow)
+            follow = tuple(future.result() or ())  # a branch's task run returns the ids it follows
+        return Completion(task_id, state, follow, map_index)
 
     def _apply(self, step: SchedulerStep) -> None:
-        """Submit the tasks the scheduler starts; give the ones it decided a task run in their state."""
-        for task_id in step.start:
-            future = self._prefect_task(self._tasks[task_id]).submit()
-            self._running[future.task_run_id] = task_id
+        """Submit the task instances the scheduler starts; give the ones it decided a task run in their state."""
+        for instance in [(task_id, UNMAPPED) for task_id in step.start] + step.start_mapped:
+            future = self._prefect_task(self._tasks[instance[0]], instance[1]).submit()
+            self._running[future.task_run_id] = instance
             future.add_done_callback(self._finished.put)
         for decided in step.decided:
             task = self._tasks[decided.task_id]
             final = states.skipped if decided.state == TaskState.SKIPPED else states.upstream_failed
             self._markers.append(self._marker(task, final, decided.reason).submit())
-            self._record(decided.task_id, decided.state, attempts=0)
+            self._record(decided.task_id, decided.state, UNMAPPED, attempts=0)
 
     def _ensure_concurrency_limits(self) -> None:
         """``max_active``: Prefect bounds task runs tagged T by the global concurrency limit named ``tag:T``."""
@@ -124,28 +165,29 @@ class Driver:
             for tag, limit in limited.items():
                 client.upsert_global_concurrency_limit_by_name(f"tag:{tag}", limit)
 
-    def _record(self, task_id: str, state: TaskState, attempts: int | None = None) -> None:
-        self.outcome.states[task_id] = state
+    def _record(self, task_id: str, state: TaskState, map_index: int, attempts: int | None = None) -> None:
+        if map_index == UNMAPPED:
+            self.outcome.states[task_id] = state
         if attempts is not None:
-            self.outcome.attempts[task_id] = attempts
+            self.outcome.attempts[(task_id, map_index)] = attempts
         if self.progress is not None:
-            self.progress(f"{task_id}: {state}")
+            self.progress(f"{task_run_name(task_id, map_index)}: {state}")
 
     # -------------------------------------------------------------------------------------------- prefect tasks
 
-    def _prefect_task(self, task: MetaTask) -> Task[[], Any]:
+    def _prefect_task(self, task: MetaTask, map_index: int) -> Task[[], Any]:
         settings = self.pipeline.settings_for(task)
         delays = retry_delays(settings, self.pipeline.id, task.id, self.ctx.logical_date)
 
         def attempt() -> Any:
-            return self._attempt(task)
+            return self._attempt(task, map_index)
 
         # A distinct qualname gives every meta task its own Prefect task key.
         attempt.__qualname__ = f"{self.pipeline.id}.{task.id}"
         return Task(
             fn=attempt,
             name=task.id,
-            task_run_name=task.id,
+            task_run_name=task_run_name(task.id, map_index),
             description=task.description,
             retries=settings.retries,
             retry_delay_seconds=delays or 0,
@@ -170,17 +212,21 @@ class Driver:
             persist_result=False,
         )
 
-    def _attempt(self, task: MetaTask) -> Any:
+    def _attempt(self, task: MetaTask, map_index: int) -> Any:
         """One attempt inside a Prefect task run; Prefect's retries call it again with the next run count."""
         run_ctx = TaskRunContext.get()
         try_number = run_ctx.task_run.run_count if run_ctx is not None else 1
-        self.outcome.attempts[task.id] = try_number
-        log_path = self._log_dir / f"{task.id}.{try_number}.log"
+        self.outcome.attempts[(task.id, map_index)] = try_number
+        log_path = self._log_dir / f"{task_run_name(task.id, map_index)}.{try_number}.log"
+        mapped = self._mapped_kwargs[task.id][map_index] if map_index != UNMAPPED else None
+        inputs = TaskInputs(self._results.inputs_for(task), map_index, mapped)
         # ${secret:NAME} may name a Prefect Secret block while the task runs (then env vars and files).
         with prefect_secrets():
-            result = execute_task(self.pipeline, task, self.ctx, try_number, log_path)
+            result = execute_task(self.pipeline, task, self.ctx, try_number, log_path, inputs)
         _forward_log(log_path)
         if result.state == TaskState.SUCCESS:
+            if result.has_result:  # before the task run completes, so a downstream task always finds it
+                self._results.put(task.id, map_index, result.result)
             events.emit_outputs(self.pipeline, task, self.ctx)
             return list(result.follow) if result.follow is not None else None
         if result.state == TaskState.SKIPPED:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from meta import MetaError, Pipeline, RunResult, TaskResult, TaskState
+from meta import MAX_MAP_LENGTH, MetaError, Pipeline, RunResult, TaskResult, TaskState
 from meta_prefect import states
 from meta_prefect.client import PrefectClient
+from meta_prefect.driver import task_run_name
 
 
 def result_of(client: PrefectClient, pipeline: Pipeline, flow_run_id: str) -> RunResult:
@@ -17,16 +18,27 @@ def result_of(client: PrefectClient, pipeline: Pipeline, flow_run_id: str) -> Ru
     tasks = {}
     for task_id in pipeline.task_ids:
         run = by_name.get(task_id)
-        if run is None:
-            tasks[task_id] = TaskResult(TaskState.SCHEDULED, 0)
-            continue
-        task_state = run.get("state") or {}
-        mapped = states.task_state(task_state.get("type"), task_state.get("name")) or TaskState.SCHEDULED
-        attempts = 0 if states.NOT_RUN_TAG in (run.get("tags") or []) else int(run.get("run_count") or 0)
-        tasks[task_id] = TaskResult(mapped, attempts)
+        if pipeline.task(task_id).mapped:
+            instances = {
+                i: _task_result(by_name[task_run_name(task_id, i)])
+                for i in range(MAX_MAP_LENGTH)
+                if task_run_name(task_id, i) in by_name
+            }
+            # Decided before it could expand (skipped for an empty list, upstream_failed): one marker run, no index.
+            decided = _task_result(run).state if run is not None else None
+            tasks[task_id] = TaskResult.mapped(instances, decided)
+        else:
+            tasks[task_id] = _task_result(run) if run is not None else TaskResult(TaskState.SCHEDULED, 0)
     return RunResult(
         pipeline.id, states.run_state(state.get("type")), tasks, run_id=f"prefect__{flow_run_id}", backend="prefect"
     )
+
+
+def _task_result(run: dict) -> TaskResult:
+    task_state = run.get("state") or {}
+    state = states.task_state(task_state.get("type"), task_state.get("name")) or TaskState.SCHEDULED
+    attempts = 0 if states.NOT_RUN_TAG in (run.get("tags") or []) else int(run.get("run_count") or 0)
+    return TaskResult(state, attempts)
 
 
 def wait_for(
@@ -39,6 +51,7 @@ def wait_for(
     """
     deadline = time.monotonic() + timeout
     done: dict[str, RunResult] = {}
+    last_read: dict[str, RunResult] = {}
     while True:
         for flow_run_id, pipeline in pipelines.items():
             if flow_run_id in done:
@@ -47,7 +60,12 @@ def wait_for(
             if not states.is_final(flow_state):
                 continue
             result = result_of(client, pipeline, flow_run_id)
-            if all(t.state.is_terminal for t in result.tasks.values()) or flow_state in ("CRASHED", "CANCELLED"):
+            # A mapped task's number of instances is known only from the task runs recorded so far: a final read
+            # must also equal the one before it.
+            settled = not any(t.mapped for t in pipeline.tasks) or last_read.get(flow_run_id) == result
+            last_read[flow_run_id] = result
+            terminal = all(t.state.is_terminal for t in result.tasks.values())
+            if (terminal and settled) or flow_state in ("CRASHED", "CANCELLED"):
                 done[flow_run_id] = result
         if len(done) == len(pipelines):
             return done

@@ -14,8 +14,6 @@ from meta import (
     ProgressCallback,
     RunRequest,
     RunResult,
-    TaskResult,
-    TaskState,
 )
 from meta_prefect.driver import Outcome
 from meta_prefect.flow import to_flow
@@ -47,7 +45,4 @@ def run_pipeline(pipeline: Pipeline, request: RunRequest, progress: ProgressCall
             f"pipeline {pipeline.id!r}: the Prefect flow run ended in {ended} before meta could record task states"
         )
     outcome = outcomes[0]
-    tasks = {
-        t: TaskResult(outcome.states.get(t, TaskState.FAILED), outcome.attempts.get(t, 0)) for t in pipeline.task_ids
-    }
-    return RunResult(pipeline.id, outcome.state, tasks, run_id=outcome.run_id, backend="prefect")
+    return RunResult(pipeline.id, outcome.state, dict(outcome.tasks), run_id=outcome.run_id, backend="prefect")
