@@ -21,8 +21,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from meta import ImportedPipeline, ImportOutcome, ImportRefusal, MetaError, Pipeline, ValidationFailed
-from meta_airflow.import_tasks import AIRFLOW_DEFAULTS, ImportRefused, jsonable, retry_fields, seconds, task_of
+from meta import (
+    ImportedPipeline,
+    ImportOutcome,
+    ImportRefusal,
+    MetaError,
+    Pipeline,
+    ValidationFailed,
+    topological_order,
+)
+from meta_airflow.import_tasks import (
+    AIRFLOW_DEFAULTS,
+    ImportRefused,
+    jsonable,
+    link_results,
+    retry_fields,
+    seconds,
+    task_of,
+)
 
 __all__ = ["ImportRefused", "ImportedDag", "import_dags", "import_folder", "pipeline_of"]
 
@@ -308,14 +324,30 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
             "the DAG has no tasks", received="a DAG with 0 tasks", expected="at least one task (a pipeline runs tasks)"
         )
     data["tasks"] = [task_of(op, dag, baseline, module_names, notes) for op in dag.task_dict.values()]
+    link_results(data["tasks"], dag, notes)
     for attr, default in UNMAPPED_DAG_FIELDS.items():
         value = getattr(dag, attr, default)
         if value not in (default, None) and value != {}:
             notes.append(f"DAG {attr}={str(value)[:80]!r} has no neutral form and is not carried over")
     try:
-        return Pipeline.model_validate(data)
+        pipeline = Pipeline.model_validate(data)
     except ValueError as exc:
         raise invalid(exc, data) from exc
+    return upstream_first(pipeline, data)
+
+
+def upstream_first(pipeline: Pipeline, data: dict[str, Any]) -> Pipeline:
+    """The pipeline with its tasks listed upstream-first (the DAG's order among independent tasks): the order a
+    compiled DAG defines its operators in (a task's arguments may be an upstream operator's XComArg), so importing
+    what meta compiled gives the same pipeline back."""
+    order = topological_order({t.id: list(t.upstream) for t in pipeline.tasks})
+    position = {tid: i for i, tid in enumerate(order)}
+    upstream = {t.id: sorted(t.upstream, key=position.__getitem__) for t in pipeline.tasks}
+    if order == [t.id for t in pipeline.tasks] and all(list(t.upstream) == upstream[t.id] for t in pipeline.tasks):
+        return pipeline
+    by_id = {t["id"]: t for t in data["tasks"]}
+    tasks = [{**by_id[i], **({"upstream": upstream[i]} if upstream[i] else {})} for i in order]
+    return Pipeline.model_validate({**data, "tasks": tasks})
 
 
 def invalid(exc: ValueError, data: dict[str, Any]) -> ImportRefused:

@@ -112,7 +112,7 @@ MIXED = {
 
 
         with DAG(dag_id="mapped", schedule=None):
-            double.expand(x=[1, 2, 3])
+            double.expand_kwargs([{"x": 1}, {"x": 2}])
     """,
     "empty.py": """
         from airflow.sdk import DAG
@@ -171,9 +171,9 @@ def test_partial_imports_carry_their_notes_and_location(mixed_folder: Path) -> N
 def test_a_refusal_says_where_what_was_received_and_what_is_expected(mixed_folder: Path) -> None:
     mapped = refusal(import_dags(mixed_folder), "DAG 'mapped'")
     assert mapped.location == f"{mixed_folder / 'mapped.py'}:5"  # the task's function, not just the file
-    assert "dynamic task mapping" in mapped.reason
-    assert mapped.received and "double.expand" in mapped.received
-    assert mapped.expected and "fixed set of tasks" in mapped.expected
+    assert "expand_kwargs (one whole set of arguments per instance) has no neutral form" in mapped.reason
+    assert mapped.received and "double.expand_kwargs([{'x': 1}, {'x': 2}])" in mapped.received
+    assert mapped.expected and ".expand(name=[...])" in mapped.expected
     text = str(mapped)
     assert text.splitlines()[1].startswith("  received: ") and text.splitlines()[2].startswith("  expected: ")
 
