@@ -117,6 +117,7 @@ def main(argv: list[str]) -> int:
         "  argument (`load(transform(extract()))`, `op.output`) becomes `{{ tasks.ID.result }}`, a plain",
         "  `ti.xcom_pull(task_ids='ID')` in templated text becomes `tasks.ID.result`, and `f.partial(...).expand(...)`",
         "  of a python task becomes a python task with `kwargs` and `map` (a literal list or a task's result).",
+        "  A result must be JSON of at most 64 KiB: meta checks it when the task runs, on every backend.",
         "- *partial*: imported; the notes list what was left out (UI-only param keywords, timetables without a",
         "  neutral form, XComs pushed or pulled by key, `multiple_outputs`' per-key XComs, callables that call",
         "  `ti.xcom_pull`/`xcom_push` themselves) or kept as an `airflow_operator` passthrough that compiles back",

@@ -149,10 +149,6 @@ def seconds(value: Any) -> timedelta | None:
 # -------------------------------------------------------------------------------------------- results
 
 XCOM_RETURN_KEY = "return_value"
-TEMPLATE_HINT = (
-    "return the value from the producing task and take it as an argument (an XComArg, or "
-    "{{ ti.xcom_pull(task_ids='ID') }} in text)"
-)
 
 
 def reference(arg: Any, tid: str, where: str) -> str:
@@ -189,7 +185,7 @@ def with_references(value: Any, tid: str, where: str) -> Any:
     if isinstance(value, XComArg):
         return reference(value, tid, where)
     if isinstance(value, MappedArgument):
-        raise mapped_group_refusal(tid, where)
+        raise mapped_group_refusal(tid)
     if isinstance(value, dict):
         return {
             k: with_references(v, tid, f"argument {k}" if where == "argument" else f"{where}.{k}")
@@ -212,9 +208,9 @@ def has_xcom(value: Any) -> bool:
     return False
 
 
-def mapped_group_refusal(tid: str, where: str = "the task") -> ImportRefused:
+def mapped_group_refusal(tid: str) -> ImportRefused:
     return ImportRefused(
-        f"task {tid}: {where} belongs to a mapped task group (@task_group ... .expand()); meta maps single python "
+        f"task {tid}: the task belongs to a mapped task group (@task_group ... .expand()); meta maps single python "
         "tasks, not groups",
         task=tid,
         received=f"task {tid} inside an expanded task group",
@@ -224,7 +220,7 @@ def mapped_group_refusal(tid: str, where: str = "the task") -> ImportRefused:
 
 
 _PULL = re.compile(r"\b(?:ti|task_instance)\s*\.\s*xcom_pull\s*\(")
-_BLOCK = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)  # Jinja expressions and statements
 
 
 def _call_end(text: str, start: int) -> int | None:
@@ -248,7 +244,7 @@ def _call_end(text: str, start: int) -> int | None:
 
 @dataclass(frozen=True)
 class DagTasks:
-    """What turning XCom pulls into result references needs to know of the DAG's mapped tasks."""
+    """What turning XCom pulls into result references needs to know of the DAG's tasks."""
 
     dag_id: str
     kinds: dict[str, str]  # task id -> meta kind
@@ -275,8 +271,10 @@ def plain_pull(call: str, dag_id: str) -> tuple[str | None, bool, str]:
     for name, expr in given.items():
         try:
             values[name] = ast.literal_eval(expr)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, RecursionError):
             return None, False, f"{name} is an expression"
+    if values.get("include_prior_dates") is False:
+        del values["include_prior_dates"]  # the default, written out
     unknown = sorted(set(values) - {"task_ids", "dag_id", "key"})
     if unknown:
         return None, False, f"it sets {', '.join(unknown)}"
@@ -298,8 +296,8 @@ _MAPPED_LIST = re.compile(r"\s*\|\s*reject\(\s*['\"]none['\"]\s*\)\s*\|\s*list\s
 
 
 def pulls_to_references(text: str, dag: DagTasks) -> tuple[str, list[str], list[str]]:
-    """``text`` with each plain ``ti.xcom_pull(task_ids='x')`` inside ``{{ }}`` replaced by ``tasks.x.result``;
-    why each other pull was kept as it is; and notes on the pulls that changed meaning slightly."""
+    """``text`` with each plain ``ti.xcom_pull(task_ids='x')`` inside ``{{ }}`` or ``{% %}`` replaced by
+    ``tasks.x.result``; why each other pull was kept as it is; and notes on the pulls that changed meaning slightly."""
     kept: list[str] = []
     changed: list[str] = []
 
@@ -777,6 +775,14 @@ def mapped_action(op: Any, module_names: dict[str, str], notes: list[str]) -> tu
                 task=tid,
                 received=f"{name}={source!r:.120}",
                 expected=f"a list ({name}=list(d.items()) to map over the pairs)",
+            )
+        if isinstance(source, list | tuple) and has_xcom(source):
+            raise ImportRefused(
+                f"task {tid}: expand {name} is a list holding results of other tasks; meta maps over a literal list "
+                "or over one task's result",
+                task=tid,
+                received=f"{name}={source!r:.120}",
+                expected=f"{name}=<a task that returns the list> (its result), or a list of plain values",
             )
         map_[name] = with_references(source, tid, f"expand {name}")
         if isinstance(map_[name], list) and not jsonable(map_[name]):

@@ -332,3 +332,59 @@ def test_compiled_results_and_mapping_import_back(case) -> None:
         back = again.pipeline.task(task.id)
         assert (back.action, back.map, set(back.upstream)) == (task.action, task.map, set(task.upstream)), task.id
     assert pipeline_of(build_dag(again.pipeline), {}).pipeline == again.pipeline
+
+
+def test_mapped_results_in_templates_import_back(tmp_path: Path) -> None:
+    """meta compiles a mapped task's result inside text to its own Jinja (the instances' XComs as a list), in
+    expressions and in statements; importing reads it back as ``tasks.X.result``."""
+    p = Pipeline.model_validate(
+        {
+            "id": "templated",
+            "tasks": [
+                {"id": "square", "action": {"kind": "python", "callable": "math:sqrt"}, "map": {"x": [1, 4, 9]}},
+                {
+                    "id": "show",
+                    "action": {
+                        "kind": "shell",
+                        "command": "echo {{ tasks.square.result | length }} "
+                        "{% for v in tasks.square.result %}{{ v }} {% endfor %}",
+                    },
+                },
+                {"id": "one", "action": {"kind": "shell", "command": "echo 1"}},
+                {
+                    "id": "use",
+                    "action": {
+                        "kind": "python",
+                        "callable": "builtins:print",
+                        "kwargs": {"values": "{{ tasks.square.result }}", "text": "n={{ tasks.one.result }}"},
+                    },
+                },
+            ],
+        }
+    )
+    assert build_dag(p).task_dict["show"].bash_command.count("ti.xcom_pull(task_ids=['square'])") == 2
+    compiles_back(p, tmp_path)
+
+
+def test_a_literal_list_of_results_to_map_over_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "listed.py").write_text(
+        textwrap.dedent("""
+            from airflow.sdk import DAG, task
+
+
+            @task
+            def one():
+                return 1
+
+
+            @task
+            def double(x):
+                return 2 * x
+
+
+            with DAG(dag_id="listed", schedule=None):
+                double.expand(x=[one(), 2])
+        """).lstrip()
+    )
+    (result,) = import_folder(tmp_path)
+    assert result.refused and "expand x is a list holding results of other tasks" in result.refused, result.refused
