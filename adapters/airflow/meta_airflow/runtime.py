@@ -87,7 +87,7 @@ def _task_id(context: dict[str, Any]) -> str:
 
 
 def _call(target: str, kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from meta import TaskSkipped
 
