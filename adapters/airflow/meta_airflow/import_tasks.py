@@ -18,6 +18,7 @@ import inspect
 import itertools
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -129,13 +130,23 @@ def class_path(obj: Any) -> str:
 
 def callable_ref(func: Any, module_names: dict[str, str]) -> str | None:
     """``module:qualname`` for an importable function; DAG-file modules map to their file name (Airflow puts the
-    dags folder on sys.path). None when the function is not importable by name (a lambda, a nested function)."""
+    dags folder on sys.path). None when the function is not importable by name (a lambda, a nested function).
+
+    A ``@task`` function's module-level name is the TaskFlow decorator, not the function (calling it outside a DAG
+    makes an XComArg): its code is the decorator's ``.function``, so the reference ends in ``.function``."""
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
     if not module or not qualname:
         return None
     ref = f"{module_names.get(module, module)}:{qualname}"
-    return ref if re.match(CALLABLE_PATTERN, ref) else None
+    if not re.match(CALLABLE_PATTERN, ref):
+        return None
+    named: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        named = getattr(named, part, None)
+    if named is not func and getattr(named, "function", None) is func:
+        ref += ".function"
+    return ref
 
 
 def seconds(value: Any) -> timedelta | None:

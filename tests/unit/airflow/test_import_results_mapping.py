@@ -130,6 +130,45 @@ FILES = {
             )
             counted >> say
     """,
+    "etl_run.py": """
+        import json
+        from pathlib import Path
+
+        from airflow.providers.standard.operators.bash import BashOperator
+        from airflow.sdk import DAG, task
+
+
+        @task
+        def extract():
+            return {"rows": [1, 2, 3]}
+
+
+        @task
+        def transform(data, factor):
+            return [r * factor for r in data["rows"]]
+
+
+        @task
+        def square(x, power):
+            return x**power
+
+
+        @task
+        def total(values):
+            return sum(values)
+
+
+        @task
+        def write(text, squares, path):
+            Path(path).write_text(json.dumps({"text": text, "squares": squares}))
+
+
+        with DAG(dag_id="etl_run", schedule=None):
+            squares = square.partial(power=2).expand(x=transform(extract(), factor=3))
+            say = BashOperator(task_id="say", bash_command="echo total={{ ti.xcom_pull(task_ids='total') }}")
+            total(squares) >> say
+            write(say.output, squares, path=str(Path(__file__).with_name("out.json")))
+    """,
     "refused.py": """
         from airflow.providers.standard.operators.bash import BashOperator
         from airflow.providers.standard.operators.python import PythonOperator
@@ -226,7 +265,7 @@ def test_expand_over_a_literal_list_and_over_a_task_result(imported: dict[str, I
     p = result.pipeline
     assert p is not None
     square = p.task("square")
-    assert (square.action.callable, square.action.kwargs, square.map) == ("mapped:square", {}, {"x": [4, 5]})
+    assert (square.action.callable, square.action.kwargs, square.map) == ("mapped:square.function", {}, {"x": [4, 5]})
     cube = p.task("cube")
     assert cube.action.kwargs == {"power": 3} and cube.map == {"x": "{{ tasks.numbers.result }}"}
     assert cube.upstream == ("numbers",) and cube.max_active == 2  # max_active_tis_per_dag
@@ -388,3 +427,27 @@ def test_a_literal_list_of_results_to_map_over_is_refused(tmp_path: Path) -> Non
     )
     (result,) = import_folder(tmp_path)
     assert result.refused and "expand x is a list holding results of other tasks" in result.refused, result.refused
+
+
+def test_an_imported_pipeline_passes_results_and_maps_on_the_local_runner(
+    imported: dict[str, ImportedDag], results_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The imported callables are the @task functions themselves (``module:name.function``: the module's name is
+    the TaskFlow decorator), so the pipeline runs: results flow, the mapped task expands over a result."""
+    import json
+
+    from meta import LocalRunner
+
+    result = imported["etl_run"]
+    p = result.pipeline
+    assert p is not None and result.status == "full", (result.refused, result.notes)
+    assert p.task("extract").action.callable == "etl_run:extract.function"
+    assert p.task("say").action.command == "echo total={{ tasks.total.result }}"
+    monkeypatch.syspath_prepend(str(results_folder))  # Airflow's rule: the dags folder is importable
+    outcome = LocalRunner(home=tmp_path).run(p)
+    assert str(outcome.result.state) == "success", outcome.result
+    instances = outcome.result.tasks["square"].instances
+    assert instances is not None and sorted(instances) == [0, 1, 2]
+    written = json.loads((results_folder / "out.json").read_text())
+    assert written == {"text": "total=126", "squares": [9, 36, 81]}  # the shell result: its last line of output
+    compiles_back(p, tmp_path)
