@@ -10,11 +10,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import BaseOperator
 
 from meta import OpContext
-from meta_airflow.runtime import resolve_secret_refs, run_context
+from meta_airflow.runtime import plain, resolve_secret_refs, run_context
 from meta_airflow.secret_provider import airflow_secrets
 
 log = logging.getLogger("meta.airflow.operators")
@@ -120,3 +121,12 @@ class MetaBashOperator(BashOperator):
     def execute(self, context: Any) -> Any:
         self.env = resolve_secret_refs(self.env)
         return super().execute(context)
+
+
+class MetaSQLExecuteQueryOperator(SQLExecuteQueryOperator):
+    """SQLExecuteQueryOperator whose ``parameters`` hold a mapped task's result: Airflow resolves it to a lazy XCom
+    sequence, which DB drivers do not adapt; after rendering it is the plain list the local runner passes."""
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        self.parameters = plain(self.parameters)

@@ -31,6 +31,7 @@ from meta import (
     daily_tick,
     has_reference,
     mapped_sources,
+    referenced_results,
     replace_results,
     topological_order,
     whole_reference,
@@ -48,6 +49,7 @@ PYTHON = "airflow.providers.standard.operators.python:PythonOperator"
 BRANCH = "airflow.providers.standard.operators.python:BranchPythonOperator"
 EMPTY = "airflow.providers.standard.operators.empty:EmptyOperator"
 SQL = "airflow.providers.common.sql.operators.sql:SQLExecuteQueryOperator"
+SQL_WITH_MAPPED_RESULTS = "meta_airflow.operators:MetaSQLExecuteQueryOperator"  # parameters get plain lists
 TASKFLOW = "airflow.sdk:task"
 
 
@@ -374,7 +376,8 @@ def action_plan(pipeline: Pipeline, task: Task, results: Results | None = None) 
         kw = [("conn_id", a.conn), ("sql", r.text(a.statement))]
         if a.parameters:
             kw.append(("parameters", r.value(dict(a.parameters))))
-        return SQL, kw
+        uses_mapped = any(ref in r.mapped for ref in referenced_results(dict(a.parameters)))
+        return (SQL_WITH_MAPPED_RESULTS if uses_mapped else SQL), kw
     if a.kind == "op":
         op_kwargs = {"op": a.op, "with_args": r.value(dict(a.with_))}
         return PYTHON, [("python_callable", Ref(f"{RUNTIME}:run_op")), ("op_kwargs", op_kwargs)]

@@ -136,6 +136,7 @@ def mapped_python(target: str, names: Sequence[str]) -> Callable[..., Any]:
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__name__ = run.__qualname__ = target.rpartition(":")[2].replace(".", "_") or "mapped_python"
     run.__doc__ = f"{target} for each element of the map (meta python task)"
+    run.meta_target = target  # type: ignore[attr-defined]  # what the importer reads back
     return run
 
 

@@ -302,3 +302,42 @@ def test_task_results_group_instances_by_map_index() -> None:
     assert out["empty"] == TaskResult(TaskState.SKIPPED, 0, instances={})
     assert out["never"] == TaskResult(TaskState.UPSTREAM_FAILED, 0, instances={})
     assert task_results(tis[:1])["source"].instances is None
+
+
+def test_sql_parameters_get_a_mapped_result_as_a_plain_list() -> None:
+    from collections.abc import Sequence
+
+    Sequence.register(Lazy)
+    p = pipeline(
+        [
+            py("ids", "square", map={"x": [1, 2]}),
+            py("count", "numbers", kwargs={"count": 2}),
+            {
+                "id": "load",
+                "action": {
+                    "kind": "sql",
+                    "conn": "db",
+                    "statement": "select {{ tasks.count.result | length }}",
+                    "parameters": {"ids": "{{ tasks.ids.result }}"},
+                },
+            },
+            {
+                "id": "plain",
+                "action": {
+                    "kind": "sql",
+                    "conn": "db",
+                    "statement": "select 1",
+                    "parameters": {"n": "{{ tasks.count.result }}"},
+                },
+            },
+        ]
+    )
+    dag = build_dag(p)
+    load = dag.task_dict["load"]
+    assert type(load).__name__ == "MetaSQLExecuteQueryOperator"
+    assert type(dag.task_dict["plain"]).__name__ == "SQLExecuteQueryOperator"  # unmapped results arrive as JSON
+    assert load.sql == "select {{ ti.xcom_pull(task_ids='count') | length }}"
+    assert sorted(load.upstream_task_ids) == ["count", "ids"]
+    load.sql, load.parameters = "select 1", {"ids": Lazy(1, 4)}  # Lazy: what Airflow's XComArg of a mapped task gives
+    load.render_template_fields({"params": {}})
+    assert load.parameters == {"ids": [1, 4]} and type(load.parameters["ids"]) is list
