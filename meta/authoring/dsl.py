@@ -285,10 +285,14 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _callable_ref(fn: str | Callable[..., Any]) -> Any:
-    """'module:function' for a function object, so the runner (maybe another process) can import it."""
+    """'module:function' for a function object, so the runner (maybe another process) can import it. A function of
+    the spec file being loaded is named by the file's own module name (``etl.py``: ``etl:extract``), found beside
+    the specs like any helper module (docs/local-runner.md)."""
     if isinstance(fn, str) or not callable(fn):
         return fn
     module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if module in _spec_modules:
+        module = _spec_modules[module]
     if not module or module == "__main__" or module.startswith(_SPEC_PREFIX) or "<locals>" in name:
         raise ValidationFailed(
             [
@@ -415,6 +419,9 @@ def task(fn: Callable[..., Any] | None = None, **fields: Any) -> Any:
 # -- loading .py spec files -------------------------------------------------------------------------------------
 
 _SPEC_PREFIX = "meta_spec_"
+# Module name a spec file is loaded under -> the name it is importable by beside the specs (its stem), when that is
+# a Python identifier: ``@task`` functions defined in the spec file itself are called through it at run time.
+_spec_modules: dict[str, str] = {}
 
 
 @contextmanager
@@ -448,6 +455,8 @@ def load_python_file_with_sources(path: str | Path) -> Loaded:
         raise ValidationFailed([Problem("cannot import this file as Python", str(path))])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses, pickling and relative lookups expect the module to be registered
+    if path.stem.isidentifier():
+        _spec_modules[name] = path.stem
     try:
         with import_roots([path.parent]), _collecting() as collected:
             try:

@@ -295,3 +295,22 @@ def test_the_dsl_passes_results_and_maps_like_taskflow(tmp_path: Path) -> None:
     outcome = run(p, tmp_path)
     results = {a.task_id: a.result for a in outcome.attempts if a.map_index == -1}
     assert results == {"extract": [1, 2, 3], "total": 14, "total_again": 14, "echo": [[1, 2, 3], {"n": [1, 2, 3]}]}
+
+
+def test_task_functions_defined_in_the_spec_file_run_by_the_files_name(tmp_path: Path) -> None:
+    from meta.authoring.import_roots import import_roots
+    from meta.authoring.load import load_file
+
+    spec = tmp_path / "inline_flow.py"
+    spec.write_text(
+        "from meta.dsl import pipeline, task\n\n\n"
+        "@task\ndef numbers() -> list[int]:\n    return [2, 3]\n\n\n"
+        "@task\ndef square(x: int) -> int:\n    return x * x\n\n\n"
+        "with pipeline('inline_flow'):\n    square.expand(x=numbers())\n",
+        encoding="utf-8",
+    )
+    (p,) = load_file(spec)
+    assert p.task("square").action.callable == "inline_flow:square"  # type: ignore[union-attr]
+    with import_roots([tmp_path]):
+        outcome = run(p, tmp_path / "home")
+    assert sorted(a.result for a in outcome.attempts if a.task_id == "square") == [4, 9]
