@@ -184,6 +184,19 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
             )
         )
     for task in pipeline.tasks:
+        shadowed = sorted(set(task.map) | set(getattr(task.action, "kwargs", {}))) if task.mapped else []
+        shadowed = [name for name in shadowed if name in _context_keys()]
+        if shadowed:
+            out.append(
+                CompileError(
+                    TARGET,
+                    pipeline.id,
+                    f"arguments named like Airflow's task context ({', '.join(shadowed)}) on a mapped task",
+                    "a mapped task is a TaskFlow task, whose function receives the context under those names "
+                    "(Airflow refuses partial()/expand() on them); rename the callable's arguments",
+                    task=task.id,
+                )
+            )
         for name, source in task.map.items():
             ref = whole_reference(source)
             if ref is not None and ref.kind == "param":
@@ -211,6 +224,15 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
     # SLAs: what Airflow enforces itself is in native_sla (Deadline Alerts); the shared check (Target.check) refuses
     # the rest unless a workspace's control plane watches the pipeline on an airflow backend.
     return out
+
+
+def _context_keys() -> frozenset[str]:
+    """Airflow's task context names (``ds``, ``params``, ``ti``...); imported only for pipelines with mapped tasks."""
+    try:
+        from airflow.sdk.definitions.context import KNOWN_CONTEXT_KEYS
+    except ImportError:  # planning without Airflow installed: Airflow itself refuses such a DAG when it parses it
+        return frozenset()
+    return frozenset(KNOWN_CONTEXT_KEYS)
 
 
 def ensure_supported(pipeline: Pipeline) -> None:

@@ -341,3 +341,11 @@ def test_sql_parameters_get_a_mapped_result_as_a_plain_list() -> None:
     load.sql, load.parameters = "select 1", {"ids": Lazy(1, 4)}  # Lazy: what Airflow's XComArg of a mapped task gives
     load.render_template_fields({"params": {}})
     assert load.parameters == {"ids": [1, 4]} and type(load.parameters["ids"]) is list
+
+
+def test_mapped_arguments_named_like_the_airflow_context_are_refused() -> None:
+    p = pipeline([py("sq", "square", kwargs={"params": 1}, map={"ds": [1], "x": [2]})])
+    with pytest.raises(CompileError, match=r"Airflow's task context \(ds, params\) on a mapped task"):
+        plan(p)
+    unmapped = pipeline([py("sq", "square", kwargs={"params": 1, "x": 2})])  # nested in op_kwargs: no clash
+    assert not plan(unmapped).tasks[0].mapped
