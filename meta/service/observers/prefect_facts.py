@@ -38,6 +38,7 @@ PAUSED                    other                               other
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ SKIPPED = "Skipped"
 UPSTREAM_FAILED = "UpstreamFailed"
 NOT_RUN_TAG = "meta:not-run"
 NOT_READY = "NotReady"  # Prefect's own: an upstream of wait_for did not complete
+_INSTANCE_NAME = re.compile(r".+\[(\d+)\]")  # meta_prefect.driver.task_run_name of a mapped task's instance
 
 # ---------------------------------------------------------------------------------------------- states
 
@@ -185,6 +187,12 @@ class Mapper:
             return task_key.rsplit("-", 1)[0]  # meta's task function is named <pipeline>.<task id>
         return name
 
+    @staticmethod
+    def map_index(external: bool, name: str) -> int:
+        """meta's driver names a mapped task's instances ``<task>[<map index>]``; anything else is unmapped."""
+        match = _INSTANCE_NAME.fullmatch(name) if not external else None
+        return int(match.group(1)) if match else -1
+
     # -- REST ---------------------------------------------------------------------------------------
 
     def flow_run(self, run: Mapping[str, Any], flow_name: str, source: Source) -> RunEvent:
@@ -224,6 +232,7 @@ class Mapper:
             "pipeline_id": pipeline_id,
             "run_id": RUN_PREFIX + str(task["flow_run_id"]),
             "task_id": self.task_id(external, str(task.get("name") or ""), task.get("task_key")),
+            "map_index": self.map_index(external, str(task.get("name") or "")),
             "as_of": as_of,
             "source": source,
             "external": external,
@@ -332,6 +341,7 @@ class Mapper:
                 pipeline_id=pipeline_id,
                 run_id=RUN_PREFIX + parent,
                 task_id=self.task_id(external, task_name, task.get("task_key")),
+                map_index=self.map_index(external, task_name),
                 try_number=0 if not_run else max(run_count, 1),
                 state=state,
                 raw_state=name,

@@ -58,6 +58,10 @@ tasks:
   after_bad:
     shell: "true"
     upstream: [bad]
+  fan:
+    python: tests.conformance.callables:fail_on
+    kwargs: {bad: 2}
+    map: {x: [1, 2, 3]}
 """
 
 # A plain Prefect flow meta did not build. ``flaky`` retries without a delay: Prefect then goes Running -> Retrying
@@ -190,7 +194,8 @@ class Watch:
     def attempts(self, run_id: str) -> dict[tuple[str, int], str]:
         with self.store.reading() as session:
             rows = queries.attempts_of(session, BACKEND, *self._pipeline_and_run(session, run_id))
-        return {(a.task_id, a.try_number): a.state for a in rows}
+        # A mapped task's instance shows as task[map index], as meta's driver names its task run.
+        return {(a.task_id + (f"[{a.map_index}]" if a.map_index >= 0 else ""), a.try_number): a.state for a in rows}
 
     def run(self, run_id: str) -> Any:
         with self.store.reading() as session:
@@ -407,6 +412,9 @@ META_EXPECTED = {
     ("after_skip", 0): "skipped",  # decided by meta's scheduler without running: try 0
     ("bad", 1): "failed",
     ("after_bad", 0): "upstream_failed",
+    ("fan[0]", 1): "success",  # a mapped task: one attempt per instance, by map index
+    ("fan[1]", 1): "failed",
+    ("fan[2]", 1): "success",
 }
 
 
