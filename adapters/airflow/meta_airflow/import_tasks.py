@@ -142,11 +142,15 @@ def callable_ref(func: Any, module_names: dict[str, str]) -> str | None:
     if not re.match(CALLABLE_PATTERN, ref):
         return None
     named: Any = sys.modules.get(module)
+    if named is None:
+        return ref
     for part in qualname.split("."):
         named = getattr(named, part, None)
-    if named is not func and getattr(named, "function", None) is func:
-        ref += ".function"
-    return ref
+    if named is func:
+        return ref
+    if getattr(named, "function", None) is func:
+        return ref + ".function"
+    return None  # the name is another object now (a later definition in the module replaced it)
 
 
 def seconds(value: Any) -> timedelta | None:
@@ -550,13 +554,24 @@ def python_callable_ref(func: Any, tid: str, module_names: dict[str, str]) -> st
     if ref is None:
         name = getattr(func, "__qualname__", func)
         raise ImportRefused(
-            f"task {tid}: its callable {name!r} is not importable "
-            "by name (a lambda or a function nested in another); move it to module level",
+            f"task {tid}: its callable {name!r} is not importable by name ({not_importable_why(func)})",
             task=tid,
             received=f"python_callable {name}",
             expected="a function defined at module level (meta references callables as module:function)",
         )
     return ref
+
+
+def not_importable_why(func: Any) -> str:
+    qualname = str(getattr(func, "__qualname__", ""))
+    if "<lambda>" in qualname:
+        return "a lambda; define it with def at module level"
+    if "<locals>" in qualname:
+        return "a function nested in another (e.g. TaskFlow inside @dag); move it to module level"
+    return (
+        f"the module-level name {qualname} is another object by now (a later definition, e.g. in a loop, replaced "
+        "it); give each function its own module-level name"
+    )
 
 
 def plain_kwargs(kwargs: dict[str, Any], tid: str, what: str = "arguments") -> None:

@@ -451,3 +451,27 @@ def test_an_imported_pipeline_passes_results_and_maps_on_the_local_runner(
     written = json.loads((results_folder / "out.json").read_text())
     assert written == {"text": "total=126", "squares": [9, 36, 81]}  # the shell result: its last line of output
     compiles_back(p, tmp_path)
+
+
+def test_a_task_function_whose_name_was_replaced_is_refused_not_misnamed(tmp_path: Path) -> None:
+    """In a loop, each ``@task def step()`` replaces the module's ``step``: only the last one is importable by that
+    name, so the others are refused rather than imported as a reference to the wrong function."""
+    (tmp_path / "looped.py").write_text(
+        textwrap.dedent("""
+            from airflow.sdk import DAG, task
+
+            with DAG(dag_id="looped", schedule=None):
+                for n in (1, 2):
+
+                    @task(task_id=f"step_{n}")
+                    def step():
+                        return 1
+
+                    step()
+        """).lstrip()
+    )
+    (result,) = import_folder(tmp_path)
+    assert result.refused == (
+        "task step_1: its callable 'step' is not importable by name (the module-level name step is another object "
+        "by now (a later definition, e.g. in a loop, replaced it); give each function its own module-level name)"
+    )
