@@ -475,3 +475,30 @@ def test_a_task_function_whose_name_was_replaced_is_refused_not_misnamed(tmp_pat
         "task step_1: its callable 'step' is not importable by name (the module-level name step is another object "
         "by now (a later definition, e.g. in a loop, replaced it); give each function its own module-level name)"
     )
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_id", "line"),
+    [
+        ("example_dynamic_task_mapping", "sum_it", "Total was 9"),  # add_one.expand(x=[1, 2, 3]), then the reduce
+        ("example_task_mapping_second_order", "add_10", None),  # expand over a mapped task's result
+        ("example_params_trigger_ui", "print_greetings", "Bonjour Thomas!"),  # three maps over one result
+    ],
+)
+def test_airflows_own_mapping_examples_run_after_import(
+    dag_id: str, task_id: str, line: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meta_airflow.import_report import example_folders
+
+    from meta import LocalRunner
+
+    folder = example_folders()[0]
+    (result,) = import_folder(folder, dag_id=dag_id)
+    assert result.pipeline is not None, result.refused
+    monkeypatch.syspath_prepend(str(folder))
+    outcome = LocalRunner(home=tmp_path).run(result.pipeline)
+    assert str(outcome.result.state) == "success"
+    assert {str(t.state) for t in outcome.result.tasks.values()} == {"success"}
+    if line is not None:
+        assert outcome.log_dir is not None
+        assert line in (outcome.log_dir / task_id / "attempt-1.log").read_text()
