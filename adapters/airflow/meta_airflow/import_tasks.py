@@ -89,6 +89,7 @@ UNMAPPED_TASK_FIELDS: dict[str, Any] = {
     "executor_config": None,
     "sla": None,
     "max_active_tis_per_dagrun": None,
+    "map_index_template": None,
 }
 NEUTRAL = {
     "airflow.providers.standard.operators.bash.BashOperator": "shell",
