@@ -453,7 +453,9 @@ def mapped_task_plan(pipeline: Pipeline, task: Task, results: Results) -> TaskPl
     names = [*a.kwargs, *task.map]  # type: ignore[union-attr]  # the model allows map on python tasks only
     function = Call(f"{RUNTIME}:mapped_python", args=(a.callable, names))  # type: ignore[union-attr]
     partial = tuple((k, results.value(v)) for k, v in a.kwargs.items())  # type: ignore[union-attr]
-    expand = tuple((k, results.value(v) if isinstance(v, str) else list(v)) for k, v in task.map.items())
+    # Airflow renders the strings of a literal list like any argument (only values from XCom are not rendered again),
+    # so result references inside them are translated as well.
+    expand = tuple((k, results.value(v)) for k, v in task.map.items())
     kw: list[tuple[str, Any]] = [("multiple_outputs", False), *task_kwargs(task)]
     return TaskPlan(task.id, TASKFLOW, tuple(kw), args=(function,), partial=partial, expand=expand)
 

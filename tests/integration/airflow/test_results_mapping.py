@@ -38,6 +38,7 @@ def spec(pipeline_id: str) -> Pipeline:
         {
             "id": pipeline_id,
             "tags": ["integration"],
+            "params": {"who": {"type": "string", "default": "CH"}},
             "tasks": [
                 # downstream tasks first: references may point to tasks defined later
                 expect("text_one", "got {{ tasks.one.result }}", "got [8]"),
@@ -59,6 +60,17 @@ def spec(pipeline_id: str) -> Pipeline:
                     },
                 },
                 expect("shell_result", "{{ tasks.shell_env.result }}", "hello rows [1, 4, 9]"),
+                # Airflow renders the strings of a literal map list (values from XCom are never rendered again)
+                py(
+                    "labels",
+                    "pair",
+                    map={"x": [1, 2], "y": ["{{ params.who }}", "{{ tasks.numbers.result | length }}"]},
+                ),
+                expect("labels_check", "{{ tasks.labels.result }}", ["1CH", "13", "2CH", "23"]),
+                # a fixed kwarg of a mapped task from another task's result (an XComArg in partial())
+                py("two", "square", kwargs={"x": 2, "power": 1}),
+                py("scaled", "square", kwargs={"power": "{{ tasks.two.result }}"}, map={"x": [1, 2, 3]}),
+                expect("scaled_check", "{{ tasks.scaled.result }}", [1, 4, 9]),
             ],
         }
     )
@@ -77,8 +89,20 @@ EXPECTED_STATES = {
     "word": "success",
     "shell_env": "success",
     "shell_result": "success",
+    "labels": "success",
+    "labels_check": "success",
+    "two": "success",
+    "scaled": "success",
+    "scaled_check": "success",
 }
-EXPECTED_INSTANCES = {"one": {0: "success"}, "many": {0: "success", 1: "success", 2: "success"}, "zero": {}}
+THREE = {0: "success", 1: "success", 2: "success"}
+EXPECTED_INSTANCES = {
+    "one": {0: "success"},
+    "many": THREE,
+    "zero": {},
+    "labels": {0: "success", 1: "success", 2: "success", 3: "success"},
+    "scaled": THREE,
+}
 LOADED, GENERATED = spec("it_results_loaded"), spec("it_results_generated")
 
 

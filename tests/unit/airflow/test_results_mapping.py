@@ -349,3 +349,15 @@ def test_mapped_arguments_named_like_the_airflow_context_are_refused() -> None:
         plan(p)
     unmapped = pipeline([py("sq", "square", kwargs={"params": 1, "x": 2})])  # nested in op_kwargs: no clash
     assert not plan(unmapped).tasks[0].mapped
+
+
+def test_strings_of_a_literal_map_list_are_templates_as_in_airflow() -> None:
+    p = pipeline(
+        [
+            py("n", "numbers", kwargs={"count": 2}),
+            py("pair", "pair", map={"x": [1], "y": ["{{ params.who }}", "{{ tasks.n.result | length }}"]}),
+        ],
+        params={"who": {"type": "string", "default": "CH"}},
+    )
+    pair = {t.task_id: t for t in plan(p).tasks}["pair"]
+    assert dict(pair.expand)["y"] == ["{{ params.who }}", "{{ ti.xcom_pull(task_ids='n') | length }}"]
