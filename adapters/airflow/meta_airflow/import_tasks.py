@@ -99,6 +99,9 @@ NEUTRAL = {
     "airflow.providers.standard.decorators.branch_python._BranchPythonDecoratedOperator": "branch",
     "airflow.providers.standard.operators.empty.EmptyOperator": "noop",
     "airflow.providers.common.sql.operators.sql.SQLExecuteQueryOperator": "sql",
+    # meta's own subclasses (compiled from shell/sql tasks): the same arguments
+    "meta_airflow.operators.MetaBashOperator": "shell",
+    "meta_airflow.operators.MetaSQLExecuteQueryOperator": "sql",
 }
 
 
@@ -828,6 +831,8 @@ def meta_mapped_target(func: Any) -> str | None:
     """The ``module:function`` of a mapped python task meta compiled (``runtime.mapped_python(target, names)``)."""
     if getattr(func, "__module__", None) != RUNTIME:
         return None
+    if isinstance(getattr(func, "meta_target", None), str):
+        return str(func.meta_target)
     try:
         target = inspect.getclosurevars(func).nonlocals.get("target")
     except (TypeError, ValueError):

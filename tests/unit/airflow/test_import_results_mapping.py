@@ -502,3 +502,33 @@ def test_airflows_own_mapping_examples_run_after_import(
     if line is not None:
         assert outcome.log_dir is not None
         assert line in (outcome.log_dir / task_id / "attempt-1.log").read_text()
+
+
+def test_metas_own_operator_subclasses_import_back_as_shell_and_sql(tmp_path: Path) -> None:
+    """A shell task with a secret in env compiles to MetaBashOperator, a sql task whose parameters hold a mapped
+    task's result to MetaSQLExecuteQueryOperator: both read back as the tasks they came from."""
+    p = Pipeline.model_validate(
+        {
+            "id": "subclasses",
+            "tasks": [
+                {"id": "square", "action": {"kind": "python", "callable": "math:sqrt"}, "map": {"x": [1, 4]}},
+                {
+                    "id": "store",
+                    "action": {
+                        "kind": "sql",
+                        "conn": "wh",
+                        "statement": "insert into t select unnest(%(v)s)",
+                        "parameters": {"v": "{{ tasks.square.result }}"},
+                    },
+                },
+                {
+                    "id": "push",
+                    "action": {"kind": "shell", "command": "echo $TOKEN", "env": {"TOKEN": "${secret:api}"}},
+                },
+            ],
+        }
+    )
+    dag = build_dag(p)
+    assert type(dag.task_dict["store"]).__name__ == "MetaSQLExecuteQueryOperator"
+    assert type(dag.task_dict["push"]).__name__ == "MetaBashOperator"
+    compiles_back(p, tmp_path)
