@@ -218,6 +218,20 @@ FILES = {
                 double.override(task_id="twice")(n)
 
             per_number.expand(n=[1, 2])
+
+        with DAG(dag_id="zipped_results", schedule=None):
+            double.expand(x=numbers().zip(numbers()))
+
+        with DAG(dag_id="passthrough_result", schedule=None):
+            from airflow.providers.standard.sensors.bash import BashSensor
+
+            BashSensor(task_id="wait_for", bash_command=numbers())
+
+        with DAG(dag_id="sql_result", schedule=None):
+            from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+
+            rows = SQLExecuteQueryOperator(task_id="rows", conn_id="wh", sql="select 1")
+            double(rows.output)
     """,
 }
 
@@ -331,6 +345,11 @@ REFUSED = {
     "transformed": ("is an XComArg .map()", 17, "do the transformation in the consuming task"),
     "zipped_sets": ("varies ['x', 'y'] together", 38, "every combination of the varying values"),
     "mapped_group": ("belongs to a mapped task group", 46, "each task of the group mapped on its own"),
+    "zipped_results": ("expand x is an XComArg .zip()", 17, "do the transformation in the consuming task"),
+    "passthrough_result": ("BashSensor arguments ['bash_command'] take results of other tasks (XComArgs)", 56,
+                           "a python task (@task) that takes the result as an argument"),
+    "sql_result": ("takes the result of rows, which becomes a sql task; only python and shell tasks have a result",
+                   17, "results of python (@task, PythonOperator) or shell (BashOperator) tasks"),
 }  # fmt: skip
 
 
