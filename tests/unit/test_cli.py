@@ -549,7 +549,7 @@ AIRFLOW_FOLDER = {
             return 2 * x
 
         with DAG("mapped", schedule=None):
-            double.expand(x=[1, 2])
+            double.expand_kwargs([{"x": 1}, {"x": 2}])
     """,
     "empty.py": """
         from airflow.sdk import DAG
@@ -581,8 +581,11 @@ def test_import_airflow_folder_per_dag(tmp_path: Path) -> None:
     assert "timezone: Europe/Paris" in (out / "trigger.yaml").read_text()
     assert f"partial: interval ({dags / 'scheduler_classes.py'}:9), written with 1 note:" in result.stderr
     assert "  - schedule: a cron *data interval* timetable becomes a trigger schedule" in result.stderr
-    assert f"refused: DAG 'mapped' ({dags / 'mapped.py'}:4): task double: dynamic task mapping" in result.stderr
-    assert "  received: double.expand(...)" in result.stderr
+    assert (
+        f"refused: DAG 'mapped' ({dags / 'mapped.py'}:4): task double: expand_kwargs (one whole set of arguments "
+        "per instance) has no neutral form" in result.stderr
+    )
+    assert "  received: double.expand_kwargs([{'x': 1}, {'x': 2}])" in result.stderr
     assert f"refused: DAG 'no_tasks' ({dags / 'empty.py'}:3): the DAG has no tasks" in result.stderr
     assert f"refused: DAG file ({dags / 'broken.py'}:1): Airflow could not import it: RuntimeError: boom" in (
         result.stderr
