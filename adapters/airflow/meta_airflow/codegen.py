@@ -209,6 +209,7 @@ def render_plan(dag_plan: DagPlan, sources: Sequence[str] = ()) -> str:
     for t in dag_plan.tasks:  # register operator imports before naming variables, so names never clash
         r.name_for(t.operator)
     names = variable_names([t.task_id for t in dag_plan.tasks], r.taken)
+    r.taken.update(names.values())  # names imported while printing the tasks (call_python...) are aliased instead
     # A mapped task's variable is the XComArg its .expand() returns; any other task's result is its .output.
     r.outputs = {t.task_id: names[t.task_id] + ("" if t.mapped else ".output") for t in dag_plan.tasks}
     for t in dag_plan.tasks:

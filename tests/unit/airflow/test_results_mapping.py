@@ -361,3 +361,21 @@ def test_strings_of_a_literal_map_list_are_templates_as_in_airflow() -> None:
     )
     pair = {t.task_id: t for t in plan(p).tasks}["pair"]
     assert dict(pair.expand)["y"] == ["{{ params.who }}", "{{ ti.xcom_pull(task_ids='n') | length }}"]
+
+
+def test_task_ids_never_shadow_the_names_the_tasks_use(tmp_path: Path) -> None:
+    ids = ["task", "mapped_python", "call_python", "timedelta", "source"]
+    p = pipeline(
+        [
+            py("source", "numbers", kwargs={"count": 2}),
+            py("mapped_python", "square", map={"x": "{{ tasks.source.result }}"}, retry_delay="1s"),
+            py("task", "square", kwargs={"power": 1}, map={"x": [1]}),
+            py("call_python", "expect", kwargs={"value": "{{ tasks.mapped_python.result }}", "expected": [1, 4]}),
+            py("timedelta", "extract", retry_delay="2s"),
+        ]
+    )
+    source = render_pipeline(p)
+    generated = exec_dag(source, tmp_path)
+    assert sorted(generated.task_dict) == sorted(ids)
+    assert mapping_summary(generated) == mapping_summary(build_dag(p))
+    assert comparable(summary(generated)) == comparable(summary(build_dag(p)))
