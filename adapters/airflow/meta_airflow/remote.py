@@ -97,8 +97,9 @@ def mapped_tasks(pipeline: Pipeline) -> frozenset[str]:
 def task_results(tis: Iterable[Mapping[str, Any]], mapped: Collection[str] = ()) -> dict[str, TaskResult]:
     """meta's task results from Airflow task instances (``task_id``, ``map_index``, ``state``, ``try_number``).
 
-    A mapped task gets its instances by map index; one that never expanded (a single instance with map index -1:
-    skipped for an empty list, upstream_failed, or decided before it could expand) gets ``instances={}``.
+    A task with instances of map index >= 0 gets them by map index; a task of ``mapped`` that never expanded (a
+    single instance with map index -1: skipped for an empty list, upstream_failed, or decided before it could
+    expand) gets ``instances={}`` (only the pipeline tells it from an unmapped task).
     """
     by_task: dict[str, dict[int, TaskResult]] = {}
     for ti in tis:
@@ -108,10 +109,10 @@ def task_results(tis: Iterable[Mapping[str, Any]], mapped: Collection[str] = ())
     out: dict[str, TaskResult] = {}
     for task_id, instances in by_task.items():
         expanded = {i: r for i, r in instances.items() if i != UNMAPPED}
-        if task_id not in mapped:
-            out[task_id] = instances.get(UNMAPPED) or next(iter(instances.values()))
-        elif expanded:
+        if expanded:  # mapped, whether or not ``mapped`` says so
             out[task_id] = TaskResult.mapped(expanded)
+        elif task_id not in mapped:
+            out[task_id] = instances[UNMAPPED]
         else:
             unexpanded = instances[UNMAPPED]
             out[task_id] = TaskResult(unexpanded.state, unexpanded.attempts, instances={})

@@ -302,6 +302,8 @@ def test_task_results_group_instances_by_map_index() -> None:
     assert out["empty"] == TaskResult(TaskState.SKIPPED, 0, instances={})
     assert out["never"] == TaskResult(TaskState.UPSTREAM_FAILED, 0, instances={})
     assert task_results(tis[:1])["source"].instances is None
+    without_pipeline = task_results(tis)  # expanded tasks are known by their map indexes
+    assert without_pipeline["square"] == out["square"] and without_pipeline["empty"].instances is None
 
 
 def test_sql_parameters_get_a_mapped_result_as_a_plain_list() -> None:
