@@ -230,8 +230,10 @@ def _dispatch(
             except Exception as exc:  # import problems are the task's failure, reported clearly
                 return AttemptResult(TaskState.FAILED, error=f"cannot import {action.callable!r}: {exc}")
             kwargs = render_with_results(dict(action.kwargs), variables, inputs.results)
-            if inputs.mapped_kwargs:
-                kwargs.update(inputs.mapped_kwargs)
+            for name, value in (inputs.mapped_kwargs or {}).items():
+                # Elements of a literal list are templates (Airflow renders them); results are never rendered again.
+                literal = isinstance(task.map.get(name), list | tuple)
+                kwargs[name] = render_with_results(value, variables, inputs.results) if literal else value
             allowed = pipeline.downstream_of(task.id) if isinstance(action, BranchAction) else None
             target = action.callable
 
@@ -572,6 +574,14 @@ def _run_shell(
         own_env = resolve_secrets(render_with_results(dict(action.env), variables, inputs.results))
     except MetaError as exc:
         return AttemptResult(TaskState.FAILED, error=str(exc))
+    not_text = {k: v for k, v in own_env.items() if not isinstance(v, str)}
+    if not_text:
+        name, value = next(iter(not_text.items()))
+        return AttemptResult(
+            TaskState.FAILED,
+            error=f"env {name} received {type(value).__name__} {str(value)[:80]!r}; environment values are text: "
+            "use the result inside text, e.g. '{{ tasks.ID.result | tojson }}'",
+        )
     env = {**os.environ, **ctx.env(task.id, try_number), **own_env}
     cwd = render(action.cwd, variables) if action.cwd else None
     log.write(f"$ {command}\n")

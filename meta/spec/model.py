@@ -696,6 +696,14 @@ def _result_problems(pipeline: Pipeline) -> list[Problem]:
             )
             continue
         kwargs = task.action.kwargs  # type: ignore[union-attr]
+        if pipeline.settings_for(task).trigger_rule == TriggerRule.ALWAYS and any(
+            (ref := whole_reference(v)) is not None and ref.kind == "result" for v in task.map.values()
+        ):
+            problem(
+                task,
+                "trigger_rule always on a task mapped over a result: it would start before the result exists "
+                "(Airflow refuses it too); use all_done",
+            )
         for name, source in task.map.items():
             where = f"map.{name}"
             if not name.isidentifier():
@@ -704,6 +712,13 @@ def _result_problems(pipeline: Pipeline) -> list[Problem]:
                 problem(task, f"{where}: {name!r} is also in kwargs; a name is either fixed (kwargs) or mapped (map)")
             reference = whole_reference(source)
             if isinstance(source, list | tuple):
+                inside = referenced_results(source)
+                if inside:
+                    problem(
+                        task,
+                        f"{where}: a literal list holds results ({', '.join(inside)}); map over a result itself "
+                        f"('{{{{ tasks.{inside[0]}.result }}}}'), or have a task return the list",
+                    )
                 if len(source) > MAX_MAP_LENGTH:
                     problem(
                         task, f"{where} has {len(source)} elements; at most {MAX_MAP_LENGTH} (Airflow's max_map_length)"

@@ -339,6 +339,25 @@ CASES += [
         "success",
         instances={"square": {}},
     ),
+    # Airflow renders templates inside the strings of a literal map list (never a value that came from a result).
+    Case(
+        "map_literal_templates",
+        pipeline(
+            "map_literal_templates",
+            [
+                py(
+                    "greet",
+                    "expect",
+                    kwargs={"expected": "hello CH"},
+                    map={"value": ["hello {{ params.who }}", "hello {{ params.who }}"]},
+                ),
+            ],
+            params={"who": {"type": "string", "default": "CH"}},
+        ),
+        {"greet": "success"},
+        "success",
+        instances={"greet": {0: "success", 1: "success"}},
+    ),
     Case(
         "map_one",
         pipeline(

@@ -314,3 +314,28 @@ def test_task_functions_defined_in_the_spec_file_run_by_the_files_name(tmp_path:
     with import_roots([tmp_path]):
         outcome = run(p, tmp_path / "home")
     assert sorted(a.result for a in outcome.attempts if a.task_id == "square") == [4, 9]
+
+
+def test_literal_map_elements_are_templates_as_in_airflow(tmp_path: Path) -> None:
+    p = pipeline(
+        py("greet", "echo", map={"value": ["hi {{ params.who }}", "bye"]}),
+        params={"who": {"type": "string", "default": "CH"}},
+    )
+    outcome = run(p, tmp_path)
+    assert [a.result for a in sorted(outcome.attempts, key=lambda a: a.map_index)] == ["hi CH", "bye"]
+    with pytest.raises(ValueError, match=r"map\.x: a literal list holds results \(src\)"):
+        pipeline(py("src", "numbers"), py("m", "square", map={"x": ["{{ tasks.src.result }}"]}))
+
+
+def test_a_shell_env_value_must_be_text(tmp_path: Path) -> None:
+    p = pipeline(
+        py("source", "numbers", kwargs={"count": 2}),
+        {"id": "use", "action": {"kind": "shell", "command": "echo $N", "env": {"N": "{{ tasks.source.result }}"}}},
+    )
+    outcome = run(p, tmp_path)
+    assert "env N received list '[1, 2]'; environment values are text" in outcome.errors["use"]
+
+
+def test_always_on_a_task_mapped_over_a_result_is_refused() -> None:
+    with pytest.raises(ValueError, match="trigger_rule always on a task mapped over a result"):
+        pipeline(py("src", "numbers"), py("m", "square", map={"x": "{{ tasks.src.result }}"}, trigger_rule="always"))

@@ -60,6 +60,9 @@ DEFAULT_MAX_WORKERS = 16
 Instance = tuple[str, int]  # (task id, map index)
 
 
+MAP_INDEX_TAG = "meta:map-index:{}"  # on each task run of a mapped task's instance (the observer reads it)
+
+
 def task_run_name(task_id: str, map_index: int) -> str:
     """The Prefect task run of a meta task instance: ``load``, or ``square[3]`` for a mapped task's instance."""
     return task_id if map_index == UNMAPPED else f"{task_id}[{map_index}]"
@@ -191,7 +194,7 @@ class Driver:
             description=task.description,
             retries=settings.retries,
             retry_delay_seconds=delays or 0,
-            tags=_task_tags(self.pipeline.id, task, settings.pool),
+            tags=_task_tags(self.pipeline.id, task, settings.pool, map_index),
             cache_policy=NO_CACHE,
             persist_result=False,
             on_running=hooks.task_retry_hooks(self.pipeline, self.ctx.run_id),
@@ -238,11 +241,13 @@ def max_active_tag(pipeline_id: str, task_id: str) -> str:
     return f"meta-max-active:{pipeline_id}.{task_id}"
 
 
-def _task_tags(pipeline_id: str, task: MetaTask, pool: str | None) -> set[str]:
+def _task_tags(pipeline_id: str, task: MetaTask, pool: str | None, map_index: int = UNMAPPED) -> set[str]:
     # Airflow pools become Prefect tags: a tag concurrency limit named like the pool bounds them (docs/prefect.md).
     tags = {f"pool:{pool}"} if pool else set()
     if task.max_active:
         tags.add(max_active_tag(pipeline_id, task.id))
+    if map_index != UNMAPPED:
+        tags.add(MAP_INDEX_TAG.format(map_index))
     return tags
 
 

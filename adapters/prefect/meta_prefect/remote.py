@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import time
 
-from meta import MAX_MAP_LENGTH, MetaError, Pipeline, RunResult, TaskResult, TaskState
+from meta import UNMAPPED, MetaError, Pipeline, RunResult, TaskResult, TaskState
 from meta_prefect import states
 from meta_prefect.client import PrefectClient
-from meta_prefect.driver import task_run_name
+from meta_prefect.driver import MAP_INDEX_TAG
 
 
 def result_of(client: PrefectClient, pipeline: Pipeline, flow_run_id: str) -> RunResult:
     """The run as meta reports it; tasks without a task run yet show as scheduled (0 attempts)."""
     flow_run = client.read_flow_run(flow_run_id)
     state = flow_run.get("state") or {}
-    by_name = {tr["name"]: tr for tr in client.task_runs(flow_run_id)}
+    runs: dict[tuple[str, int], dict] = {}
+    for tr in client.task_runs(flow_run_id):
+        index = _map_index_of(tr)
+        runs[(_task_id_of(tr, index), index)] = tr
     tasks = {}
     for task_id in pipeline.task_ids:
-        run = by_name.get(task_id)
+        run = runs.get((task_id, UNMAPPED))
         if pipeline.task(task_id).mapped:
-            instances = {
-                i: _task_result(by_name[task_run_name(task_id, i)])
-                for i in range(MAX_MAP_LENGTH)
-                if task_run_name(task_id, i) in by_name
-            }
+            instances = {i: _task_result(tr) for (t, i), tr in runs.items() if t == task_id and i != UNMAPPED}
             # Decided before it could expand (skipped for an empty list, upstream_failed): one marker run, no index.
             decided = _task_result(run).state if run is not None else None
             tasks[task_id] = TaskResult.mapped(instances, decided)
@@ -32,6 +31,20 @@ def result_of(client: PrefectClient, pipeline: Pipeline, flow_run_id: str) -> Ru
     return RunResult(
         pipeline.id, states.run_state(state.get("type")), tasks, run_id=f"prefect__{flow_run_id}", backend="prefect"
     )
+
+
+def _task_id_of(run: dict, map_index: int) -> str:
+    """The meta task a task run belongs to: its name, ``task[i]`` for a mapped task's instance (once it ran)."""
+    name = str(run.get("name") or "")
+    suffix = f"[{map_index}]"
+    return name.removesuffix(suffix) if map_index != UNMAPPED else name
+
+
+def _map_index_of(run: dict) -> int:
+    for tag in run.get("tags") or ():
+        if tag.startswith(MAP_INDEX_TAG.format("")):
+            return int(tag.removeprefix(MAP_INDEX_TAG.format("")))
+    return UNMAPPED
 
 
 def _task_result(run: dict) -> TaskResult:
