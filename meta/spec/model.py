@@ -697,7 +697,7 @@ def _result_problems(pipeline: Pipeline) -> list[Problem]:
             continue
         kwargs = task.action.kwargs  # type: ignore[union-attr]
         if pipeline.settings_for(task).trigger_rule == TriggerRule.ALWAYS and any(
-            (ref := whole_reference(v)) is not None and ref.kind == "result" for v in task.map.values()
+            (found := whole_reference(v)) is not None and found.kind == "result" for v in task.map.values()
         ):
             problem(
                 task,
@@ -712,7 +712,9 @@ def _result_problems(pipeline: Pipeline) -> list[Problem]:
                 problem(task, f"{where}: {name!r} is also in kwargs; a name is either fixed (kwargs) or mapped (map)")
             reference = whole_reference(source)
             if isinstance(source, list | tuple):
-                inside = referenced_results(source)
+                # An element that is a whole reference would be the value itself here but text on Airflow (which
+                # renders the list's strings as templates); references inside text are the same everywhere.
+                inside = [ref.name for ref in map(whole_reference, source) if ref is not None and ref.kind == "result"]
                 if inside:
                     problem(
                         task,

@@ -211,16 +211,6 @@ def problems(pipeline: Pipeline) -> list[CompileError]:
                         task=task.id,
                     )
                 )
-            elif ref is not None and task.trigger_rule == TriggerRule.ALWAYS:
-                out.append(
-                    CompileError(
-                        TARGET,
-                        pipeline.id,
-                        "trigger_rule always on a task mapped over a result",
-                        "Airflow refuses expand() over an upstream result with trigger rule 'always'; use all_done",
-                        task=task.id,
-                    )
-                )
     # SLAs: what Airflow enforces itself is in native_sla (Deadline Alerts); the shared check (Target.check) refuses
     # the rest unless a workspace's control plane watches the pipeline on an airflow backend.
     return out

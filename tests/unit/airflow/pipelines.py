@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from meta.spec.model import Pipeline
@@ -119,3 +120,18 @@ def summary(dag: Any) -> dict[str, Any]:
         "on_failure_callback": repr(dag.on_failure_callback),
         "tasks": tasks,
     }
+
+
+def ruff_format_problems(files: list[Path], cwd: Path) -> str:
+    """What ``ruff format --check`` says about generated files ("" when they are formatted as ruff would)."""
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run(
+        [str(ruff), "format", "--check", "--diff", "--line-length", "120", *map(str, files)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    return "" if result.returncode == 0 else result.stdout + result.stderr

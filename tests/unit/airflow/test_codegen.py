@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from meta_airflow.codegen import render_pipeline, string_literal, write_dag_file
 
 from meta.spec.model import Pipeline
 from tests.conformance.cases import CASES
-from tests.unit.airflow.pipelines import rich, summary
+from tests.unit.airflow.pipelines import rich, ruff_format_problems, summary
 
 RUFF = Path(sys.executable).parent / "ruff"
 
@@ -125,13 +124,7 @@ def test_deterministic_and_rewritten_only_on_change(tmp_path: Path) -> None:
 
 def test_output_is_ruff_formatted(tmp_path: Path) -> None:
     files = write_dag_files([rich(), hostile_pipeline(), *(c.pipeline for c in CASES)], tmp_path)
-    result = subprocess.run(
-        [str(RUFF), "format", "--check", "--diff", "--line-length", "120", *map(str, files)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert ruff_format_problems(files, tmp_path) == ""
 
 
 def comparable(value: Any) -> Any:

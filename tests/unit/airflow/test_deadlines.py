@@ -14,7 +14,7 @@ from meta_airflow.codegen import write_dag_files
 from meta_airflow.importer import import_dags, parse_folder
 
 from meta.spec.model import Pipeline
-from tests.unit.airflow.pipelines import rich
+from tests.unit.airflow.pipelines import rich, ruff_format_problems
 
 AT = "2026-12-24T17:00:00+00:00"
 DEADLINES: list[dict[str, Any]] = [
@@ -151,18 +151,8 @@ def test_what_only_the_control_plane_watches_builds_without_a_deadline_alert(tmp
 
 
 def test_generated_deadline_alerts_are_ruff_formatted(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    ruff = Path(sys.executable).with_name("ruff")
     files = write_dag_files([rich(sla={"max_duration": "2h", "deadlines": DEADLINES})], tmp_path)
-    result = subprocess.run(
-        [str(ruff), "format", "--check", "--diff", "--line-length", "120", *map(str, files)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert ruff_format_problems(files, tmp_path) == ""
 
 
 def test_the_callback_names_the_run_airflow_passes() -> None:
