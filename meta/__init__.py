@@ -48,7 +48,6 @@ _PUBLIC: dict[str, str] = {
     "expand_map": "meta.semantics.results:expand_map",
     "mapped_sources": "meta.semantics.results:mapped_sources",
     "mappable_problem": "meta.semantics.results:mappable_problem",
-    "resolve_references": "meta.semantics.results:resolve_references",
     "template_tasks": "meta.semantics.results:template_tasks",
     "checked_result": "meta.execution.results:checked_result",
     "ResultRefused": "meta.execution.results:ResultRefused",
@@ -268,9 +267,6 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.semantics.results import (
         mapped_sources as mapped_sources,
-    )
-    from meta.semantics.results import (
-        resolve_references as resolve_references,
     )
     from meta.semantics.results import (
         template_tasks as template_tasks,

@@ -6,8 +6,8 @@
 * ``expand_map`` turns a mapped task's ``map`` into one kwargs dict per instance: the cross product of its names, the
   last name varying fastest (Airflow's ``DictOfListsExpandInput``). An empty list gives no instance (the task is
   skipped); a value that is not a list, or a missing one, cannot be expanded (the task is upstream_failed).
-* ``resolve_references`` replaces every whole ``"{{ tasks.X.result }}"`` by the value itself; references inside
-  longer text are rendered by Jinja from ``template_tasks``.
+* ``render_with_results`` renders a task's fields: every whole ``"{{ tasks.X.result }}"`` is the value itself,
+  references inside longer text are rendered by Jinja from the ``tasks`` variable (``template_tasks``).
 
 Pure: no I/O. The checks a produced result must pass (JSON, size, no secret) are ``meta.execution.results``.
 """
@@ -39,12 +39,6 @@ class RunResults:
 
     def put(self, task_id: str, map_index: int, value: Any) -> None:
         self._values.setdefault(task_id, {})[map_index] = value
-
-    def has(self, task_id: str, map_index: int = UNMAPPED) -> bool:
-        return map_index in self._values.get(task_id, {})
-
-    def get(self, task_id: str, map_index: int = UNMAPPED) -> Any:
-        return self._values.get(task_id, {}).get(map_index)
 
     def value_of(self, task_id: str) -> Any:
         """What a downstream task receives for ``tasks.<task_id>.result``."""
@@ -110,20 +104,6 @@ def expand_map(task: Task, params: Mapping[str, Any], result_of: Callable[[str],
             f"map expands to {len(combos)} instances; at most {MAX_MAP_LENGTH} (Airflow's max_map_length)"
         )
     return combos
-
-
-def resolve_references(value: Any, inputs: Mapping[str, Any]) -> Any:
-    """``value`` with every whole ``"{{ tasks.X.result }}"`` string replaced by ``inputs[X]`` (any JSON type)."""
-    if isinstance(value, str):
-        ref = whole_reference(value)
-        if ref is not None and ref.kind == "result" and ref.name in inputs:
-            return inputs[ref.name]
-        return value
-    if isinstance(value, dict):
-        return {k: resolve_references(v, inputs) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(resolve_references(v, inputs) for v in value)
-    return value
 
 
 def render_with_results(value: Any, variables: dict[str, Any], inputs: Mapping[str, Any]) -> Any:
