@@ -4,11 +4,26 @@ import { get } from "./api.js";
 import { graphSvg, ganttSvg } from "./draw.js";
 import { ago, badge, duration, html, pipelineHref, raw, runHref, when } from "./util.js";
 
+// A mapped task's node shows what its instances add up to, most telling first (meta.spec.results.mapped_state).
+const SUMMARY_ORDER = ["failed", "upstream_failed", "running", "up_for_retry", "queued", "scheduled", "success", "skipped"];
+
 function taskStates(attempts) {
-  const states = new Map();
+  // Newest attempt of each task instance (task id, map index), then one state per task.
+  const latest = new Map();
   for (const a of attempts) {
-    const seen = states.get(a.task_id);
-    if (!seen || a.try_number >= seen.try_number) states.set(a.task_id, a);
+    const key = `${a.task_id}\u0000${a.map_index ?? -1}`;
+    const seen = latest.get(key);
+    if (!seen || a.try_number >= seen.try_number) latest.set(key, a);
+  }
+  const byTask = new Map();
+  for (const a of latest.values()) {
+    if (!byTask.has(a.task_id)) byTask.set(a.task_id, []);
+    byTask.get(a.task_id).push(a.state);
+  }
+  const states = new Map();
+  for (const [task, list] of byTask) {
+    const state = SUMMARY_ORDER.find((s) => list.includes(s)) ?? list[0];
+    states.set(task, { state, instances: list.length });
   }
   return states;
 }
@@ -18,8 +33,9 @@ function dagMarkup(page, attempts, label) {
   const nodes = page.tasks.map((t) => {
     const a = states.get(t.id);
     const tries = attempts.filter((x) => x.task_id === t.id).length;
+    const mapped = a && a.instances > 1 ? ` over ${a.instances} mapped instances` : "";
     return { id: t.id, state: a?.state ?? "none",
-      title: `${t.id}: ${a?.state ?? "no attempt"}${tries > 1 ? ` after ${tries} tries` : ""}${t.trigger_rule ? ` (trigger rule ${t.trigger_rule})` : ""}` };
+      title: `${t.id}: ${a?.state ?? "no attempt"}${mapped}${tries > 1 && !mapped ? ` after ${tries} tries` : ""}${t.trigger_rule ? ` (trigger rule ${t.trigger_rule})` : ""}` };
   });
   const edges = page.tasks.flatMap((t) => t.upstream.map((u) => ({ from: u, to: t.id })));
   if (!page.tasks.length) return html`<p class="muted">No task has been seen in a run yet.</p>`;
