@@ -16,6 +16,7 @@ instance, named ``<task>[<map index>]`` and retried on its own, as Prefect's ``T
 from __future__ import annotations
 
 import queue
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -60,12 +61,21 @@ DEFAULT_MAX_WORKERS = 16
 Instance = tuple[str, int]  # (task id, map index)
 
 
-MAP_INDEX_TAG = "meta:map-index:{}"  # on each task run of a mapped task's instance (the observer reads it)
-
-
 def task_run_name(task_id: str, map_index: int) -> str:
-    """The Prefect task run of a meta task instance: ``load``, or ``square[3]`` for a mapped task's instance."""
+    """The Prefect task (and task run) of a meta task instance: ``load``, or ``square[3]`` for a mapped task's
+    instance. Prefect creates a task run as ``<task name>-<key>`` and renames it when it starts, so the index is in the
+    task's own name too: every event of the run carries it (a tag would do, but Prefect treats every tag as a
+    concurrency-limit name to look up, which for 1,000 distinct tags fails runs)."""
     return task_id if map_index == UNMAPPED else f"{task_id}[{map_index}]"
+
+
+def instance_of(name: str) -> tuple[str, int]:
+    """(task id, map index) from a task run's name, whichever of ``square[3]`` / ``square[3]-a1b`` it has now."""
+    match = _INSTANCE_NAME.fullmatch(name)
+    return (match.group(1), int(match.group(2))) if match else (name, UNMAPPED)
+
+
+_INSTANCE_NAME = re.compile(r"(.+)\[(\d+)\](?:-[^\[\]]*)?")
 
 
 @dataclass
@@ -189,12 +199,12 @@ class Driver:
         attempt.__qualname__ = f"{self.pipeline.id}.{task.id}"
         return Task(
             fn=attempt,
-            name=task.id,
+            name=task_run_name(task.id, map_index),
             task_run_name=task_run_name(task.id, map_index),
             description=task.description,
             retries=settings.retries,
             retry_delay_seconds=delays or 0,
-            tags=_task_tags(self.pipeline.id, task, settings.pool, map_index),
+            tags=_task_tags(self.pipeline.id, task, settings.pool),
             cache_policy=NO_CACHE,
             persist_result=False,
             on_running=hooks.task_retry_hooks(self.pipeline, self.ctx.run_id),
@@ -241,13 +251,11 @@ def max_active_tag(pipeline_id: str, task_id: str) -> str:
     return f"meta-max-active:{pipeline_id}.{task_id}"
 
 
-def _task_tags(pipeline_id: str, task: MetaTask, pool: str | None, map_index: int = UNMAPPED) -> set[str]:
+def _task_tags(pipeline_id: str, task: MetaTask, pool: str | None) -> set[str]:
     # Airflow pools become Prefect tags: a tag concurrency limit named like the pool bounds them (docs/prefect.md).
     tags = {f"pool:{pool}"} if pool else set()
     if task.max_active:
         tags.add(max_active_tag(pipeline_id, task.id))
-    if map_index != UNMAPPED:
-        tags.add(MAP_INDEX_TAG.format(map_index))
     return tags
 
 

@@ -7,7 +7,7 @@ import time
 from meta import UNMAPPED, MetaError, Pipeline, RunResult, TaskResult, TaskState
 from meta_prefect import states
 from meta_prefect.client import PrefectClient
-from meta_prefect.driver import MAP_INDEX_TAG
+from meta_prefect.driver import instance_of
 
 
 def result_of(client: PrefectClient, pipeline: Pipeline, flow_run_id: str) -> RunResult:
@@ -16,8 +16,7 @@ def result_of(client: PrefectClient, pipeline: Pipeline, flow_run_id: str) -> Ru
     state = flow_run.get("state") or {}
     runs: dict[tuple[str, int], dict] = {}
     for tr in client.task_runs(flow_run_id):
-        index = _map_index_of(tr)
-        runs[(_task_id_of(tr, index), index)] = tr
+        runs[instance_of(str(tr.get("name") or ""))] = tr
     tasks = {}
     for task_id in pipeline.task_ids:
         run = runs.get((task_id, UNMAPPED))
@@ -31,20 +30,6 @@ def result_of(client: PrefectClient, pipeline: Pipeline, flow_run_id: str) -> Ru
     return RunResult(
         pipeline.id, states.run_state(state.get("type")), tasks, run_id=f"prefect__{flow_run_id}", backend="prefect"
     )
-
-
-def _task_id_of(run: dict, map_index: int) -> str:
-    """The meta task a task run belongs to: its name, ``task[i]`` for a mapped task's instance (once it ran)."""
-    name = str(run.get("name") or "")
-    suffix = f"[{map_index}]"
-    return name.removesuffix(suffix) if map_index != UNMAPPED else name
-
-
-def _map_index_of(run: dict) -> int:
-    for tag in run.get("tags") or ():
-        if tag.startswith(MAP_INDEX_TAG.format("")):
-            return int(tag.removeprefix(MAP_INDEX_TAG.format("")))
-    return UNMAPPED
 
 
 def _task_result(run: dict) -> TaskResult:

@@ -52,9 +52,9 @@ SKIPPED = "Skipped"
 UPSTREAM_FAILED = "UpstreamFailed"
 NOT_RUN_TAG = "meta:not-run"
 NOT_READY = "NotReady"  # Prefect's own: an upstream of wait_for did not complete
-# meta's driver tags a mapped task's instance with its map index (tags are set when the task run is created; its
-# name ``task[i]`` only once it runs): meta_prefect.driver.MAP_INDEX_TAG.
-_MAP_INDEX_TAG = re.compile(r"meta:map-index:(\d+)")
+# meta's driver names a mapped task's instance ``task[i]`` (its task run is ``task[i]-<key>`` until it starts):
+# meta_prefect.driver.task_run_name.
+_INSTANCE_NAME = re.compile(r".+\[(\d+)\](?:-[^\[\]]*)?")
 
 # ---------------------------------------------------------------------------------------------- states
 
@@ -190,14 +190,10 @@ class Mapper:
         return name
 
     @staticmethod
-    def map_index(external: bool, tags: Iterable[str]) -> int:
-        """The map index meta's driver tagged a mapped task's instance with; -1 (unmapped) for anything else."""
-        if not external:
-            for tag in tags:
-                match = _MAP_INDEX_TAG.fullmatch(tag)
-                if match:
-                    return int(match.group(1))
-        return -1
+    def map_index(external: bool, name: str) -> int:
+        """The map index in the name meta's driver gives a mapped task's instance; -1 (unmapped) for anything else."""
+        match = _INSTANCE_NAME.fullmatch(name) if not external else None
+        return int(match.group(1)) if match else -1
 
     # -- REST ---------------------------------------------------------------------------------------
 
@@ -238,7 +234,7 @@ class Mapper:
             "pipeline_id": pipeline_id,
             "run_id": RUN_PREFIX + str(task["flow_run_id"]),
             "task_id": self.task_id(external, str(task.get("name") or ""), task.get("task_key")),
-            "map_index": self.map_index(external, task.get("tags") or ()),
+            "map_index": self.map_index(external, str(task.get("name") or "")),
             "as_of": as_of,
             "source": source,
             "external": external,
@@ -347,7 +343,7 @@ class Mapper:
                 pipeline_id=pipeline_id,
                 run_id=RUN_PREFIX + parent,
                 task_id=self.task_id(external, task_name, task.get("task_key")),
-                map_index=self.map_index(external, tags),
+                map_index=self.map_index(external, task_name),
                 try_number=0 if not_run else max(run_count, 1),
                 state=state,
                 raw_state=name,
