@@ -9,7 +9,9 @@ x + 1), ``total`` reduces the N results to their sum (checked). The same graph i
   ``ThreadPoolExecutor.map`` of the same function with as many threads: the difference divided by N is the
   runner's overhead per mapped instance;
 * **prefect**: meta's flow (``meta_prefect.to_flow``) against a hand-written flow using ``inc.map(source())``, both
-  with a 16-thread ``ThreadPoolTaskRunner``, against one temporary Prefect server, in a child process;
+  with a 16-thread ``ThreadPoolTaskRunner``, against one temporary Prefect server, in a child process; each run
+  starts once the server has recorded the previous one (``bench_prefect.timed``), and the time until it has, and
+  the task span by the server's timestamps, are printed beside the flow's wall time;
 * **airflow**: the DAG meta builds (the loader) against a hand-written DAG using ``inc.expand(x=source())``, both
   with Airflow's own ``dag.test()`` in one throwaway AIRFLOW_HOME, in a child process.
 
@@ -146,6 +148,8 @@ def prefect_child(n: int, reps: int) -> dict[str, Any]:
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect.testing.utilities import prefect_test_harness
 
+    from bench.bench_prefect import timed
+
     meta_flow = to_flow(pipeline(n))
 
     @task(name="source", persist_result=False)
@@ -165,23 +169,29 @@ def prefect_child(n: int, reps: int) -> dict[str, Any]:
         numbers = source_task(n)
         return total_task(inc_task.map(numbers).result())
 
-    def meta_run() -> float:
-        started = time.perf_counter()
-        state = meta_flow(return_state=True)
-        elapsed = time.perf_counter() - started
-        assert state.is_completed(), state
-        return elapsed
+    # Each run waits until the server has recorded the previous one (bench_prefect.timed): a run started while the
+    # server still writes the last run's 1,000 task-run events waits seconds for its database, whichever side it is.
+    extra: dict[str, list[float]] = {"meta_recorded": [], "peer_recorded": [], "meta_span": [], "peer_span": []}
 
-    def peer_run() -> float:
-        started = time.perf_counter()
-        value = hand_written()
-        elapsed = time.perf_counter() - started
-        assert value == expected(n), value
-        return elapsed
+    def measured(side: str, fn: Callable[[], Any]) -> Callable[[], float]:
+        def run() -> float:
+            m = timed(fn, n + 2)
+            extra[f"{side}_recorded"].append(m.recorded)
+            extra[f"{side}_span"].append(m.span)
+            return m.wall
+
+        return run
+
+    def peer_flow() -> Any:
+        state = hand_written(return_state=True)
+        assert state.result() == expected(n), state
+        return state
 
     with prefect_test_harness(server_startup_timeout=120):
-        meta_times, peer_times = alternate(reps, meta_run, peer_run)
-    return {"meta": meta_times, "peer": peer_times}
+        meta_times, peer_times = alternate(
+            reps, measured("meta", lambda: meta_flow(return_state=True)), measured("peer", peer_flow)
+        )
+    return {"meta": meta_times, "peer": peer_times, **{k: v[1:] for k, v in extra.items()}}  # without the warm-ups
 
 
 # -- airflow (child process in a throwaway AIRFLOW_HOME) -------------------------------------------------------------
@@ -263,7 +273,13 @@ def bench_prefect(n: int, reps: int) -> dict[str, Any]:
         env = {**os.environ, "PREFECT_HOME": prefect_home}
         env.pop("PREFECT_API_URL", None)
         data = _child("prefect", n, reps, env)
-    return report("prefect", data["meta"], data["peer"], "hand-written .map() flow", n)
+    out = report("prefect", data["meta"], data["peer"], "hand-written .map() flow", n)
+    for figure in ("recorded", "span"):
+        meta_s, peer_s = statistics.median(data[f"meta_{figure}"]), statistics.median(data[f"peer_{figure}"])
+        out[f"{figure}_ratio"] = round(meta_s / peer_s, 3)
+        label = "until the server recorded it" if figure == "recorded" else "task span (server timestamps)"
+        print(f"         {label}: meta {meta_s:.3f} s, peer {peer_s:.3f} s, ratio {meta_s / peer_s:.3f}", flush=True)
+    return out
 
 
 def _child(which: str, n: int, reps: int, env: dict[str, str]) -> dict[str, Any]:
