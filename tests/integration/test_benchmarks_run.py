@@ -38,6 +38,12 @@ CASES = [
         marks=pytest.mark.slow,
     ),
     pytest.param(
+        ["bench.bench_mapping", "--elements", "20", "--reps", "1", "--only", "local", "airflow"],
+        "airflow  meta",
+        id="mapping",
+        marks=[pytest.mark.airflow, pytest.mark.slow],
+    ),
+    pytest.param(
         ["bench.bench_airflow_parse", "--pipelines", "3", "--tasks", "3", "--repeat", "1"],
         "loader (YAML) vs dag-factory (cpu):",
         id="airflow_parse",
