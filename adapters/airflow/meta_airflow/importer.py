@@ -1,11 +1,11 @@
 """Airflow DAGs -> neutral pipelines (``meta import airflow --dags-folder DIR [--dag-id ID]``).
 
 This module maps the DAG (schedule, timezone, dates, params, defaults, alert callbacks, deadlines) and reads
-folders; import_tasks.py maps the operators. Each DAG is imported on its own: what cannot be carried over is listed
-in its notes (``ImportedDag.notes``); a DAG whose structure has no neutral form is refused with the reason, its
-file:line, what it has and what meta expects; a file Airflow cannot import is refused as a file. ``import_dags``
-gathers these into the ``meta.ImportOutcome`` that ``meta import airflow`` prints. Importing a DAG that meta
-compiled gives back the same pipeline (a fixed point; tested).
+folders; import_tasks.py maps the operators (import_results.py their XComs, import_mapping.py dynamic mapping). Each
+DAG is imported on its own: what cannot be carried over is listed in its notes (``ImportedDag.notes``); a DAG whose
+structure has no neutral form is refused with the reason, its file:line, what it has and what meta expects; a file
+Airflow cannot import is refused as a file. ``import_dags`` gathers these into the ``meta.ImportOutcome`` that
+``meta import airflow`` prints. Importing a DAG that meta compiled gives back the same pipeline (a fixed point; tested).
 """
 
 from __future__ import annotations
@@ -30,15 +30,9 @@ from meta import (
     ValidationFailed,
     topological_order,
 )
-from meta_airflow.import_tasks import (
-    AIRFLOW_DEFAULTS,
-    ImportRefused,
-    jsonable,
-    link_results,
-    retry_fields,
-    seconds,
-    task_of,
-)
+from meta_airflow.import_results import link_results
+from meta_airflow.import_tasks import AIRFLOW_DEFAULTS, retry_fields, task_of
+from meta_airflow.import_values import ImportRefused, jsonable, seconds
 
 __all__ = ["ImportRefused", "ImportedDag", "import_dags", "import_folder", "pipeline_of"]
 
