@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from meta.semantics.dependencies import LOOKBACK, UpstreamRun
 from meta.service.store.orm import AttemptRow, BackfillDateRow, RunRow
+from meta.spec.results import mapped_state
+from meta.spec.states import TaskState
 
+_TASK_STATES = frozenset(s.value for s in TaskState)
 CHUNK = 500
 # A pushed fact may lack the run's logical date that the next poll brings (Prefect's events carry it only in their
 # Scheduled state): such a run is left out for this long, so that its downstream starts for the date, not for the
@@ -66,6 +69,17 @@ def upstream_runs(
     return out
 
 
+def _summary(states: list[str]) -> str:
+    """One state for a task's instances: a lone instance's own; else ``mapped_state``'s order, and a state outside
+    meta's vocabulary (a backend's own, e.g. removed) before success, since the task has not simply succeeded."""
+    if len(states) == 1:
+        return states[0]
+    unknown = [s for s in states if s not in _TASK_STATES]
+    known = [TaskState(s) for s in states if s in _TASK_STATES]
+    summary = str(mapped_state(known)) if known else unknown[0]
+    return unknown[0] if unknown and summary in (TaskState.SUCCESS, TaskState.SKIPPED) else summary
+
+
 def _backfill_runs(session: Session, pipelines: list[str]) -> set[tuple[str, str, str]]:
     found: set[tuple[str, str, str]] = set()
     for start in range(0, len(pipelines), CHUNK):
@@ -81,39 +95,38 @@ def _backfill_runs(session: Session, pipelines: list[str]) -> set[tuple[str, str
 def _task_states(
     session: Session, runs: list[RunRow], named: dict[str, set[str]]
 ) -> dict[tuple[str, str, str], dict[str, str]]:
-    """(backend, pipeline, run) -> task id -> the state of its latest try, for the tasks dependencies name."""
+    """(backend, pipeline, run) -> task id -> the state of its latest try, for the tasks dependencies name. A mapped
+    task's state sums its instances up (each instance's latest try; ``meta.spec.results.mapped_state``), so it
+    counts as succeeded once every instance has."""
     out: dict[tuple[str, str, str], dict[str, str]] = {}
     if not runs:
         return out
     run_ids = sorted({r.run_id for r in runs})
     task_ids = sorted(set().union(*named.values()))
+    latest: dict[tuple[str, str, str, str, int], tuple[int, str]] = {}  # ... map index -> (try, state)
     for start in range(0, len(run_ids), CHUNK):
-        latest = (
+        rows = session.execute(
             select(
                 AttemptRow.backend,
                 AttemptRow.pipeline_id,
                 AttemptRow.run_id,
                 AttemptRow.task_id,
-                func.max(AttemptRow.try_number).label("try_number"),
-            )
-            .where(AttemptRow.run_id.in_(run_ids[start : start + CHUNK]), AttemptRow.task_id.in_(task_ids))
-            .where(AttemptRow.map_index == -1)
-            .group_by(AttemptRow.backend, AttemptRow.pipeline_id, AttemptRow.run_id, AttemptRow.task_id)
-            .subquery()
+                AttemptRow.map_index,
+                AttemptRow.try_number,
+                AttemptRow.state,
+            ).where(AttemptRow.run_id.in_(run_ids[start : start + CHUNK]), AttemptRow.task_id.in_(task_ids))
         )
-        rows = session.execute(
-            select(AttemptRow.backend, AttemptRow.pipeline_id, AttemptRow.run_id, AttemptRow.task_id, AttemptRow.state)
-            .join(
-                latest,
-                (AttemptRow.backend == latest.c.backend)
-                & (AttemptRow.pipeline_id == latest.c.pipeline_id)
-                & (AttemptRow.run_id == latest.c.run_id)
-                & (AttemptRow.task_id == latest.c.task_id)
-                & (AttemptRow.try_number == latest.c.try_number),
-            )
-            .where(AttemptRow.map_index == -1)
-        )
-        for backend, pipeline, run_id, task_id, state in rows:
-            if task_id in named.get(pipeline, ()):
-                out.setdefault((backend, pipeline, run_id), {})[task_id] = state
+        for backend, pipeline, run_id, task_id, map_index, try_number, state in rows:
+            if task_id not in named.get(pipeline, ()):
+                continue
+            key = (backend, pipeline, run_id, task_id, map_index)
+            if key not in latest or try_number >= latest[key][0]:
+                latest[key] = (try_number, state)
+    instances: dict[tuple[str, str, str, str], dict[int, str]] = {}
+    for (backend, pipeline, run_id, task_id, map_index), (_, state) in latest.items():
+        instances.setdefault((backend, pipeline, run_id, task_id), {})[map_index] = state
+    for (backend, pipeline, run_id, task_id), by_index in instances.items():
+        expanded = {i: s for i, s in by_index.items() if i >= 0}  # once expanded, the unexpanded row is history
+        states = list(expanded.values()) if expanded else list(by_index.values())
+        out.setdefault((backend, pipeline, run_id), {})[task_id] = _summary(states)
     return out
