@@ -64,6 +64,8 @@ def test_a_run_finishing_on_prefect_changes_the_open_pages_without_a_reload(
             page.screenshot(path=str(artifacts() / "live-prefect-success.png"), full_page=True)
             link = page.locator(f"{row} a[target=_blank]").get_attribute("href")
             assert link is not None and link.endswith(f"/runs/flow-run/{run.removeprefix('prefect__')}")
+            for tab in (page, board):  # leave the live pages first: their stream would retry a stopped server
+                tab.goto("about:blank")
             assert serve.stop() == 0
     finally:
         board.context.close()
