@@ -5,6 +5,7 @@ Errors carry method, URL, status and a trimmed body; never a password or token.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +13,8 @@ from urllib.parse import quote
 import httpx
 
 from meta import MetaError
+
+TRIGGER_TRIES = 5
 
 
 class AirflowApiError(MetaError, RuntimeError):
@@ -102,7 +105,18 @@ class AirflowClient:
         self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None
     ) -> dict[str, Any]:
         body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
-        return self.request("POST", f"/dags/{quote(dag_id, safe='')}/dagRuns", json=body)
+        # A busy Airflow answers 500 "Database error" now and then (its database locked by the scheduler). The run
+        # id makes the call idempotent, so it is retried; a 409 after a failed try means that try created the run.
+        for attempt in range(TRIGGER_TRIES):
+            try:
+                return self.request("POST", f"/dags/{quote(dag_id, safe='')}/dagRuns", json=body)
+            except AirflowApiError as exc:
+                if exc.status == 409 and attempt > 0:
+                    return self.dag_run(dag_id, run_id)
+                if exc.status < 500 or attempt == TRIGGER_TRIES - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.request("GET", f"/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")
