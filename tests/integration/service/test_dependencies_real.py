@@ -474,7 +474,9 @@ def test_sigkill_around_the_trigger_starts_the_downstream_exactly_once(project: 
         serve.proc.wait(timeout=10)
         project.proxy.on_request = None
         [row] = [r for r in waits(serve, DOWN_PF) if r.logical_date == day(5)]
-        assert row.state == "triggering"  # claimed and sent, never confirmed
+        # Claimed and sent, and (nearly always) never confirmed: on a loaded machine Prefect's answer can beat the
+        # kill by the 50 ms given above. Either way the restarted plane must not start it again (asserted below).
+        assert row.state in ("triggering", "triggered")
         wait_for(lambda: len(runs_for(project, DOWN_PF, day(5))) == 1, 30, "Prefect to have created it")
         serve.start()
         wait_for(lambda: triggered(serve, DOWN_PF, day(5)), 60, "the restarted plane to confirm it")
