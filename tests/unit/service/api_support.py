@@ -53,6 +53,8 @@ def run_event(
     *,
     external: bool = False,
     started: datetime | None = None,
+    ended: datetime | None = None,
+    logical_date: datetime | None = None,
 ) -> RunEvent:
     return RunEvent(
         backend=backend,
@@ -64,12 +66,21 @@ def run_event(
         as_of=at,
         source=Source.POLL,
         started_at=started or at,
+        ended_at=ended,
+        logical_date=logical_date,
         external=external,
     )
 
 
 def attempt_event(
-    backend: str, pipeline: str, run_id: str, task: str, try_number: int, state: UnifiedState, at: datetime
+    backend: str,
+    pipeline: str,
+    run_id: str,
+    task: str,
+    try_number: int,
+    state: UnifiedState,
+    at: datetime,
+    map_index: int = -1,
 ) -> RunEvent:
     return RunEvent(
         backend=backend,
@@ -81,6 +92,7 @@ def attempt_event(
         as_of=at,
         source=Source.POLL,
         task_id=task,
+        map_index=map_index,
         try_number=try_number,
         started_at=at,
     )

@@ -6,46 +6,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
+from meta.plugins.observers import RunEvent, UnifiedState
 from meta.service.dependencies.facts import upstream_runs
 from meta.service.store import queries
 from meta.service.store.db import open_store
+from tests.unit.service.api_support import attempt_event, run_event
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
 
 def attempt(run_id: str, task: str, map_index: int, try_number: int, state: UnifiedState) -> RunEvent:
-    return RunEvent(
-        backend="local",
-        kind=EventKind.TASK_ATTEMPT,
-        pipeline_id="up",
-        run_id=run_id,
-        task_id=task,
-        map_index=map_index,
-        try_number=try_number,
-        state=state,
-        raw_state=str(state),
-        as_of=NOW,
-        source=Source.POLL,
-        started_at=NOW - timedelta(minutes=5),
-        ended_at=NOW - timedelta(minutes=4),
-    )
+    return attempt_event("local", "up", run_id, task, try_number, state, NOW - timedelta(minutes=5), map_index)
 
 
 def run(run_id: str) -> RunEvent:
-    return RunEvent(
-        backend="local",
-        kind=EventKind.RUN,
-        pipeline_id="up",
-        run_id=run_id,
-        state=UnifiedState.SUCCESS,
-        raw_state="success",
-        as_of=NOW,
-        source=Source.POLL,
-        logical_date=NOW - timedelta(minutes=10),
-        started_at=NOW - timedelta(minutes=10),
-        ended_at=NOW - timedelta(minutes=3),
-    )
+    started = NOW - timedelta(minutes=10)
+    return run_event(
+        "local", "up", run_id, UnifiedState.SUCCESS, NOW, started=started, ended=NOW - timedelta(minutes=3),
+        logical_date=started,
+    )  # fmt: skip
 
 
 def test_a_mapped_upstream_task_succeeds_when_every_instance_did(tmp_path: Path) -> None:
