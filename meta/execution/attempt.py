@@ -40,7 +40,7 @@ from meta.execution.callables import call_kwargs, resolve_callable
 from meta.execution.capture import capture_stdout
 from meta.execution.results import ResultRefused, checked_result
 from meta.semantics.context import RunContext, render
-from meta.semantics.results import UNMAPPED, mappable_problem, mapped_sources, render_with_results, template_tasks
+from meta.semantics.results import UNMAPPED, mappable_problem, render_with_results, template_tasks
 from meta.spec.errors import MetaError, TaskSkipped
 from meta.spec.model import (
     AirflowOperatorAction,
@@ -105,6 +105,7 @@ class TaskInputs:
     results: dict[str, Any]
     map_index: int = UNMAPPED
     mapped_kwargs: dict[str, Any] | None = None
+    must_return_a_list: bool = False  # a task maps over this one's result (``RunResults.must_return_a_list``)
 
 
 NO_INPUTS = TaskInputs({})
@@ -142,7 +143,7 @@ def execute_task(
         )
         result = _dispatch(pipeline, task, ctx, try_number, variables, timeout, log, inputs)
         if result.has_result:
-            result = _checked(pipeline, task, result)
+            result = _checked(task, result, inputs.must_return_a_list)
         if result.error:  # a resolved secret must never reach a log, the history or the terminal
             result = AttemptResult(result.state, result.follow, redact(result.error), result.result, result.has_result)
         log.write(
@@ -157,7 +158,7 @@ def execute_task(
             log.close()
 
 
-def _checked(pipeline: Pipeline, task: Task, result: AttemptResult) -> AttemptResult:
+def _checked(task: Task, result: AttemptResult, must_return_a_list: bool) -> AttemptResult:
     """The attempt fails when its result cannot be kept, or cannot be mapped over by the task that maps over it
     (as Airflow fails the unmapped task that pushes such an XCom; a mapped task's results are mapped over as the
     list of them)."""
@@ -165,7 +166,7 @@ def _checked(pipeline: Pipeline, task: Task, result: AttemptResult) -> AttemptRe
         value = checked_result(task.id, result.result)
     except ResultRefused as exc:
         return AttemptResult(TaskState.FAILED, error=str(exc))
-    if not task.mapped and task.id in mapped_sources(pipeline):
+    if must_return_a_list:
         problem = mappable_problem(value)
         if problem:
             return AttemptResult(TaskState.FAILED, error=f"task {task.id!r} {problem}")

@@ -36,6 +36,13 @@ class RunResults:
 
     pipeline: Pipeline
     _values: dict[str, dict[int, Any]] = field(default_factory=dict)
+    # Worked out once per run: every instance's attempt asks for them.
+    _references: dict[str, list[str]] = field(init=False)
+    map_sources: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._references = {t.id: t.result_references() for t in self.pipeline.tasks}
+        self.map_sources = mapped_sources(self.pipeline)
 
     def put(self, task_id: str, map_index: int, value: Any) -> None:
         self._values.setdefault(task_id, {})[map_index] = value
@@ -49,7 +56,11 @@ class RunResults:
 
     def inputs_for(self, task: Task) -> dict[str, Any]:
         """``{task id: value}`` of every result ``task`` refers to."""
-        return {ref: self.value_of(ref) for ref in task.result_references()}
+        return {ref: self.value_of(ref) for ref in self._references[task.id]}
+
+    def must_return_a_list(self, task: Task) -> bool:
+        """Some task maps over ``task``'s result, and ``task`` is not mapped itself (Airflow's push-time rule)."""
+        return not task.mapped and task.id in self.map_sources
 
 
 def mapped_sources(pipeline: Pipeline) -> frozenset[str]:

@@ -232,7 +232,7 @@ class Driver:
         self.outcome.attempts[(task.id, map_index)] = try_number
         log_path = self._log_dir / f"{task_run_name(task.id, map_index)}.{try_number}.log"
         mapped = self._mapped_kwargs[task.id][map_index] if map_index != UNMAPPED else None
-        inputs = TaskInputs(self._results.inputs_for(task), map_index, mapped)
+        inputs = TaskInputs(self._results.inputs_for(task), map_index, mapped, self._results.must_return_a_list(task))
         # ${secret:NAME} may name a Prefect Secret block while the task runs (then env vars and files).
         with prefect_secrets():
             result = execute_task(self.pipeline, task, self.ctx, try_number, log_path, inputs)

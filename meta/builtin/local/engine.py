@@ -217,9 +217,11 @@ class RunLoop:
 
     def _inputs(self, instance: Instance) -> TaskInputs:
         task_id, map_index = instance
-        results = self.run_results.inputs_for(self.tasks[task_id])
+        task = self.tasks[task_id]
         mapped = self.mapped_kwargs[task_id][map_index] if map_index != UNMAPPED else None
-        return TaskInputs(results, map_index, mapped)
+        return TaskInputs(
+            self.run_results.inputs_for(task), map_index, mapped, self.run_results.must_return_a_list(task)
+        )
 
     def _attempt(self, instance: Instance, try_number: int) -> None:
         started = _utcnow()
