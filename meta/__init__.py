@@ -87,6 +87,7 @@ _PUBLIC: dict[str, str] = {
     "Importer": "meta.plugins.targets:Importer",
     "ImportOutcome": "meta.plugins.importing:ImportOutcome",
     "ImportedPipeline": "meta.plugins.importing:ImportedPipeline",
+    "ImportedFile": "meta.plugins.importing:ImportedFile",
     "ImportRefusal": "meta.plugins.importing:ImportRefusal",
     "OpType": "meta.plugins.ops:OpType",
     "OpContext": "meta.plugins.ops:OpContext",
@@ -192,6 +193,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.plugins.hookspecs import (
         hookimpl as hookimpl,
+    )
+    from meta.plugins.importing import (
+        ImportedFile as ImportedFile,
     )
     from meta.plugins.importing import (
         ImportedPipeline as ImportedPipeline,

@@ -30,6 +30,11 @@ def import_(source: str, dags_folder: str, dag_id: str | None, out_dir: str) -> 
     with contextlib.redirect_stdout(sys.stderr):  # whatever the importer or the tool prints is not our output
         outcome = importer.import_pipelines(Path(dags_folder), **options)
     out = Path(out_dir)
+    for extra in outcome.files:
+        target = out / extra.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(extra.text, encoding="utf-8")
+        click.echo(str(target))
     for item in outcome.imported:
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{item.pipeline.id}.yaml"

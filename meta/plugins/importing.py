@@ -47,11 +47,24 @@ class ImportRefusal:
 
 
 @dataclass(frozen=True)
+class ImportedFile:
+    """A file the imported pipelines need beside their specs, e.g. a module of callables lifted out of a DAG file
+    (so the pipeline no longer imports the file it replaces) or a SQL template. ``path`` is relative to the folder
+    the specs are written to."""
+
+    path: str
+    text: str
+    origin: str | None = None  # what it was made from, "file:line" or a file name
+
+
+@dataclass(frozen=True)
 class ImportOutcome:
-    """Everything one import found: the imported pipelines and the refusals, in the importer's order."""
+    """Everything one import found: the imported pipelines, the refusals, in the importer's order, and the files the
+    pipelines need beside their specs."""
 
     imported: tuple[ImportedPipeline, ...] = ()
     refused: tuple[ImportRefusal, ...] = ()
+    files: tuple[ImportedFile, ...] = ()
 
     @property
     def pipelines(self) -> list[Pipeline]:
