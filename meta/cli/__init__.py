@@ -24,6 +24,7 @@ from meta.cli.build import compile_, deploy
 from meta.cli.graph import graph
 from meta.cli.importing import import_
 from meta.cli.inspect import list_, schema, validate
+from meta.cli.migrate import migrate
 from meta.cli.run import run, runs
 from meta.cli.service import serve, sla, status, token, trigger
 from meta.cli.why import why
@@ -120,6 +121,7 @@ for _command in (
     compile_,
     deploy,
     import_,
+    migrate,
     serve,
     status,
     sla,
