@@ -8,6 +8,9 @@ each with that reason."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 from meta import CompileError, CronSchedule, Pipeline, schedule_driven_by_control_plane
 from meta_prefect.flow import check_param_names
 
@@ -29,15 +32,9 @@ def problems(pipeline: Pipeline, managed: bool = False) -> list[CompileError]:
         )
     if pipeline.end_date is not None and not driven:
         out.append(CompileError(TARGET, pid, "end_date", "Prefect cron and interval schedules have no end date" + hint))
-    if pipeline.start_date is not None and isinstance(pipeline.backend_schedule, CronSchedule) and not driven:
-        out.append(
-            CompileError(
-                TARGET,
-                pid,
-                "start_date with a cron schedule",
-                "Prefect cron schedules have no start date (interval schedules use it as their anchor)",
-            )
-        )
+    start_problem = cron_start_problem(pipeline) if not driven else None
+    if start_problem:
+        out.append(CompileError(TARGET, pid, "start_date with a cron schedule", start_problem))
     required = [name for name, param in pipeline.params.items() if param.required]
     if required and pipeline.schedule is not None:
         out.append(
@@ -49,3 +46,27 @@ def problems(pipeline: Pipeline, managed: bool = False) -> list[CompileError]:
             )
         )
     return out
+
+
+def cron_start_problem(pipeline: Pipeline, now: datetime | None = None) -> str | None:
+    """Why a cron schedule's ``start_date`` cannot be kept on Prefect, or None when dropping it changes no run.
+
+    A Prefect cron schedule has no start: its deployment creates runs from now on. A start in the past without
+    catchup asks for exactly that (every imported Airflow DAG has one), so it passes; a start in the future would
+    run slots too early, and with catchup the start decides which past slots run (``catchup: true`` is refused
+    on its own as well). ``now``: for tests."""
+    start = pipeline.start_date
+    if start is None or not isinstance(pipeline.backend_schedule, CronSchedule):
+        return None
+    reason = "Prefect cron schedules have no start date (interval schedules use it as their anchor)"
+    if pipeline.catchup:
+        return f"{reason}; with catchup: true the start decides which past slots run"
+    if start.tzinfo is None:  # the model's naive datetimes are local to the pipeline's timezone
+        start = start.replace(tzinfo=ZoneInfo(pipeline.timezone))
+    current = now or datetime.now(UTC)
+    if start > current:
+        return (
+            f"{reason}; start_date {pipeline.start_date.isoformat()} is in the future, so the deployment would "
+            "run slots before it (a start in the past without catchup passes: Prefect starts from now)"
+        )
+    return None

@@ -34,7 +34,7 @@ def test_target_is_registered_by_entry_point() -> None:
         ({"catchup": True, "schedule": {"kind": "cron", "cron": "@daily"}}, "catchup: true"),
         ({"end_date": "2030-01-01T00:00:00+00:00"}, "end_date"),
         (
-            {"start_date": "2030-01-01T00:00:00+00:00", "schedule": {"kind": "cron", "cron": "@daily"}},
+            {"start_date": "2999-01-01T00:00:00+00:00", "schedule": {"kind": "cron", "cron": "@daily"}},
             "start_date with a cron schedule",
         ),
         ({"params": {"not valid": {"default": 1}}}, "param name 'not valid'"),
@@ -68,6 +68,46 @@ def test_supported_pipeline_has_no_problems() -> None:
         max_active_tasks=2,
     )
     assert get_target("prefect").check(p) == []
+
+
+CRON = {"kind": "cron", "cron": "0 3 * * *"}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"start_date": "2024-01-01T00:00:00", "catchup": False},  # naive: local to the pipeline's timezone
+        {"start_date": "2024-01-01T00:00:00+00:00", "catchup": False, "timezone": "Europe/Zurich"},
+    ],
+)
+def test_a_past_start_date_with_a_cron_schedule_and_no_catchup_passes(fields: dict[str, Any]) -> None:
+    """What every imported Airflow DAG has (issue 15): Prefect's deployment starts from now, as the DAG would."""
+    assert get_target("prefect").check(pipeline(schedule=CRON, **fields)) == []
+
+
+def test_a_future_start_date_with_a_cron_schedule_is_refused_with_the_reason() -> None:
+    (error,) = get_target("prefect").check(pipeline(schedule=CRON, start_date="2999-01-01T00:00:00"))
+    assert error.feature == "start_date with a cron schedule"
+    assert "start_date 2999-01-01T00:00:00 is in the future" in str(error)
+    assert "a start in the past without catchup passes" in str(error)
+
+
+def test_the_start_of_a_cron_schedule_counts_in_the_pipelines_timezone() -> None:
+    from datetime import UTC, datetime
+
+    from meta_prefect.capabilities import cron_start_problem
+
+    # 2030-01-01 00:30 in Zurich is 2029-12-31 23:30 UTC: already past at 23:45 UTC, not yet at 23:15 UTC
+    p = pipeline(schedule=CRON, start_date="2030-01-01T00:30:00", timezone="Europe/Zurich")
+    assert cron_start_problem(p, now=datetime(2029, 12, 31, 23, 45, tzinfo=UTC)) is None
+    assert "in the future" in (cron_start_problem(p, now=datetime(2029, 12, 31, 23, 15, tzinfo=UTC)) or "")
+
+
+def test_a_past_cron_start_with_catchup_is_refused_twice_by_name() -> None:
+    """Catchup decides which past slots run, so its start matters as well (both name what to do)."""
+    errors = get_target("prefect").check(pipeline(schedule=CRON, start_date="2024-01-01T00:00:00", catchup=True))
+    assert [e.feature for e in errors] == ["catchup: true", "start_date with a cron schedule"]
+    assert "with catchup: true the start decides which past slots run" in str(errors[1])
 
 
 ROOT = Path(__file__).resolve().parents[3]
