@@ -359,6 +359,33 @@ class ControlPlane(Model):
         return (self.url or f"http://{self.listen}").rstrip("/")
 
 
+class Migration(Model):
+    """How ``meta migrate`` moves one pipeline (docs/migrate.md): where its shadow copy writes, and when the two sides
+    count as agreeing. The move itself (shadow, cutover, rollback) is a command; its state lives in the control
+    plane's database."""
+
+    shadow_connections: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")], str] = Field(
+        default_factory=dict,
+        description=(
+            "live connection name -> the shadow copy's connection name (META_CONN_<NAME> on the target's workers), "
+            "e.g. {warehouse: warehouse_shadow}: a schema or database of its own, so the two never write the same "
+            "tables. Every connection a writing task uses must be listed"
+        ),
+    )
+    agree_after: int = Field(
+        default=3, ge=1, le=1000, description="consecutive agreeing runs after which the report says 'ready'"
+    )
+    to: Name | None = Field(default=None, description="the target backend (default: `meta migrate shadow --to`)")
+
+    @field_validator("shadow_connections")
+    @classmethod
+    def _shadow_differs(cls, value: dict[str, str]) -> dict[str, str]:
+        same = sorted(name for name, shadow in value.items() if name == shadow)
+        if same:
+            raise ValueError(f"a shadow connection must differ from the live one: {', '.join(same)}")
+        return value
+
+
 class Workspace(Model):
     """One project's backends, placements, teams and control plane (the ``meta.yaml`` file)."""
 
@@ -372,6 +399,9 @@ class Workspace(Model):
     control_plane: ControlPlane = Field(default_factory=ControlPlane)
     slas: tuple[WatchedSla, ...] = Field(
         default=(), description="SLAs on pipelines meta did not build, and on datasets (the control plane watches them)"
+    )
+    migrations: dict[Identifier, Migration] = Field(
+        default_factory=dict, description="pipeline id -> how `meta migrate` shadows and switches it"
     )
 
     @model_validator(mode="after")
@@ -406,6 +436,15 @@ class Workspace(Model):
                         )
                     )
                 seen.setdefault(namespace, name)
+        for pipeline_id, migration in self.migrations.items():
+            if migration.to is not None and migration.to not in self.backends:
+                problems.append(
+                    (
+                        ("migrations", pipeline_id, "to"),
+                        f"unknown backend {migration.to!r}{did_you_mean(migration.to, defined)}; "
+                        f"defined: {', '.join(defined) or 'none'}",
+                    )
+                )
         if problems:
             raise WorkspaceInvalid(problems)
         return self

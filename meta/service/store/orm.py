@@ -381,3 +381,79 @@ class DatasetForwardRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     remote_id: Mapped[str | None] = mapped_column(String(100))  # the event's id on the target
+
+
+# ---------------------------------------------------------------------------------------------- migrations
+
+
+class MigrationRow(Base):
+    """One pipeline being moved between backends (``meta migrate``). ``phase``: ``shadowing`` (live on the source,
+    a shadow copy on the target started for each live run) -> ``cutting_over`` -> ``target_live`` (the control plane
+    starts each schedule slot after ``handoff_slot`` on the target) -> ``rolling_back`` -> ``shadowing`` again. The
+    ``-ing`` phases are where a crashed switch resumes. ``history`` lists every switch (who, when, the hand-off)."""
+
+    __tablename__ = "migrations"
+
+    pipeline_id: Mapped[str] = mapped_column(KEY, primary_key=True)
+    team: Mapped[str | None] = mapped_column(String(63), index=True)
+    source_backend: Mapped[str] = mapped_column(String(63))
+    target_backend: Mapped[str] = mapped_column(String(63))
+    shadow_id: Mapped[str] = mapped_column(KEY)  # the shadow copy's pipeline id on the target
+    phase: Mapped[str] = mapped_column(String(16))
+    shadow_since: Mapped[datetime] = mapped_column(UtcDateTime)  # live runs queued from then on are shadowed
+    source_was_paused: Mapped[bool | None] = mapped_column(Boolean)  # before the cutover: rollback restores it
+    handoff_slot: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the last slot of the side that handed over
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MigrationRunRow(Base):
+    """A live run and the shadow run the control plane started for the same logical date: claimed (``triggering``)
+    before the target is asked, with a key deterministic in (pipeline, logical date), then ``triggered``."""
+
+    __tablename__ = "migration_runs"
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "logical_date", name="uq_migration_runs_key"),
+        Index("ix_migration_runs_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    logical_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    live_backend: Mapped[str] = mapped_column(String(63))
+    live_run_id: Mapped[str] = mapped_column(KEY)
+    shadow_backend: Mapped[str] = mapped_column(String(63))
+    shadow_pipeline: Mapped[str] = mapped_column(KEY)
+    trigger_key: Mapped[str] = mapped_column(String(250))
+    shadow_run_id: Mapped[str | None] = mapped_column(KEY)
+    state: Mapped[str] = mapped_column(String(16))  # triggering / triggered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    triggered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MigrationSlotRow(Base):
+    """A schedule slot of a migrated pipeline that the control plane started itself (while the target is live): one
+    row per (pipeline, slot) whichever side runs it, so no slot runs twice across a switch."""
+
+    __tablename__ = "migration_slots"
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "slot", name="uq_migration_slots_key"),
+        Index("ix_migration_slots_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[str] = mapped_column(KEY)
+    slot: Mapped[datetime] = mapped_column(UtcDateTime)
+    backend: Mapped[str] = mapped_column(String(63))
+    trigger_key: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(KEY)
+    state: Mapped[str] = mapped_column(String(16))  # triggering / triggered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    triggered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
