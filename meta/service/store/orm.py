@@ -433,6 +433,9 @@ class MigrationRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     triggered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # once both runs ended: tasks, load counts and table checksums of both sides (meta.service.migrations.compare)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    compared_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class MigrationSlotRow(Base):

@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("triggered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("comparison", sa.JSON(), nullable=True),
+        sa.Column("compared_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("pipeline_id", "logical_date", name="uq_migration_runs_key"),
     )
