@@ -149,6 +149,22 @@ class Triggerable(Protocol):
     ) -> TriggerResult: ...
 
 
+class Switchable(Protocol):
+    """An observer that can also stop and resume a pipeline's own schedule (``meta migrate cutover``/``rollback``).
+
+    ``newest_logical_date`` is the newest logical date among the pipeline's runs, whatever their state (after a
+    pause: the last slot this side will ever run); ``next_native_slot`` is the logical date the backend's scheduler
+    would create next (None when it has none: unscheduled, or paused without one computed)."""
+
+    def is_paused(self, pipeline_id: str) -> bool: ...
+
+    def set_paused(self, pipeline_id: str, paused: bool) -> None: ...
+
+    def newest_logical_date(self, pipeline_id: str) -> datetime | None: ...
+
+    def next_native_slot(self, pipeline_id: str) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class BackendConnection:
     """What an observer needs to reach one backend, from the workspace file: secrets already resolved. Never

@@ -534,6 +534,37 @@ class AirflowObserver:
         response = self.trigger_http.call("GET", f"/api/v2/dags/{_path(dag_id)}/dagRuns/{_path(run_id)}", ok=(200,))
         return dict(response.json().get("conf") or {})
 
+    # -- pausing (meta migrate) -------------------------------------------------------------------
+
+    def _dag(self, pipeline_id: str) -> dict[str, Any]:
+        dag_id = self._dag_of.get(pipeline_id, pipeline_id)
+        return dict(self.trigger_http.call("GET", f"/api/v2/dags/{_path(dag_id)}", ok=(200,)).json())
+
+    def is_paused(self, pipeline_id: str) -> bool:
+        return bool(self._dag(pipeline_id).get("is_paused"))
+
+    def set_paused(self, pipeline_id: str, paused: bool) -> None:
+        dag_id = self._dag_of.get(pipeline_id, pipeline_id)
+        self.trigger_http.call(
+            "PATCH",
+            f"/api/v2/dags/{_path(dag_id)}",
+            ok=(200,),
+            params={"update_mask": "is_paused"},
+            json={"is_paused": paused},
+        )
+
+    def newest_logical_date(self, pipeline_id: str) -> datetime | None:
+        dag_id = self._dag_of.get(pipeline_id, pipeline_id)
+        response = self.trigger_http.call(
+            "GET", f"/api/v2/dags/{_path(dag_id)}/dagRuns", ok=(200,), params={"order_by": "-logical_date", "limit": 1}
+        )
+        runs = response.json().get("dag_runs") or []
+        return parse_time(runs[0].get("logical_date")) if runs else None
+
+    def next_native_slot(self, pipeline_id: str) -> datetime | None:
+        """Airflow's ``next_dagrun_logical_date``: recomputed by the DAG processor at each parse, also while paused."""
+        return parse_time(self._dag(pipeline_id).get("next_dagrun_logical_date"))
+
     # -- backfills (Airflow's own: POST /api/v2/backfills) ------------------------------------------------
 
     def backfill_dates(

@@ -431,6 +431,40 @@ class PrefectObserver:
             run = self._act_http.json("GET", f"flow_runs/{run_id.removeprefix(RUN_PREFIX)}", None)
         return dict((run or {}).get("parameters") or {})
 
+    # -- pausing (meta migrate) -------------------------------------------------------------------
+
+    def is_paused(self, pipeline_id: str) -> bool:
+        with self._act_lock:
+            return bool(self._deployment_of(self.mapper.flow_name_of(pipeline_id)).get("paused"))
+
+    def set_paused(self, pipeline_id: str, paused: bool) -> None:
+        """Prefect deletes a paused deployment's auto-scheduled runs still waiting; running ones go on."""
+        with self._act_lock:
+            deployment = self._deployment_of(self.mapper.flow_name_of(pipeline_id))
+            verb = "pause_deployment" if paused else "resume_deployment"
+            self._act_http.call("POST", f"deployments/{deployment['id']}/{verb}")
+
+    def newest_logical_date(self, pipeline_id: str) -> datetime | None:
+        return self._edge_run_date(pipeline_id, "EXPECTED_START_TIME_DESC", None)
+
+    def next_native_slot(self, pipeline_id: str) -> datetime | None:
+        """The earliest run Prefect's scheduler created and that has not started yet."""
+        return self._edge_run_date(pipeline_id, "EXPECTED_START_TIME_ASC", ["SCHEDULED"])
+
+    def _edge_run_date(self, pipeline_id: str, sort: str, states: list[str] | None) -> datetime | None:
+        with self._act_lock:
+            deployment = self._deployment_of(self.mapper.flow_name_of(pipeline_id))
+            where: dict[str, Any] = {
+                "deployments": {"id": {"any_": [deployment["id"]]}},
+                "sort": sort,
+                "limit": 1,
+            }
+            if states is not None:
+                # Prefect tags the runs its scheduler creates "auto-scheduled" (there is no filter on the flag itself)
+                where["flow_runs"] = {"state": {"type": {"any_": states}}, "tags": {"all_": ["auto-scheduled"]}}
+            runs = self._act_http.json("POST", "flow_runs/filter", where) or []
+        return parse_time(runs[0].get("expected_start_time")) if runs else None
+
     def _deployment_of(self, flow: str) -> dict[str, Any]:
         found = self._act_http.json("POST", "deployments/filter", {"flows": {"name": {"any_": [flow]}}, "limit": PAGE})
         found = [d for d in found or [] if d.get("name")]
