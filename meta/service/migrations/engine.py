@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meta.plugins.observers import BackendUnreachable, Triggerable
-from meta.semantics.dependencies import scheduled_slots
 from meta.service.migrations import records
+from meta.service.migrations.slots import owed
 from meta.service.store.db import Store
 from meta.service.store.orm import MigrationRow, MigrationRunRow, MigrationSlotRow, RunRow
 from meta.spec.model import Pipeline
@@ -127,18 +127,15 @@ class MigrationEngine:
 
     def _drive(self, migration: MigrationRow, now: datetime) -> int:
         pipeline = self.pipelines.get(migration.pipeline_id)
-        if pipeline is None or pipeline.schedule is None:
+        if pipeline is None or pipeline.schedule is None or migration.owed_from is None:
             return 0
         with self.store.reading() as session:
-            after = records.newest_slot(session, migration.pipeline_id)
-        handoff = migration.handoff_slot
-        after = max(d for d in (after, handoff) if d is not None) if (after or handoff) else None
-        since = migration.updated_at if after is None else after
+            newest = records.newest_slot(session, migration.pipeline_id)
+        after = max((d for d in (newest, migration.handoff_slot) if d is not None), default=None)
         started = 0
-        for wait in scheduled_slots(pipeline, since, after, now):
-            assert wait.logical_date is not None  # a schedule slot always has its date
+        for slot in owed(pipeline, after, migration.owed_from, now):
             with self.store.transaction() as session:
-                row = records.claim_slot(session, migration, migration.target_backend, wait.logical_date, now)
+                row = records.claim_slot(session, migration, migration.target_backend, slot, now)
             if row is None:
                 continue
             log.info("starting %s's slot %s on %s (the control plane schedules it)", pipeline.id, row.slot, row.backend)

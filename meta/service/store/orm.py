@@ -403,6 +403,7 @@ class MigrationRow(Base):
     shadow_since: Mapped[datetime] = mapped_column(UtcDateTime)  # live runs queued from then on are shadowed
     source_was_paused: Mapped[bool | None] = mapped_column(Boolean)  # before the cutover: rollback restores it
     handoff_slot: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the last slot of the side that handed over
+    owed_from: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the first slot the side taking over owes
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("shadow_since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("source_was_paused", sa.Boolean(), nullable=True),
         sa.Column("handoff_slot", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("owed_from", sa.DateTime(timezone=True), nullable=True),
         sa.Column("history", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
