@@ -55,18 +55,18 @@ def cron_start_problem(pipeline: Pipeline, now: datetime | None = None) -> str |
     catchup asks for exactly that (every imported Airflow DAG has one), so it passes; a start in the future would
     run slots too early, and with catchup the start decides which past slots run (``catchup: true`` is refused
     on its own as well). ``now``: for tests."""
-    start = pipeline.start_date
-    if start is None or not isinstance(pipeline.backend_schedule, CronSchedule):
+    given = pipeline.start_date
+    if given is None or not isinstance(pipeline.backend_schedule, CronSchedule):
         return None
     reason = "Prefect cron schedules have no start date (interval schedules use it as their anchor)"
     if pipeline.catchup:
         return f"{reason}; with catchup: true the start decides which past slots run"
-    if start.tzinfo is None:  # the model's naive datetimes are local to the pipeline's timezone
-        start = start.replace(tzinfo=ZoneInfo(pipeline.timezone))
+    # the model's naive datetimes are local to the pipeline's timezone
+    start = given if given.tzinfo is not None else given.replace(tzinfo=ZoneInfo(pipeline.timezone))
     current = now or datetime.now(UTC)
     if start > current:
         return (
-            f"{reason}; start_date {pipeline.start_date.isoformat()} is in the future, so the deployment would "
+            f"{reason}; start_date {given.isoformat()} is in the future, so the deployment would "
             "run slots before it (a start in the past without catchup passes: Prefect starts from now)"
         )
     return None
