@@ -44,6 +44,12 @@ CASES = [
         marks=[pytest.mark.airflow, pytest.mark.slow],
     ),
     pytest.param(
+        ["bench.bench_import", "--airflow-examples", "--reps", "1"],
+        "ratio meta / peer (time):",
+        id="import",
+        marks=[pytest.mark.airflow, pytest.mark.slow],
+    ),
+    pytest.param(
         ["bench.bench_airflow_parse", "--pipelines", "3", "--tasks", "3", "--repeat", "1"],
         "loader (YAML) vs dag-factory (cpu):",
         id="airflow_parse",
