@@ -154,9 +154,19 @@ class Switchable(Protocol):
 
     ``newest_logical_date`` is the newest logical date among the pipeline's runs, whatever their state (after a
     pause: the last slot this side will ever run); ``next_native_slot`` is the logical date the backend's scheduler
-    would create next (None when it has none: unscheduled, or paused without one computed)."""
+    would create next (None when it has none: unscheduled, or paused without one computed).
+
+    ``pausing_stalls_runs``: a paused pipeline's runs in flight stop progressing (Airflow), so the switch pauses it
+    between runs; ``mark_handled`` records a slot another backend ran as a finished run, so that this backend's
+    scheduler, resumed, does not run it again (Airflow: one run per logical date; None where not needed)."""
+
+    pausing_stalls_runs: bool
 
     def is_paused(self, pipeline_id: str) -> bool: ...
+
+    def unfinished_runs(self, pipeline_id: str) -> int: ...
+
+    def mark_handled(self, pipeline_id: str, logical_date: datetime, key: str, note: str) -> None: ...
 
     def set_paused(self, pipeline_id: str, paused: bool) -> None: ...
 

@@ -78,6 +78,9 @@ class ControlPlane:
             raise MetaError(f"cannot open the control plane's database {redact(database_url)}: {exc}") from None
 
         def team_of(pipeline_id: str) -> str | None:
+            from meta.service.migrations.shadow import live_id
+
+            pipeline_id = live_id(pipeline_id)  # a shadow copy belongs to the live pipeline's team
             return workspace.team_of(pipeline_id, declared.get(pipeline_id))
 
         # Observers are plain objects until the runtime starts their threads: ``meta trigger`` without a server
@@ -131,8 +134,14 @@ class ControlPlane:
             params_of=params_of,
             lease=self.lease,
             act=act,
-            companions=[self._forwarder().tick] if forward_datasets else [],
+            companions=[*([self._forwarder().tick] if forward_datasets else []), self.migrations(params_of).tick],
         )
+
+    def migrations(self, params_of: Callable[[str, str, str], Any] | None = None) -> Any:
+        """The migration engine (``meta migrate``): ticked with the dependency engine, on the leader only."""
+        from meta.service.migrations.engine import MigrationEngine
+
+        return MigrationEngine(self.store, self.pipelines, self.triggerers(), params_of=params_of, comparer=_comparer())
 
     def _forwarder(self) -> Any:
         from meta.service.datasets import DatasetForwarder
@@ -224,6 +233,17 @@ class ControlPlane:
             except Exception:
                 log.exception("releasing the leader lease")
         self.store.close()
+
+
+def _comparer() -> Any:
+    """The live/shadow comparison (meta.service.migrations.compare), once it exists in this build."""
+    import importlib
+
+    try:
+        module = importlib.import_module("meta.service.migrations.compare")
+    except ImportError:
+        return None
+    return getattr(module, "compare_for_engine", None)
 
 
 def serve(

@@ -143,35 +143,14 @@ class MigrationEngine:
         return started
 
     def _start_slot(self, row: MigrationSlotRow, now: datetime) -> int:
-        outcome = self._ask(row.backend, row.pipeline_id, row.trigger_key, {}, row.slot)
-        with self.store.transaction() as session:
-            found = session.get(MigrationSlotRow, row.id)
-            if found is None:
-                return 0
-            found.updated_at = now
-            if isinstance(outcome, _Failed):
-                found.attempts, found.error = found.attempts + 1, outcome
-                return 0
-            found.state, found.run_id, found.triggered_at, found.error = records.TRIGGERED, outcome, now, None
-        return 1
+        return start_slot(self.store, self.triggerers, row, now)
 
     # ------------------------------------------------------------------------------------------ both
 
     def _ask(
         self, backend: str, pipeline_id: str, key: str, params: Mapping[str, Any], logical_date: datetime | None
     ) -> str:
-        """The run id the backend started (or had started) for ``key``; a ``_Failed`` text when it could not be
-        asked: the claim stays ``triggering`` and is retried with the same key."""
-        triggerer = self.triggerers.get(backend)
-        if triggerer is None:
-            return _Failed(f"backend {backend!r} cannot start runs")
-        try:
-            return triggerer.trigger(pipeline_id, key, params, logical_date).run_id
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
-            if not isinstance(exc, BackendUnreachable):
-                log.warning("starting %s on %s (%s) failed: %s; retrying", pipeline_id, backend, key, reason)
-            return _Failed(reason)
+        return ask(self.triggerers, backend, pipeline_id, key, params, logical_date)
 
     def _finish_unfinished(self, now: datetime) -> int:
         with self.store.reading() as session:
@@ -214,4 +193,41 @@ class MigrationEngine:
 
 
 class _Failed(str):
-    """An error text where a run id was expected (``MigrationEngine._ask``)."""
+    """An error text where a run id was expected (``ask``)."""
+
+
+def ask(
+    triggerers: Mapping[str, Triggerable],
+    backend: str,
+    pipeline_id: str,
+    key: str,
+    params: Mapping[str, Any],
+    logical_date: datetime | None,
+) -> str:
+    """The run id the backend started (or had started) for ``key``; a ``_Failed`` text when it could not be asked:
+    the claim stays ``triggering`` and is retried with the same key."""
+    triggerer = triggerers.get(backend)
+    if triggerer is None:
+        return _Failed(f"backend {backend!r} cannot start runs")
+    try:
+        return triggerer.trigger(pipeline_id, key, params, logical_date).run_id
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+        if not isinstance(exc, BackendUnreachable):
+            log.warning("starting %s on %s (%s) failed: %s; retrying", pipeline_id, backend, key, reason)
+        return _Failed(reason)
+
+
+def start_slot(store: Store, triggerers: Mapping[str, Triggerable], row: MigrationSlotRow, now: datetime) -> int:
+    """Ask the slot's backend for its run (claimed before) and record the run: 1 when it is started."""
+    outcome = ask(triggerers, row.backend, row.pipeline_id, row.trigger_key, {}, row.slot)
+    with store.transaction() as session:
+        found = session.get(MigrationSlotRow, row.id)
+        if found is None:
+            return 0
+        found.updated_at = now
+        if isinstance(outcome, _Failed):
+            found.attempts, found.error = found.attempts + 1, outcome
+            return 0
+        found.state, found.run_id, found.triggered_at, found.error = records.TRIGGERED, outcome, now, None
+    return 1

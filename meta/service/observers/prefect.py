@@ -433,6 +433,20 @@ class PrefectObserver:
 
     # -- pausing (meta migrate) -------------------------------------------------------------------
 
+    pausing_stalls_runs = False  # a paused deployment's running flow runs go on
+
+    def unfinished_runs(self, pipeline_id: str) -> int:
+        with self._act_lock:
+            deployment = self._deployment_of(self.mapper.flow_name_of(pipeline_id))
+            where = {
+                "deployments": {"id": {"any_": [deployment["id"]]}},
+                "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}},
+            }
+            return int(self._act_http.json("POST", "flow_runs/count", where) or 0)
+
+    def mark_handled(self, pipeline_id: str, logical_date: datetime, key: str, note: str) -> None:
+        """Not needed: Prefect's scheduler never creates a run for a time already past."""
+
     def is_paused(self, pipeline_id: str) -> bool:
         with self._act_lock:
             return bool(self._deployment_of(self.mapper.flow_name_of(pipeline_id)).get("paused"))
