@@ -109,7 +109,8 @@ def to_markdown(title: str, items: list[ReportEntry], head_lines: list[str] | No
             lines.append(f"- defined at `{item.location}`")
         if item.extra.get("verdict"):
             lines.append(f"- import: {item.status}")
-        for note in item.notes:
+        planned = "verdict" in item.extra  # a plan lists the notes among its changes, a refusal as the reason
+        for note in [] if planned else item.notes:
             lines.append(f"- dropped or kept tool-specific: {_cell(note)}")
         if item.reason:
             lines.append(f"- refused: {_cell(item.reason)}")
@@ -119,7 +120,7 @@ def to_markdown(title: str, items: list[ReportEntry], head_lines: list[str] | No
             lines.append(f"- expected: {_cell(item.expected)}")
         for change in item.extra.get("changes", []):
             lines.append(f"- change: {_cell(change)}")
-        for blocker in item.extra.get("blockers", []):
+        for blocker in item.extra.get("blockers", []) if item.status != "refused" else []:
             lines.append(f"- blocks: {_cell(blocker)}")
         for file in item.files:
             lines.append(f"- wrote `{file}`")

@@ -52,6 +52,7 @@ def write_outcome(outcome: ImportOutcome, out: Path) -> tuple[dict[str, Path], d
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
     default=None,
     help="also write a report per DAG: PATH.md (Markdown) and PATH.json (JSON); a .md or .json suffix picks the "
     "name of that one, the other is written beside it",

@@ -26,6 +26,7 @@ import click
 from meta.cli.workspace_options import workspace_option, workspace_path
 from meta.plugins.importing import ImportOutcome
 from meta.plugins.targets import Target
+from meta.spec.errors import MetaError
 from meta.spec.model import Pipeline
 
 MOVES, CHANGES, BLOCKED = "moves as is", "moves with changes", "blocked"
@@ -101,7 +102,13 @@ def verdicts(outcome: ImportOutcome, target: Target) -> list[Verdict]:
     out: list[Verdict] = []
     for item in outcome.imported:
         changes = [*item.notes, *target_changes(target, item.pipeline)]
-        blockers = [str(e) for e in target.check(item.pipeline)]
+        try:
+            blockers = [str(e) for e in target.check(item.pipeline)]
+        except ImportError as exc:  # a target plugin installed without its orchestrator's package
+            raise MetaError(
+                f"the {target.name} target cannot check pipelines here: {exc}; install it beside the importer "
+                f"(the checks contact no server)"
+            ) from None
         verdict = BLOCKED if blockers else CHANGES if changes else MOVES
         out.append(Verdict(f"DAG {item.pipeline.id!r}", verdict, changes, blockers))
     for refusal in outcome.refused:
@@ -115,17 +122,18 @@ def verdicts(outcome: ImportOutcome, target: Target) -> list[Verdict]:
 
 @click.command("plan")
 @click.argument("dags_folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--to", "to", required=True, help="a target (airflow, prefect, local) or a backend of the workspace")
+@click.option("--to", "to", required=True, metavar="BACKEND",
+              help="a target (airflow, prefect, local) or a backend of the workspace file")  # fmt: skip
 @click.option("--from", "source", default="airflow", show_default=True, help="the importer that reads DAGS_FOLDER")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="write the imported specs (and the files they need) here")  # fmt: skip
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="write the plan as PATH.md and PATH.json (a .md or .json suffix names that one)")  # fmt: skip
 @workspace_option
 def plan(
     dags_folder: Path, to: str, source: str, out_dir: Path | None, report_path: Path | None, workspace_path: Path | None
 ) -> None:
-    """Say, per DAG of DAGS_FOLDER, whether it moves to TO as is, with changes (listed), or is blocked (why).
+    """Say, per DAG of DAGS_FOLDER, whether it moves to BACKEND as is, with changes (listed), or is blocked (why).
 
     stdout: one verdict line per DAG, each change or blocker indented below it, then the files written (-o,
     --report). Exit 0 when nothing is blocked, 1 otherwise (also when nothing was found)."""
