@@ -87,6 +87,15 @@ def seconds(value: Any) -> timedelta | None:
 
 
 def python_callable_ref(func: Any, tid: str, module_names: dict[str, str]) -> str:
+    """``module:function`` of a python/branch task's callable. While ``meta import airflow`` imports a folder,
+    ``module_names`` is import_callables' ``DagCallables``: a callable of the DAG file is lifted into the module
+    written beside the specs (ImportRefused when it cannot be: a lambda, a closure over non-constants). Otherwise
+    (a DAG built in this process, an installed package) the callable's own import name."""
+    reference = getattr(module_names, "reference", None)
+    if callable(reference):
+        lifted = reference(func, tid)
+        if isinstance(lifted, str):
+            return lifted
     ref = callable_ref(func, module_names)
     if ref is None:
         name = getattr(func, "__qualname__", func)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from meta import (
+    ImportedFile,
     ImportedPipeline,
     ImportOutcome,
     ImportRefusal,
@@ -30,6 +31,7 @@ from meta import (
     ValidationFailed,
     topological_order,
 )
+from meta_airflow.import_callables import CallableLifter
 from meta_airflow.import_results import link_results
 from meta_airflow.import_tasks import AIRFLOW_DEFAULTS, retry_fields, task_of
 from meta_airflow.import_values import ImportRefused, jsonable, seconds
@@ -543,7 +545,7 @@ def parse_folder(folder: Path) -> tuple[dict[str, Any], list[FileError], dict[st
     return dict(bag.dags), errors, module_names
 
 
-def _import(folder: Path, dag_id: str | None) -> tuple[list[ImportedDag], list[FileError]]:
+def _import(folder: Path, dag_id: str | None) -> tuple[list[ImportedDag], list[FileError], list[ImportedFile]]:
     dags, errors, module_names = parse_folder(folder)
     if dag_id is not None and dag_id not in dags:
         detail = "; files that did not import: " + "; ".join(f"{e.file}: {e.message}" for e in errors)
@@ -551,21 +553,35 @@ def _import(folder: Path, dag_id: str | None) -> tuple[list[ImportedDag], list[F
             f"no DAG {dag_id!r} in {folder}; found: {', '.join(sorted(dags)) or 'none'}{detail if errors else ''}"
         )
     ids = [dag_id] if dag_id else sorted(dags)
+    # Callables of a DAG file are lifted into a module beside the specs (import_callables.py), so the pipelines do
+    # not import the DAG file they replace; what a refused DAG lifted is dropped again.
+    lifter = CallableLifter(folder, dags.values(), module_names)
+    results = []
+    for i in ids:
+        callables = lifter.for_dag(dags[i])
+        result = pipeline_of(dags[i], callables)
+        lifter.settle(callables, imported=result.pipeline is not None)
+        if result.pipeline is not None:
+            result.notes.extend(callables.notes)
+        results.append(result)
     # With --dag-id, the other files' import errors are not that DAG's problem.
-    return [pipeline_of(dags[i], module_names) for i in ids], ([] if dag_id else errors)
+    return results, ([] if dag_id else errors), lifter.imported_files()
 
 
 def import_folder(folder: Path, dag_id: str | None = None) -> list[ImportedDag]:
-    """Every DAG of the folder (or only ``dag_id``), each mapped or refused on its own."""
+    """Every DAG of the folder (or only ``dag_id``), each mapped or refused on its own (the modules of lifted
+    callables their pipelines reference are in ``import_dags``' outcome)."""
     return _import(folder, dag_id)[0]
 
 
 def import_dags(folder: Path, dag_id: str | None = None) -> ImportOutcome:
-    """The importer behind ``meta import airflow``: the DAGs that map, and a refusal for each DAG that does not and
-    for each file Airflow could not import. Raises only for the folder itself or an unknown ``dag_id``."""
-    results, errors = _import(folder, dag_id)
+    """The importer behind ``meta import airflow``: the DAGs that map, a refusal for each DAG that does not and for
+    each file Airflow could not import, and the modules of callables lifted out of the DAG files (``files``, to
+    write beside the specs). Raises only for the folder itself or an unknown ``dag_id``."""
+    results, errors, files = _import(folder, dag_id)
     outcomes = [r.outcome() for r in results]
     return ImportOutcome(
         imported=tuple(o for o in outcomes if isinstance(o, ImportedPipeline)),
         refused=tuple([e.refusal() for e in errors] + [o for o in outcomes if isinstance(o, ImportRefusal)]),
+        files=tuple(files),
     )

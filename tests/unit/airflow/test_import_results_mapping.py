@@ -5,13 +5,14 @@ file:line and what to write instead."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from meta_airflow.build import build_dag
 from meta_airflow.codegen import render_pipeline
-from meta_airflow.importer import ImportedDag, import_folder, pipeline_of
+from meta_airflow.importer import ImportedDag, import_dags, import_folder, pipeline_of
 from meta_airflow.plan import plan
 
 from meta import Pipeline
@@ -279,7 +280,7 @@ def test_expand_over_a_literal_list_and_over_a_task_result(imported: dict[str, I
     p = result.pipeline
     assert p is not None
     square = p.task("square")
-    assert (square.action.callable, square.action.kwargs, square.map) == ("mapped:square.function", {}, {"x": [4, 5]})
+    assert (square.action.callable, square.action.kwargs, square.map) == ("mapped_tasks:square", {}, {"x": [4, 5]})
     cube = p.task("cube")
     assert cube.action.kwargs == {"power": 3} and cube.map == {"x": "{{ tasks.numbers.result }}"}
     assert cube.upstream == ("numbers",) and cube.max_active == 2  # max_active_tis_per_dag
@@ -288,7 +289,7 @@ def test_expand_over_a_literal_list_and_over_a_task_result(imported: dict[str, I
     assert p.task("again").map == {"x": "{{ tasks.cube.result }}"}
     # PythonOperator.partial().expand(op_kwargs=[...]): every combination of x and y, sep the same in each set
     pairs = p.task("pairs")
-    assert pairs.action.callable == "mapped:pair" and pairs.action.kwargs == {"sep": "-"}
+    assert pairs.action.callable == "mapped_tasks:pair" and pairs.action.kwargs == {"sep": "-"}
     assert pairs.map == {"x": [1, 2], "y": ["a", "b"]}
     compiles_back(p, tmp_path)
 
@@ -451,8 +452,8 @@ def test_a_literal_list_of_results_to_map_over_is_refused(tmp_path: Path) -> Non
 def test_an_imported_pipeline_passes_results_and_maps_on_the_local_runner(
     imported: dict[str, ImportedDag], results_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The imported callables are the @task functions themselves (``module:name.function``: the module's name is
-    the TaskFlow decorator), so the pipeline runs: results flow, the mapped task expands over a result."""
+    """The imported callables are the @task functions, lifted out of the DAG file into ``etl_run_tasks.py`` (their
+    TaskFlow decorators stripped), so the pipeline runs: results flow, the mapped task expands over a result."""
     import json
 
     from meta import LocalRunner
@@ -460,9 +461,14 @@ def test_an_imported_pipeline_passes_results_and_maps_on_the_local_runner(
     result = imported["etl_run"]
     p = result.pipeline
     assert p is not None and result.status == "full", (result.refused, result.notes)
-    assert p.task("extract").action.callable == "etl_run:extract.function"
+    assert p.task("extract").action.callable == "etl_run_tasks:extract"
     assert p.task("say").action.command == "echo total={{ tasks.total.result }}"
-    monkeypatch.syspath_prepend(str(results_folder))  # Airflow's rule: the dags folder is importable
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for lifted in import_dags(results_folder, dag_id="etl_run").files:
+        (specs / lifted.path).write_text(lifted.text)
+    assert "@task" not in (specs / "etl_run_tasks.py").read_text()
+    monkeypatch.syspath_prepend(str(specs))  # the module beside the specs, not the dags folder
     outcome = LocalRunner(home=tmp_path).run(p)
     assert str(outcome.result.state) == "success", outcome.result
     instances = outcome.result.tasks["square"].instances
@@ -472,9 +478,9 @@ def test_an_imported_pipeline_passes_results_and_maps_on_the_local_runner(
     compiles_back(p, tmp_path)
 
 
-def test_a_task_function_whose_name_was_replaced_is_refused_not_misnamed(tmp_path: Path) -> None:
-    """In a loop, each ``@task def step()`` replaces the module's ``step``: only the last one is importable by that
-    name, so the others are refused rather than imported as a reference to the wrong function."""
+def test_a_task_function_defined_in_a_loop_is_lifted_once(tmp_path: Path) -> None:
+    """In a loop, each ``@task def step()`` replaces the module's ``step``, but all of them are the one ``def`` of
+    the file: it is lifted once, and every task references it (Airflow too runs that same code for each)."""
     (tmp_path / "looped.py").write_text(
         textwrap.dedent("""
             from airflow.sdk import DAG, task
@@ -490,10 +496,8 @@ def test_a_task_function_whose_name_was_replaced_is_refused_not_misnamed(tmp_pat
         """).lstrip()
     )
     (result,) = import_folder(tmp_path)
-    assert result.refused == (
-        "task step_1: its callable 'step' is not importable by name (the module-level name step is another object "
-        "by now (a later definition, e.g. in a loop, replaced it); give each function its own module-level name)"
-    )
+    assert result.refused is None and result.pipeline is not None, result.refused
+    assert [t.action.callable for t in result.pipeline.tasks] == ["looped_tasks:step", "looped_tasks:step"]
 
 
 @pytest.mark.parametrize(
@@ -514,7 +518,12 @@ def test_airflows_own_mapping_examples_run_after_import(
     folder = example_folders()[0]
     (result,) = import_folder(folder, dag_id=dag_id)
     assert result.pipeline is not None, result.refused
-    monkeypatch.syspath_prepend(str(folder))
+    specs = tmp_path / "specs"  # the callables are lifted out of the example's DAG file, into a module beside them
+    specs.mkdir()
+    for lifted in import_dags(folder, dag_id=dag_id).files:
+        (specs / lifted.path).write_text(lifted.text)
+        monkeypatch.delitem(sys.modules, Path(lifted.path).stem, raising=False)  # another DAG's module of that file
+    monkeypatch.syspath_prepend(str(specs))
     outcome = LocalRunner(home=tmp_path).run(result.pipeline)
     assert str(outcome.result.state) == "success"
     assert {str(t.state) for t in outcome.result.tasks.values()} == {"success"}

@@ -134,7 +134,7 @@ def test_handwritten_dag_maps_every_operator(dags_folder: Path) -> None:
         "end": "noop",
     }
     assert p.task("start").action.env == {"A": "1"}
-    assert p.task("branch").action.callable == "handwritten:pick"  # importable: the dags folder is on sys.path
+    assert p.task("branch").action.callable == "handwritten_tasks:pick"  # lifted out of the DAG file
     assert p.task("py").action.kwargs == {"n": 2} and p.task("py").retries == 0
     assert p.task("py").timeout.total_seconds() == 30
     assert p.task("sql").action.statement == "select 1;\nselect 2" and p.task("sql").action.conn == "wh"

@@ -1,0 +1,320 @@
+"""Lifting a DAG file's callables into a module beside the specs (import_callables.py), with the real Airflow: the
+imported pipelines run on meta's local runner after the dags folder is gone, and what cannot be lifted (closures
+over non-constants, lambdas, functions using the DAG objects) is refused with file:line and what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from meta_airflow.build import build_dag
+from meta_airflow.importer import import_dags, pipeline_of
+
+from meta import ImportOutcome
+from meta.authoring.load import pipeline_to_yaml
+
+META = str(Path(sys.executable).with_name("meta"))
+
+LIFTED = {
+    "taskflow_dag.py": """
+        import json
+
+        import pendulum
+        from airflow.sdk import dag, task
+
+        SCALE = 3
+        label = "a module-level name the nested constant must not clash with"
+
+
+        def describe(n):
+            return "n=" + json.dumps(n)
+
+
+        @dag(schedule=None, start_date=pendulum.datetime(2024, 1, 1))
+        def nested():
+            import math
+
+            offset = 10  # constants of the enclosing function: written as module-level assignments
+            label = "sum"
+
+            @task
+            def extract():
+                \"\"\"The numbers.
+                (a docstring's lines stay as they are)\"\"\"
+                return [1, 2, 3]
+
+            @task(retries=1)
+            def transform(values: list) -> int:
+                return sum(v * SCALE for v in values) + offset
+
+            @task
+            def load(total):
+                return f"{label}: {describe(int(math.sqrt(total * total)))}"
+
+            load(transform(extract()))
+
+
+        nested()
+    """,
+    "block_dag.py": """
+        import statistics as stats
+        from datetime import datetime
+
+        from airflow.providers.standard.operators.python import PythonOperator
+        from airflow.sdk import DAG, task
+
+        WEIGHTS = {"a": 2, "b": 5}
+
+
+        def weighted(name):
+            return WEIGHTS[name] * 10
+
+
+        def heaviest():
+            return max(WEIGHTS, key=weighted)
+
+
+        with DAG("block", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+
+            @task
+            def mean():
+                return stats.mean(weighted(k) for k in WEIGHTS)
+
+            mean() >> PythonOperator(task_id="heaviest", python_callable=heaviest)
+    """,
+    "two_dags.py": """
+        from airflow.sdk import DAG, task
+
+        with DAG("first", schedule=None):
+
+            @task
+            def extract():
+                return "first"
+
+            extract()
+
+        with DAG("second", schedule=None):
+
+            @task
+            def extract():
+                return "second"
+
+            extract()
+    """,
+    "common.py": """
+        def greet():
+            return "hello"
+    """,
+    "uses_common.py": """
+        from airflow.providers.standard.operators.python import PythonOperator
+        from airflow.sdk import DAG
+        from common import greet
+
+        with DAG("uses_common", schedule=None):
+            PythonOperator(task_id="greet", python_callable=greet)
+    """,
+}
+
+REFUSED = {
+    "closure.py": """
+        from airflow.sdk import dag, task
+
+
+        @dag(schedule=None)
+        def closure(limit=5):
+            rows = list(range(3))
+
+            @task
+            def count():
+                return len(rows) + limit
+
+            count()
+
+
+        closure()
+    """,
+    "lambda_dag.py": """
+        from airflow.providers.standard.operators.python import PythonOperator
+        from airflow.sdk import DAG
+
+        with DAG("lambda_dag", schedule=None):
+            PythonOperator(task_id="one", python_callable=lambda: 1)
+    """,
+    "uses_the_dag.py": """
+        from airflow.sdk import DAG, task
+
+        with DAG("uses_the_dag", schedule=None) as the_dag:
+
+            @task
+            def who():
+                return the_dag.dag_id
+
+            who()
+    """,
+}
+
+
+def write_folder(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(textwrap.dedent(text).lstrip())
+    return folder
+
+
+def write_outcome(outcome: ImportOutcome, out: Path) -> None:
+    """What ``meta import airflow -o OUT`` writes: the specs and the files beside them."""
+    out.mkdir()
+    for extra in outcome.files:
+        (out / extra.path).write_text(extra.text)
+    for item in outcome.imported:
+        (out / f"{item.pipeline.id}.yaml").write_text(pipeline_to_yaml(item.pipeline))
+
+
+@pytest.fixture(scope="module")
+def lifted(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImportOutcome, Path]:
+    """The LIFTED folder imported, written to ``out``, and the dags folder deleted."""
+    root = tmp_path_factory.mktemp("lifted")
+    dags = write_folder(root / "dags", LIFTED)
+    outcome = import_dags(dags)
+    assert not outcome.refused, [str(r) for r in outcome.refused]
+    write_outcome(outcome, root / "out")
+    shutil.rmtree(dags)
+    return outcome, root
+
+
+def callables(outcome: ImportOutcome) -> dict[str, dict[str, str]]:
+    return {
+        i.pipeline.id: {t.id: getattr(t.action, "callable", "") for t in i.pipeline.tasks} for i in outcome.imported
+    }
+
+
+def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[ImportOutcome, Path]) -> None:
+    outcome, _root = lifted
+    assert callables(outcome) == {
+        "block": {"mean": "block_dag_tasks:mean", "heaviest": "block_dag_tasks:heaviest"},
+        "first": {"extract": "two_dags_tasks:first__extract"},  # one name in two with DAG blocks: distinct names
+        "nested": {
+            "extract": "taskflow_dag_tasks:extract",
+            "transform": "taskflow_dag_tasks:transform",
+            "load": "taskflow_dag_tasks:load",
+        },
+        "second": {"extract": "two_dags_tasks:second__extract"},
+        "uses_common": {"greet": "common:greet"},  # another module of the dags folder keeps its import name
+    }
+    assert sorted(f.path for f in outcome.files) == ["block_dag_tasks.py", "taskflow_dag_tasks.py", "two_dags_tasks.py"]
+    (common,) = [i for i in outcome.imported if i.pipeline.id == "uses_common"]
+    assert common.notes == (
+        "task greet: its callable common:greet is in common.py, a module of the dags folder (not the DAG file): "
+        "deploy that module beside the specs",
+    )
+    assert all(not i.notes for i in outcome.imported if i.pipeline.id != "uses_common")
+    for item in outcome.imported:  # compiling a lifted pipeline and importing it back gives it again
+        again = pipeline_of(build_dag(item.pipeline), {})
+        assert again.pipeline == item.pipeline, item.pipeline.id
+
+
+def test_the_lifted_module_has_what_the_functions_need_and_no_dag(lifted: tuple[ImportOutcome, Path]) -> None:
+    _outcome, root = lifted
+    text = (root / "out" / "taskflow_dag_tasks.py").read_text()
+    # the file's imports, the enclosing function's import, module constants, the helper, the enclosing constants
+    for line in ("import json", "import math", "SCALE = 3", "def describe(n):", "offset = 10", 'nested__label = "sum"'):
+        assert f"\n{line}\n" in text, (line, text)
+    assert "    return [1, 2, 3]\n" in text and "    (a docstring's lines stay as they are)" in text
+    assert 'return f"{nested__label}: {describe(int(math.sqrt(total * total)))}"' in text  # renamed where used
+    assert "def transform(values: list) -> int:\n    return sum(v * SCALE for v in values) + offset\n" in text
+    for dag_code in ("@dag", "@task", "nested()", "pendulum", "a module-level name"):
+        assert dag_code not in text, dag_code
+    block = (root / "out" / "block_dag_tasks.py").read_text()
+    assert "import statistics as stats" in block and 'WEIGHTS = {"a": 2, "b": 5}' in block
+    assert "DAG" not in block.split('"""')[-1] and "PythonOperator" not in block and "datetime" not in block
+    two = (root / "out" / "two_dags_tasks.py").read_text()
+    assert 'def first__extract():\n    return "first"' in two and 'def second__extract():\n    return "second"' in two
+    # each module imports on its own, without the (deleted) DAG files or Airflow's DAG definitions
+    probe = (
+        "import sys; import block_dag_tasks, taskflow_dag_tasks, two_dags_tasks as t; "
+        "print(t.first__extract(), taskflow_dag_tasks.transform([1]), block_dag_tasks.heaviest(), "
+        "sorted(m for m in sys.modules if m.endswith('_dag') or m == 'two_dags' or m.startswith('airflow')))"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=root / "out", capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["first", "13", "b", "[]"]
+
+
+def run_spec(root: Path, pipeline_id: str) -> dict[str, object]:
+    """``meta run OUT/<id>.yaml --json`` in a fresh process; the task states and each task's logged result."""
+    home = root / "home"
+    ran = subprocess.run(
+        [META, "run", str(root / "out" / f"{pipeline_id}.yaml"), "--json", "--run-id", "r1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "META_HOME": str(home)},
+        cwd=root,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    report = json.loads(ran.stdout[ran.stdout.index("{") :])
+    logs = home / "logs" / pipeline_id / "r1"
+    returned = {}
+    for task_id in report["tasks"]:
+        log = (logs / task_id / "attempt-1.log").read_text()
+        returned[task_id] = next(line for line in log.splitlines() if line.startswith("returned: "))[10:]
+    return {"states": {t: r["state"] for t, r in report["tasks"].items()}, "returned": returned}
+
+
+@pytest.mark.parametrize(
+    ("pipeline_id", "returned"),
+    [
+        ("nested", {"extract": "[1, 2, 3]", "transform": "28", "load": "'sum: n=28'"}),
+        ("block", {"mean": "35", "heaviest": "'b'"}),
+        ("first", {"extract": "'first'"}),
+        ("second", {"extract": "'second'"}),
+    ],
+)
+def test_the_imported_pipelines_run_without_the_dag_files(
+    lifted: tuple[ImportOutcome, Path], pipeline_id: str, returned: dict[str, str]
+) -> None:
+    _outcome, root = lifted
+    assert not (root / "dags").exists()
+    result = run_spec(root, pipeline_id)
+    assert result == {"states": dict.fromkeys(returned, "success"), "returned": returned}
+
+
+def test_importing_one_dag_of_a_file_names_its_functions_the_same(tmp_path: Path) -> None:
+    dags = write_folder(tmp_path / "dags", {"two_dags.py": LIFTED["two_dags.py"]})
+    outcome = import_dags(dags, dag_id="second")
+    assert callables(outcome) == {"second": {"extract": "two_dags_tasks:second__extract"}}
+    (module,) = outcome.files
+    assert "first" not in module.text and module.origin == str((dags / "two_dags.py").resolve())
+    assert import_dags(dags, dag_id="second").files == outcome.files  # the same folder, the same module
+
+
+def test_what_cannot_be_lifted_is_refused_with_file_line_and_what_to_do(tmp_path: Path) -> None:
+    dags = write_folder(tmp_path / "dags", REFUSED)
+    outcome = import_dags(dags)
+    assert not outcome.imported and not outcome.files  # a refused DAG leaves nothing in a lifted module
+    refused = {r.subject: r for r in outcome.refused}
+    closure = refused["DAG 'closure'"]
+    assert closure.reason == (
+        f"task count: its callable count ({dags / 'closure.py'}:9) is a closure over values of the enclosing "
+        "function closure() that are not constants: limit (a parameter of closure()); rows (computed at line 6). "
+        "meta lifts the function into a module beside the specs, where those values do not exist"
+    )
+    assert closure.received == "a closure over limit, rows"
+    assert closure.expected == (
+        "pass them to the task as arguments (they become its kwargs), or move the function and the values to "
+        "module level"
+    )
+    lam = refused["DAG 'lambda_dag'"]
+    assert lam.reason.startswith(f"task one: its callable is a lambda ({dags / 'lambda_dag.py'}:5), not importable")
+    assert lam.expected == "a def (at module level, or in the @dag function)"
+    uses = refused["DAG 'uses_the_dag'"]
+    assert uses.reason.startswith(
+        f"task who: its callable who ({dags / 'uses_the_dag.py'}:6) uses what the DAG file builds: the_dag "
+        f"({dags / 'uses_the_dag.py'}:3, a DAG)"
+    ), uses.reason
