@@ -24,6 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from meta.builtin.operators.warehouse.introspect import describe
+
 POSTGRES_MD5 = "postgresql-md5"
 ROWS_SHA256 = "rows-sha256"
 _MODULUS = 2**256
@@ -63,7 +65,7 @@ def split_table(table: str) -> tuple[str | None, str]:
 def table_exists(engine: sa.Engine, table: str) -> bool:
     schema, name = split_table(table)
     with engine.connect() as conn:
-        return bool(sa.inspect(conn).has_table(name, schema=schema))
+        return describe(conn, schema, name) is not None
 
 
 def checksum(engine: sa.Engine, table: str, method: str) -> TableChecksum:
@@ -71,10 +73,11 @@ def checksum(engine: sa.Engine, table: str, method: str) -> TableChecksum:
     Raises TableMissing when there is no such table."""
     schema, name = split_table(table)
     with engine.connect() as conn:
-        inspector = sa.inspect(conn)
-        if not inspector.has_table(name, schema=schema):
+        # the loads' own introspection: SQLAlchemy's inspector does not work on DuckDB (it asks pg_catalog)
+        info = describe(conn, schema, name)
+        if info is None:
             raise TableMissing(table)
-        columns = tuple(sorted(str(c["name"]) for c in inspector.get_columns(name, schema=schema)))
+        columns = tuple(sorted(info.column_names))
         preparer = conn.dialect.identifier_preparer
         qualified = (preparer.quote_schema(schema) + "." if schema else "") + preparer.quote(name)
         cols = ", ".join(preparer.quote(c) for c in columns)

@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from meta.builtin.operators.warehouse.introspect import describe
 from meta.service.migrations.checksums import split_table
 from meta.service.observers.prefect_facts import RUN_PREFIX
 
@@ -61,11 +62,14 @@ def read_counts(
     schema, name = split_table(audit_table)
     pipelines = list(dict.fromkeys(pipeline_ids))
     with engine.connect() as conn:
-        if not sa.inspect(conn).has_table(name, schema=schema):
+        if describe(conn, schema, name) is None:
             return None
         audit = sa.table(
             name,
-            *(sa.column(c) for c in ("pipeline_id", "run_id", "task_id", "inserted", "updated", "deleted", "loaded_at")),
+            *(
+                sa.column(c)
+                for c in ("pipeline_id", "run_id", "task_id", "inserted", "updated", "deleted", "loaded_at")
+            ),
             schema=schema,
         )
         rows = conn.execute(
