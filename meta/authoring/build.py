@@ -95,6 +95,7 @@ def build(unit: Unit) -> tuple[Pipeline | None, list[Problem]]:
     locate = _Locator(unit, pid)
     problems = [locate.issue(i) for i in issues]
     problems.extend(locate.issue(i) for i in _op_issues(model))
+    problems.extend(_read_sql_files(model, unit, locate))
     pipeline: Pipeline | None = None
     try:
         pipeline = Pipeline.model_validate(model)
@@ -113,6 +114,36 @@ def build(unit: Unit) -> tuple[Pipeline | None, list[Problem]]:
         return None, _dedupe(problems)
     assert pipeline is not None
     return pipeline, []
+
+
+def _read_sql_files(model: dict[str, Any], unit: Unit, locate: _Locator) -> list[Problem]:
+    """``sql: {file: x.sql}``: read the file, relative to the spec file's folder, into ``statement`` (what every
+    backend runs); a file that cannot be read is a problem at the ``file:`` line (docs/adr/0010-sql-files.md)."""
+    from pathlib import Path
+
+    problems: list[Problem] = []
+    folder = Path(unit.source().file).parent
+    for task in model.get("tasks") or []:
+        action = task.get("action") if isinstance(task, dict) else None
+        if not isinstance(action, dict) or action.get("kind") != "sql" or not action.get("file"):
+            continue
+        if "statement" in action:
+            problems.append(
+                locate.at(("tasks", task.get("id"), "sql", "file"), "give sql 'file' or 'statement', not both")
+            )
+            continue
+        path = folder / str(action["file"])
+        try:
+            action["statement"] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = "no such file" if isinstance(exc, FileNotFoundError) else f"{type(exc).__name__}: {exc}"
+            problems.append(
+                locate.at(
+                    ("tasks", task.get("id"), "sql", "file"),
+                    f"sql file {action['file']!r} cannot be read ({reason}; looked for {path}, relative to the spec)",
+                )
+            )
+    return problems
 
 
 def _already_reported(err: Any, model: dict[str, Any]) -> bool:

@@ -66,7 +66,7 @@ ACTION_FIELDS = {
     "shell": ("command", "env", "cwd"),
     "python": ("callable", "kwargs"),
     "branch": ("callable", "kwargs"),
-    "sql": ("conn", "statement", "parameters"),
+    "sql": ("conn", "statement", "file", "split_statements", "parameters"),
     "airflow_operator": ("operator", "arguments"),
 }
 SCHEDULE_HELP = "a cron string like '0 1 * * *', a preset like '@daily', 'every 15m', null, or {datasets: [uri, ...]}"

@@ -51,10 +51,21 @@ def json_schema() -> dict[str, Any]:
         },
         "python": call,
         "branch": call,
-        "sql": _obj(
-            {"conn": ref["identifier"], "statement": {"type": "string", "minLength": 1}, "parameters": any_map},
-            ("conn", "statement"),
-        ),
+        "sql": {
+            "allOf": [
+                _obj(
+                    {
+                        "conn": ref["identifier"],
+                        "statement": {"type": "string", "minLength": 1},
+                        "file": {"type": "string", "minLength": 1},
+                        "split_statements": {"type": "boolean"},
+                        "parameters": any_map,
+                    },
+                    ("conn",),
+                ),
+                {"anyOf": [{"required": ["statement"]}, {"required": ["file"]}]},
+            ]
+        },
         "noop": {"enum": [True, None, {}]},
         "op": ref["identifier"],
         "airflow_operator": {

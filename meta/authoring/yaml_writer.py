@@ -142,7 +142,10 @@ def _action(task: Task) -> dict[str, Any]:
     if isinstance(a, PythonAction | BranchAction):
         return {a.kind: a.callable, **({"kwargs": dict(a.kwargs)} if a.kwargs else {})}
     if isinstance(a, SqlAction):
-        sql: dict[str, Any] = {"conn": a.conn, "statement": a.statement}
+        # A statement read from a file stays a file (docs/adr/0010-sql-files.md): the spec names it, as it did.
+        sql: dict[str, Any] = {"conn": a.conn, **({"file": a.file} if a.file else {"statement": a.statement})}
+        if a.split_statements:
+            sql["split_statements"] = True
         if a.parameters:
             sql["parameters"] = dict(a.parameters)
         return {"sql": sql}

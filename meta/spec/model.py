@@ -17,7 +17,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -81,12 +83,40 @@ class PythonAction(Model):
 
 
 class SqlAction(Model):
-    """Run ``statement`` on the named connection (resolved by each backend; see docs/local-runner.md)."""
+    """Run ``statement`` on the named connection (resolved by each backend; see docs/local-runner.md).
+
+    ``file`` names the SQL file the statement was read from, relative to the spec file: a spec may give ``file``
+    instead of ``statement`` and the loader reads it (docs/adr/0010-sql-files.md), so every backend still runs
+    ``statement``; the YAML writer writes ``file`` back, not the text. ``split_statements``: run the text statement
+    by statement (Airflow's ``split_statements=True``; the local and Prefect backends always do)."""
 
     kind: Literal["sql"] = "sql"
     conn: Identifier
     statement: str = Field(min_length=1)
+    file: str | None = Field(default=None, min_length=1, description="the SQL file, relative to the spec file")
+    split_statements: bool = False
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_is_read_by_the_loader(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("file") and "statement" not in value:
+            raise ValueError(
+                f"sql file {value['file']!r} was not read: meta's loader reads it relative to the spec file; "
+                "building the model directly, pass statement= (the file's text) too"
+            )
+        return value
+
+    @model_serializer(mode="wrap")
+    def _without_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dumps leave ``file``/``split_statements`` out while unset, so a spec without them dumps (and hashes,
+        e.g. Prefect's deployment version) exactly as before they existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("file") is None:
+            data.pop("file", None)
+        if data.get("split_statements") is False:
+            data.pop("split_statements", None)
+        return data
 
 
 class BranchAction(Model):

@@ -13,7 +13,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from meta_airflow.import_alerts import merge, task_alerts
 from meta_airflow.import_mapping import mapped_action
+from meta_airflow.import_operators import DagExtras, special_action
 from meta_airflow.import_results import (
     has_xcom,
     keyword_args,
@@ -82,13 +84,14 @@ BASE_ARGS = frozenset(
         "executor_config",
         "do_xcom_push",
         "multiple_outputs",
+        "pre_execute",  # noted (import_alerts.execute_hooks)
+        "post_execute",
     }
 )
 # Operator settings meta has no field for: importing a non-default value is noted, never silently dropped.
 UNMAPPED_TASK_FIELDS: dict[str, Any] = {
     "depends_on_past": False,
     "wait_for_downstream": False,
-    "email": None,
     "priority_weight": 1,
     "pool_slots": 1,
     "queue": "default",
@@ -161,6 +164,8 @@ def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str])
         sql = op.sql
         statement = sql if isinstance(sql, str) else ";\n".join(sql)
         action = {"kind": "sql", "conn": op.conn_id, "statement": statement}
+        if op.split_statements:
+            action["split_statements"] = True
         if op.parameters:
             parameters = with_references(op.parameters, tid, "parameters")
             if not isinstance(parameters, dict) or not jsonable(parameters):
@@ -266,15 +271,24 @@ def task_params(op: Any, dag: Any) -> dict[str, Any]:
 
 
 def task_of(
-    op: Any, dag: Any, baseline: dict[str, Any], module_names: dict[str, str], notes: list[str]
+    op: Any,
+    dag: Any,
+    baseline: dict[str, Any],
+    module_names: dict[str, str],
+    notes: list[str],
+    extras: DagExtras | None = None,
 ) -> dict[str, Any]:
+    """One operator as a task; what it adds beyond the task (files, dependencies, ...) goes into ``extras``."""
+    extras = extras if extras is not None else DagExtras()
     if op.get_closest_mapped_task_group() is not None:
         raise mapped_group_refusal(op.task_id)
     task: dict[str, Any] = {"id": op.task_id}
     if getattr(op, "is_mapped", False) or class_path(op).endswith("MappedOperator"):
         task["action"], task["map"] = mapped_action(op, module_names, notes)
     else:
-        task["action"] = action_of(op, dag, module_names, notes)
+        special = special_action(op, dag, module_names, notes, extras)
+        task["action"] = special if special is not None else action_of(op, dag, module_names, notes)
+        merge(extras.alerts, task_alerts(op, _init_kwargs(op), dict(dag.default_args or {}), notes, module_names))
     upstream = [t for t in dag.task_dict if t in op.upstream_task_ids]
     if upstream:
         task["upstream"] = upstream

@@ -31,12 +31,18 @@ from meta import (
     ValidationFailed,
     topological_order,
 )
+from meta_airflow.import_alerts import dag_alerts, merge
 from meta_airflow.import_callables import CallableLifter
+from meta_airflow.import_missing import MissingModule, missing_module
+from meta_airflow.import_operators import DagExtras
 from meta_airflow.import_results import link_results
 from meta_airflow.import_tasks import AIRFLOW_DEFAULTS, retry_fields, task_of
 from meta_airflow.import_values import ImportRefused, jsonable, seconds
 
-__all__ = ["ImportRefused", "ImportedDag", "import_dags", "import_folder", "pipeline_of"]
+__all__ = ["MISSING_MODULE_SUBJECT", "ImportRefused", "ImportedDag", "import_dags", "import_folder", "pipeline_of"]
+
+# The subject of a refused DAG file whose import failed on a missing module (counted apart from broken files).
+MISSING_MODULE_SUBJECT = "DAG file (missing module)"
 
 # Param keywords that only shape Airflow's trigger form; dropping them changes no run (noted in the import).
 UI_ONLY_PARAM_KEYS = ("title", "description_md", "section", "values_display", "examples")
@@ -68,6 +74,8 @@ class ImportedDag:
     received: str | None = None
     expected: str | None = None
     unexpected: bool = False  # refused because mapping it raised an error meta_airflow did not foresee (a bug)
+    files: list[ImportedFile] = field(default_factory=list)  # SQL template files the pipeline names
+    triggers: dict[str, str] = field(default_factory=dict)  # TriggerDagRunOperator task id -> the DAG it starts
 
     @property
     def status(self) -> str:
@@ -113,7 +121,7 @@ def schedule_of(dag: Any, notes: list[str]) -> tuple[dict[str, Any] | None, str 
             if name == "CronDataIntervalTimetable":
                 notes.append("schedule: a cron *data interval* timetable becomes a trigger schedule (runs at the tick)")
             _note_trigger_extras(tt, notes)
-            return {"kind": "cron", "cron": expression}, getattr(tz, "name", None) or str(tz)
+            return {"kind": "cron", "cron": expression}, timezone_name(tz, "the schedule's timezone")
     if name in ("DeltaTriggerTimetable", "DeltaDataIntervalTimetable"):
         delta = timetable_field(tt, "delta")
         if delta is not _MISSING and not isinstance(delta, timedelta):
@@ -138,6 +146,29 @@ def schedule_of(dag: Any, notes: list[str]) -> tuple[dict[str, Any] | None, str 
         return None, None
     notes.append(f"schedule: {name} has no neutral form; the pipeline is left unscheduled")
     return None, None
+
+
+def timezone_name(tz: Any, what: str) -> str:
+    """The IANA name meta keeps for a timezone Airflow holds as a pendulum ``Timezone``/``FixedTimezone``, a
+    ``zoneinfo.ZoneInfo``, a ``datetime.timezone`` or a name. A fixed whole-hour offset becomes ``Etc/GMT-<h>`` (the
+    POSIX sign is inverted: UTC+1 is Etc/GMT-1); other fixed offsets have no IANA name and are refused."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = tz if isinstance(tz, str) else (getattr(tz, "key", None) or getattr(tz, "name", None) or str(tz))
+    try:
+        ZoneInfo(str(name))
+        return str(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    offset = tz.utcoffset(None) if hasattr(tz, "utcoffset") else None
+    if isinstance(offset, timedelta) and offset % timedelta(hours=1) == timedelta(0):
+        hours = int(offset / timedelta(hours=1))
+        return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
+    raise ImportRefused(
+        f"{what} {tz!r} has no IANA name (meta keeps timezones by name)",
+        received=f"timezone {tz!r}",
+        expected="an IANA timezone such as 'Europe/Paris' (pendulum.timezone('Europe/Paris')), or a whole-hour offset",
+    )
 
 
 def _note_trigger_extras(tt: Any, notes: list[str]) -> None:
@@ -187,8 +218,9 @@ def local_naive(value: datetime | None, tz: str) -> datetime | None:
 def pipeline_of(dag: Any, module_names: dict[str, str]) -> ImportedDag:
     """One DAG, mapped or refused; never raises, so one DAG cannot lose the others of its folder."""
     notes: list[str] = []
+    extras = DagExtras()
     try:
-        pipeline = _pipeline(dag, module_names, notes)
+        pipeline = _pipeline(dag, module_names, notes, extras)
     except ImportRefused as exc:
         where = location(dag, exc.task)
         return ImportedDag(dag.dag_id, None, notes, str(exc), where, exc.received, exc.expected)
@@ -201,7 +233,9 @@ def pipeline_of(dag: Any, module_names: dict[str, str]) -> ImportedDag:
             location(dag, None),
             unexpected=True,
         )
-    return ImportedDag(dag.dag_id, pipeline, notes, location=location(dag, None))
+    found = ImportedDag(dag.dag_id, pipeline, notes, location=location(dag, None))
+    found.files, found.triggers = extras.files, extras.triggers
+    return found
 
 
 def location(dag: Any, task_id: str | None) -> str | None:
@@ -240,9 +274,7 @@ def line_of(tree: ast.Module, name: str, keyword: str) -> int | None:
     return next((min(found) for found in (calls, functions, literals) if found), None)
 
 
-def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipeline:
-    from meta_airflow.runtime import AlertCallback
-
+def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str], extras: DagExtras) -> Pipeline:
     default_args = dict(dag.default_args or {})
     baseline = dict(AIRFLOW_DEFAULTS)
     data: dict[str, Any] = {"id": dag.dag_id}
@@ -251,7 +283,8 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
     schedule, tz = schedule_of(dag, notes)
     if schedule is not None:
         data["schedule"] = schedule
-    start_tz = getattr(getattr(dag, "timezone", None), "name", None)
+    dag_tz = getattr(dag, "timezone", None)
+    start_tz = timezone_name(dag_tz, "the DAG's timezone (of its start_date)") if dag_tz is not None else None
     tz = tz or start_tz or "UTC"
     if tz != "UTC":
         data["timezone"] = tz
@@ -296,31 +329,30 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str]) -> Pipel
         params[name] = converted
     if params:
         data["params"] = params
-    alerts: dict[str, list[str]] = {}
-    for attr, event in (("on_failure_callback", "on_failure"), ("on_success_callback", "on_success")):
-        for cb in _callbacks(getattr(dag, attr, None)):
-            if isinstance(cb, AlertCallback):
-                alerts.setdefault(event, []).extend(cb.channels)
-            else:
-                notes.append(f"DAG {attr} {cb!r} is not carried over (only meta alert routes are)")
-    for cb in _callbacks(default_args.get("on_retry_callback")):
-        if isinstance(cb, AlertCallback):
-            alerts.setdefault("on_retry", []).extend(cb.channels)
-        else:
-            notes.append(f"default_args on_retry_callback {cb!r} is not carried over")
+    alerts = dag_alerts(dag, default_args, notes, module_names)
     sla = sla_of(dag, schedule, notes)
     if sla:
         data["sla"] = {k: v for k, v in sla.items() if k != "channels"}
         if sla.get("channels"):
             alerts["on_sla_miss"] = sla["channels"]
-    if alerts:
-        data["alerts"] = alerts
     if not dag.task_dict:
         raise ImportRefused(
             "the DAG has no tasks", received="a DAG with 0 tasks", expected="at least one task (a pipeline runs tasks)"
         )
-    data["tasks"] = [task_of(op, dag, baseline, module_names, notes) for op in dag.task_dict.values()]
+    data["tasks"] = [task_of(op, dag, baseline, module_names, notes, extras) for op in dag.task_dict.values()]
     link_results(data["tasks"], dag, notes)
+    merge(alerts, extras.alerts)
+    if alerts:
+        data["alerts"] = alerts
+    if extras.removed and len(extras.removed) < len(data["tasks"]):  # (a DAG of sensors only keeps them, as noops)
+        data["tasks"] = without_tasks(data["tasks"], set(extras.removed))
+    if extras.depends_on:
+        data["depends_on"] = extras.depends_on
+        if "schedule" in data:  # align: same runs once per upstream logical date; a schedule would run it twice
+            notes.append(
+                f"schedule {data.pop('schedule')!r} is dropped: with depends_on (align: same) the control plane "
+                "starts a run per logical date of the upstream, which the sensor waited for (the DAGs shared it)"
+            )
     for attr, default in UNMAPPED_DAG_FIELDS.items():
         value = getattr(dag, attr, default)
         if value not in (default, None) and value != {}:
@@ -455,10 +487,103 @@ def _deadline_entry(alert: Any, ref: str) -> dict[str, Any] | None:
     return entry
 
 
-def _callbacks(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+def without_tasks(tasks: list[dict[str, Any]], removed: set[str]) -> list[dict[str, Any]]:
+    """``tasks`` without ``removed``: a removed task's downstream tasks take its upstream tasks instead (none: they
+    start with the run), so every other ordering of the DAG is kept."""
+    upstream = {t["id"]: list(t.get("upstream", ())) for t in tasks}
+
+    def kept(ids: list[str]) -> list[str]:
+        out: list[str] = []
+        for i in ids:
+            for j in kept(upstream.get(i, [])) if i in removed else [i]:
+                if j not in out:
+                    out.append(j)
+        return out
+
+    left = []
+    for task in tasks:
+        if task["id"] in removed:
+            continue
+        rest = {k: v for k, v in task.items() if k != "upstream"}
+        new = kept(upstream[task["id"]])
+        left.append({**rest, "upstream": new} if new else rest)
+    return left
+
+
+# -------------------------------------------------------------------------------------------- across DAGs
+
+
+def link_triggers(results: list[ImportedDag]) -> list[ImportedDag]:
+    """TriggerDagRunOperator(trigger_dag_id=Y) of pipeline X, when Y is imported too: Y gets ``depends_on: [X]``
+    (align same: a run of Y per run of X, with its logical date) and the trigger task leaves X (its downstream tasks
+    take its upstream ones); when Y is not in this import the trigger stays an airflow_operator passthrough."""
+    by_id = {r.dag_id: r for r in results}
+    for r in results:
+        for task_id, target in r.triggers.items():
+            if r.pipeline is None:
+                break
+            triggered = by_id.get(target)
+            linked = _depending(triggered.pipeline, r.dag_id) if triggered and triggered.pipeline else None
+            if linked is None:
+                why = (
+                    "is not in this import"
+                    if triggered is None
+                    else "is refused"
+                    if triggered.pipeline is None
+                    else "has its own schedule or dependencies (a depends_on of align: same would replace them)"
+                )
+                r.notes.append(
+                    f"task {task_id}: it triggers DAG {target!r}, which {why}: kept as an airflow_operator; import "
+                    f"both together to make it {target}'s depends_on"
+                )
+                continue
+            r.pipeline = _dropping(r.pipeline, task_id)
+            r.notes[:] = [n for n in r.notes if not n.startswith(f"task {task_id}: ") or "no neutral form" not in n]
+            r.notes.append(
+                f"task {task_id}: TriggerDagRunOperator of {target} -> {target} depends_on {r.dag_id} (align: same; "
+                "it runs once this pipeline succeeded, not as soon as the trigger task ran); the trigger task is "
+                "removed"
+            )
+            assert triggered is not None
+            if linked is not triggered.pipeline:
+                triggered.pipeline = linked
+                triggered.notes.append(f"depends_on {r.dag_id}: its task {task_id} triggered this DAG")
+    return results
+
+
+def _depending(pipeline: Pipeline, upstream: str) -> Pipeline | None:
+    """``pipeline`` with ``depends_on: [upstream]`` (align same), itself if it has it already; None when it cannot
+    have it: a schedule of its own, or dependencies aligned otherwise (the model's rules, docs/dependencies.md)."""
+    if any(d.pipeline == upstream and d.task is None for d in pipeline.depends_on):
+        return pipeline
+    if pipeline.schedule is not None:
+        return None
+    data = pipeline.model_dump(by_alias=True)
+    data["depends_on"] = [*data["depends_on"], {"pipeline": upstream}]
+    try:
+        return Pipeline.model_validate(data)
+    except ValueError:
+        return None
+
+
+def _dropping(pipeline: Pipeline, task_id: str) -> Pipeline:
+    """``pipeline`` without the task (its downstream tasks take its upstream ones); a noop when it is the only one."""
+    data = pipeline.model_dump(by_alias=True)
+    if len(data["tasks"]) == 1:
+        data["tasks"] = [{**data["tasks"][0], "action": {"kind": "noop"}}]
+    else:
+        data["tasks"] = without_tasks(data["tasks"], {task_id})
+    return Pipeline.model_validate(data)
+
+
+def sql_files(results: list[ImportedDag]) -> tuple[ImportedFile, ...]:
+    """The SQL template files of the imported pipelines (``sql/<dag id>/...``: one per path)."""
+    seen: dict[str, ImportedFile] = {}
+    for r in results:
+        if r.pipeline is not None:
+            for f in r.files:
+                seen.setdefault(f.path, f)
+    return tuple(seen.values())
 
 
 # -------------------------------------------------------------------------------------------- files
@@ -496,9 +621,18 @@ class FileError:
     file: str
     line: int | None
     message: str
+    missing: MissingModule | None = None  # the error is a module not installed here (a provider, usually)
 
     def refusal(self) -> ImportRefusal:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.missing is not None:
+            return ImportRefusal(
+                MISSING_MODULE_SUBJECT,
+                self.missing.reason,
+                where,
+                received=f"import of {self.missing.module} ({self.message})",
+                expected="the module installed where meta import runs (Airflow imports the DAG file to read it)",
+            )
         return ImportRefusal(
             "DAG file",
             f"Airflow could not import it: {self.message}",
@@ -517,7 +651,7 @@ def file_error(folder: Path, rel: str, text: str) -> FileError:
     for match in re.finditer(r'File "([^"]+)", line (\d+)', str(text)):
         if match.group(1).endswith(rel):
             line_no = int(match.group(2))
-    return FileError(file, line_no, message)
+    return FileError(file, line_no, message, missing_module(str(text), Path(file), line_no))
 
 
 def parse_folder(folder: Path) -> tuple[dict[str, Any], list[FileError], dict[str, str]]:
@@ -564,6 +698,7 @@ def _import(folder: Path, dag_id: str | None) -> tuple[list[ImportedDag], list[F
         if result.pipeline is not None:
             result.notes.extend(callables.notes)
         results.append(result)
+    link_triggers(results)  # TriggerDagRunOperator -> the triggered DAG's depends_on (both in this import)
     # With --dag-id, the other files' import errors are not that DAG's problem.
     return results, ([] if dag_id else errors), lifter.imported_files()
 
@@ -583,5 +718,5 @@ def import_dags(folder: Path, dag_id: str | None = None) -> ImportOutcome:
     return ImportOutcome(
         imported=tuple(o for o in outcomes if isinstance(o, ImportedPipeline)),
         refused=tuple([e.refusal() for e in errors] + [o for o in outcomes if isinstance(o, ImportRefusal)]),
-        files=tuple(files),
+        files=tuple(files) + sql_files(results),
     )

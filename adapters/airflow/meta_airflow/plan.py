@@ -386,6 +386,8 @@ def action_plan(pipeline: Pipeline, task: Task, results: Results | None = None) 
         return EMPTY, []
     if a.kind == "sql":
         kw = [("conn_id", a.conn), ("sql", r.text(a.statement))]
+        if a.split_statements:  # (the local and Prefect backends always run statement by statement)
+            kw.append(("split_statements", True))
         if a.parameters:
             kw.append(("parameters", r.value(dict(a.parameters))))
         uses_mapped = any(ref in r.mapped for ref in referenced_results(dict(a.parameters)))

@@ -1,0 +1,69 @@
+"""A DAG file that does not import because a module is missing (a provider not installed where ``meta import``
+runs): say which module, and the pip package when it can be derived, instead of reporting a broken file."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# Provider namespaces with a second level in the package name (airflow.providers.apache.spark ->
+# apache-airflow-providers-apache-spark); every other provider is one level (airflow.providers.amazon.aws ->
+# apache-airflow-providers-amazon).
+TWO_LEVEL_PROVIDERS = frozenset({"apache", "atlassian", "cncf", "common", "dbt", "microsoft"})
+
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+
+
+@dataclass(frozen=True)
+class MissingModule:
+    module: str  # the module the DAG file imports (the full dotted path when the import statement is found)
+    missing: str  # the part Python reported missing
+    install: str | None  # "pip install ..." when derivable
+
+    @property
+    def reason(self) -> str:
+        how = f" ({self.install})" if self.install else ""
+        if self.install is None and self.module.startswith("airflow.") and not self.module.startswith("airflow.prov"):
+            how = " (an Airflow 2 module that Airflow 3 no longer has: import it from its provider package)"
+        elif self.install is None:
+            how = " (install the package that provides it)"
+        return f"needs the missing module {self.module}{how}"
+
+
+def missing_module(text: str, file: Path, line: int | None) -> MissingModule | None:
+    """The missing module of an import error's traceback ``text``, or None when the error is something else."""
+    found = _NO_MODULE.findall(text)
+    if not found:
+        return None
+    missing = found[-1]
+    module = _imported_at(file, line, missing) or missing
+    return MissingModule(module, missing, provider_install(module))
+
+
+def provider_install(module: str) -> str | None:
+    """``pip install apache-airflow-providers-<name>`` for a module of a provider package, else None."""
+    parts = module.split(".")
+    if parts[:2] != ["airflow", "providers"] or len(parts) < 3:
+        return None
+    name = parts[2:4] if parts[2] in TWO_LEVEL_PROVIDERS and len(parts) > 3 else parts[2:3]
+    return "pip install apache-airflow-providers-" + "-".join(name).replace("_", "-")
+
+
+def _imported_at(file: Path, line: int | None, missing: str) -> str | None:
+    """The full module named by the import statement at ``line`` (Python reports only the first missing part)."""
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if line is not None and getattr(node, "lineno", None) != line:
+            continue
+        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            if name == missing or name.startswith(missing + "."):
+                return name
+    return None
