@@ -30,7 +30,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -218,6 +218,7 @@ class Comparison:
     errors: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     compared_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    transient: bool = False  # some error is a database that was down or locked: comparing again may succeed
 
     @property
     def agrees(self) -> bool:
@@ -245,6 +246,7 @@ class Comparison:
             "differences": list(self.differences),
             "errors": list(self.errors),
             "notes": list(self.notes),
+            "transient": self.transient,
         }
 
     @classmethod
@@ -263,6 +265,7 @@ class Comparison:
             errors=tuple(data.get("errors") or ()),
             notes=tuple(data.get("notes") or ()),
             compared_at=datetime.fromisoformat(data["compared_at"]),
+            transient=bool(data.get("transient", False)),
         )
 
 
@@ -315,7 +318,15 @@ def compare_pair(
         differences=tuple(found.differences),
         errors=tuple(found.errors),
         notes=tuple(found.notes),
+        transient=found.transient,
     )
+
+
+class ComparisonDeferred(RuntimeError):
+    """A database was down or locked: the engine compares the pair again on a later tick."""
+
+
+RETRY_FOR = timedelta(hours=1)
 
 
 def comparer(
@@ -323,19 +334,30 @@ def comparer(
     migrations: Mapping[str, Migration],
     *,
     url_of: Callable[[str], str] = connection_url,
+    retry_for: timedelta = RETRY_FOR,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Callable[[Session, MigrationRow, MigrationRunRow, Any, Any], dict[str, Any]]:
     """The engine's ``Comparer`` (``MigrationEngine(comparer=...)``): ``compare_pair(...).to_json()`` with the live
-    pipeline's spec and the workspace's ``migrations.<P>``. A pipeline no longer in the specs raises LookupError
-    (the engine logs it and retries on a later tick)."""
+    pipeline's spec and the workspace's ``migrations.<P>``.
+
+    Raises (the engine logs it and tries again on a later tick) when the pipeline is no longer in the specs, and when
+    a database was down or locked (``Comparison.transient``) while the later of the two runs ended less than
+    ``retry_for`` ago; after that the comparison is stored as it is, ``incomplete``, so the report says why."""
 
     def compare(
-        session: Session, migration: MigrationRow, pair: MigrationRunRow, _live: Any, _shadow: Any
+        session: Session, migration: MigrationRow, pair: MigrationRunRow, live: Any, shadow: Any
     ) -> dict[str, Any]:
         pipeline = pipelines.get(pair.pipeline_id)
         if pipeline is None:
             raise LookupError(f"pipeline {pair.pipeline_id!r} is not in the workspace's specs: cannot compare its runs")
         settings = migrations.get(pair.pipeline_id)
-        return compare_pair(session, migration, pair, pipeline, settings, url_of=url_of).to_json()
+        comparison = compare_pair(session, migration, pair, pipeline, settings, url_of=url_of)
+        ended = [t for t in (getattr(live, "ended_at", None), getattr(shadow, "ended_at", None)) if t is not None]
+        if comparison.transient and (not ended or now() - max(ended) < retry_for):
+            raise ComparisonDeferred(
+                f"{pair.pipeline_id} {pair.logical_date.isoformat()}: {'; '.join(comparison.errors)}"
+            )
+        return comparison.to_json()
 
     return compare
 
@@ -345,9 +367,21 @@ class _Findings:
     differences: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    transient: bool = False
 
     def differ(self, text: str) -> None:
         self.differences.append(text)
+
+    def unreadable(self, text: str, exc: BaseException) -> None:
+        """A database that refused: an error, and worth another try when it looks passing (down, locked)."""
+        self.errors.append(f"{text}: {_short(exc)}")
+        self.transient = self.transient or is_transient(exc)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database that is down, unreachable or locked (a DuckDB file another process writes): it may answer later."""
+    message = str(getattr(exc, "orig", None) or exc).lower()
+    return isinstance(exc, sa.exc.OperationalError) or "lock" in message or "connection refused" in message
 
 
 def _state(state: str | None) -> str:
@@ -558,9 +592,7 @@ def _compare_loads(
             try:
                 found_counts = read_counts(engine, write.audit_table, write.task_id, run_side.run_id, ids[i])
             except sa.exc.SQLAlchemyError as exc:
-                found.errors.append(
-                    f"load {write.task_id}: cannot read the audit {write.audit_table} ({side}): {_short(exc)}"
-                )
+                found.unreadable(f"load {write.task_id}: cannot read the audit {write.audit_table} ({side})", exc)
                 found_counts, unmatched = None, True
             if found_counts is None and not unmatched and _succeeded(tasks, write.task_id, side):
                 # The load committed (its audit row is written in the same transaction), so the row is there under
@@ -620,7 +652,7 @@ def _compare_tables(writes: Iterable[_Write], engines: _Engines, found: _Finding
                     )
                     continue
             except sa.exc.SQLAlchemyError as exc:
-                found.errors.append(f"table {table} (live, {live_label}): cannot read: {_short(exc)}")
+                found.unreadable(f"table {table} (live, {live_label}): cannot read", exc)
                 continue
         method = method_for(live_engine.dialect.name, shadow_engine.dialect.name)
         sums: list[TableChecksum | None] = []
@@ -631,7 +663,7 @@ def _compare_tables(writes: Iterable[_Write], engines: _Engines, found: _Finding
             except TableMissing:
                 sums.append(None)
             except sa.exc.SQLAlchemyError as exc:
-                found.errors.append(f"table {table} ({side}, {label}): cannot read: {_short(exc)}")
+                found.unreadable(f"table {table} ({side}, {label}): cannot read", exc)
                 sums.append(None)
                 unreadable = True
         compared = TableComparison(table, tasks, live_label, shadow_label, sums[0], sums[1])

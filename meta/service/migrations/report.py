@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from meta.plugins.observers import UnifiedState
 from meta.service.migrations.compare import Comparison, find_run
 from meta.service.store.orm import MigrationRow, MigrationRunRow
 from meta.spec.errors import MetaError
@@ -21,6 +22,7 @@ from meta.spec.workspace import Migration
 
 # Exit codes of ``meta migrate report`` (docs/migrate.md#report).
 READY, DISAGREES, NOT_READY = 0, 1, 3
+ENDED = frozenset(s.value for s in UnifiedState if s.is_terminal)
 
 
 class MigrationNotFound(MetaError, LookupError):
@@ -59,7 +61,10 @@ class PairReport:
         if self.compared:
             return None
         shadow = self.shadow_state or ("not observed" if self.shadow_run_id else "not started")
-        return f"pending: live run state {self.live_state or 'not observed'}, shadow run state {shadow}"
+        text = f"pending: live run state {self.live_state or 'not observed'}, shadow run state {shadow}"
+        if self.live_state in ENDED and self.shadow_state in ENDED:
+            text += " (both ended: `meta serve` compares them; it retries while a warehouse is down)"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -23,12 +23,12 @@ from meta.plugins.observers import EventKind, RunEvent, Source, UnifiedState
 from meta.plugins.ops import OpContext
 from meta.semantics.context import RunContext
 from meta.service.migrations.checksums import POSTGRES_MD5, ROWS_SHA256, checksum
-from meta.service.migrations.compare import Comparison, compare_pair, comparer, output_table
+from meta.service.migrations.compare import Comparison, ComparisonDeferred, compare_pair, comparer, output_table
 from meta.service.migrations.report import migration_report
 from meta.service.migrations.shadow import shadow_copy
 from meta.service.store import queries
 from meta.service.store.db import Store, open_store
-from meta.service.store.orm import MigrationRow, MigrationRunRow
+from meta.service.store.orm import MigrationRow, MigrationRunRow, RunRow
 from meta.spec.model import Pipeline
 from meta.spec.workspace import Migration
 
@@ -382,6 +382,30 @@ def test_the_engine_comparer_returns_the_stored_json(store: Store, sides: tuple[
             comparer({}, {})(session, migration, pair, None, None)
 
 
+def test_a_warehouse_that_is_down_defers_a_recent_comparison(
+    store: Store, sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live, shadow = sides
+    both_ran(live, shadow)
+    pair_id = seed(store, live, shadow, [*observed(live), *observed(shadow)])
+    monkeypatch.setenv("META_CONN_WAREHOUSE_SHADOW", "postgresql+psycopg://postgres@127.0.0.1:9/test")  # nobody there
+    result = compare(store, pair_id)
+    assert result.transient and result.verdict == "incomplete" and result.differences == ()
+    assert any(e.startswith("table orders (shadow, warehouse_shadow): cannot read: ") for e in result.errors)
+    with store.reading() as session:
+        pair = session.get(MigrationRunRow, pair_id)
+        migration = session.get(MigrationRow, "orders")
+        runs = {r.backend: r for r in session.scalars(sa.select(RunRow))}
+        assert pair is not None and migration is not None and runs["pf"].ended_at is not None
+        ended = runs["pf"].ended_at
+        soon = comparer({"orders": PIPELINE}, {"orders": SETTINGS}, now=lambda: ended + timedelta(minutes=5))
+        with pytest.raises(ComparisonDeferred, match="orders 2026-11-01T00:00:00"):
+            soon(session, migration, pair, runs["af"], runs["pf"])
+        late = comparer({"orders": PIPELINE}, {"orders": SETTINGS}, now=lambda: ended + timedelta(hours=2))
+        stored = late(session, migration, pair, runs["af"], runs["pf"])
+    assert (stored["verdict"], stored["transient"]) == ("incomplete", True)
+
+
 def test_portable_checksum_ignores_row_and_column_order_and_counts_duplicates(tmp_path: Path) -> None:
     a, b = f"duckdb:///{tmp_path / 'a.duckdb'}", f"sqlite:///{tmp_path / 'b.sqlite'}"
     execute(a, "CREATE TABLE t (k INTEGER, v VARCHAR)", "INSERT INTO t VALUES (1, 'x'), (2, NULL), (3, 'z')")
@@ -524,9 +548,15 @@ def test_report_counts_agreeing_runs_and_the_cli_exits_by_readiness(
     assert data["pairs"][0]["comparison"]["tables"][0]["live"]["method"] == ROWS_SHA256
     assert data["pairs"][1]["pending"] == "pending: live run state success, shadow run state running"
 
-    # the second pair's shadow ends and agrees: ready (0)
+    # the second pair's shadow ends: both ended, the comparison is due; then it agrees: ready (0)
     with store.transaction() as session:
         queries.ingest(session, observed(shadow2))
+    with store.reading() as session:
+        due = migration_report(session, "orders", SETTINGS).pairs[1].pending
+    assert due == (
+        "pending: live run state success, shadow run state success (both ended: `meta serve` compares them; it "
+        "retries while a warehouse is down)"
+    )
     comparison = compare(store, second)
     assert comparison.agrees, comparison.to_json()
     assert [str(x.live) for x in comparison.loads] == [str(x.shadow) for x in comparison.loads] == ["+0 ~3 -0"]
