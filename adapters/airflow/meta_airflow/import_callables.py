@@ -331,6 +331,14 @@ class DagFile:
             self._scopes[fn] = scope_bindings(fn).found
         return self._scopes[fn]
 
+    def unique(self, name: str, scope: ast.AST) -> bool:
+        """Whether a name of function ``scope`` keeps its name at module level in the lifted module: no other scope
+        of the file binds it (then nothing else can claim it, whichever DAGs are imported) and it is no builtin."""
+        if name in self.module_scope or name in BUILTIN_NAMES:
+            return False
+        functions = (n for n in ast.walk(self.tree) if isinstance(n, FUNCTION_NODES) and n is not scope)
+        return not any(name in self.scope(fn) for fn in functions)
+
     def table(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> symtable.SymbolTable:
         return self.tables[(node.name, node.lineno)]
 
@@ -430,7 +438,7 @@ class Lift:
                 )
         stripped, kept = self.decorators(node)
         if chain:
-            preferred = [] if node.name in f.module_scope or node.name in BUILTIN_NAMES else [node.name]
+            preferred = [node.name] if f.unique(node.name, chain[0]) else []
             preferred.append(f"{f.label(chain)}__{node.name}")
         elif len(f.module_scope.get(node.name, [])) > 1 and name is None:  # one name in several with DAG blocks
             preferred = [f"{re.sub(r'[^A-Za-z0-9_]', '_', self.dag_id)}__{node.name}"]
@@ -529,7 +537,7 @@ class Lift:
         assert isinstance(scope, FUNCTION_NODES)
         found = f.scope(scope)[name]
         inner = f.chain(scope)
-        preferred = [] if name in f.module_scope or name in BUILTIN_NAMES else [name]
+        preferred = [name] if f.unique(name, scope) else []
         preferred.append(f"{f.label([scope, *inner])}__{name}")
         if len(found) == 1:
             b = found[0]
@@ -879,8 +887,15 @@ class DagCallables(dict[str, str]):
             return None
         if file not in self.states:
             self.states[file] = file.snapshot()
-        name = Lift(file, self.dag.dag_id, tid, self.notes).function(node)
-        return f"{file.module_name}:{name}"
+        lift = Lift(file, self.dag.dag_id, tid, self.notes)
+        chain = file.chain(node)
+        owner = chain[0] if len(chain) == 1 else None
+        if isinstance(owner, ast.ClassDef) and not file.chain(owner) and not inspect.ismethod(func):
+            # a function of a module-level class (Class.method): the class is carried whole, with what it uses
+            if getattr(func, "__qualname__", None) == f"{owner.name}.{node.name}":
+                renames = lift.needs(node, [], {owner.name}, set(), set())
+                return f"{file.module_name}:{renames.get(owner.name, owner.name)}.{node.name}"
+        return f"{file.module_name}:{lift.function(node)}"
 
     def other_module(self, func: Any, tid: str, filename: str) -> str | None:
         """A callable of another module: in the dags folder, referenced by its import name, with a note."""

@@ -107,6 +107,51 @@ LIFTED = {
 
             extract()
     """,
+    "factories.py": """
+        from airflow.sdk import dag, task
+
+
+        @dag(schedule=None)
+        def alpha():
+            n = 1
+
+            @task
+            def extract():
+                return n
+
+            extract()
+
+
+        @dag(schedule=None)
+        def beta():
+            n = 2
+
+            @task
+            def extract():
+                return n * 10
+
+            extract()
+
+
+        alpha()
+        beta()
+    """,
+    "methods.py": """
+        from airflow.providers.standard.operators.python import PythonOperator
+        from airflow.sdk import DAG
+
+        PREFIX = "job-"
+
+
+        class Jobs:
+            @staticmethod
+            def name():
+                return PREFIX + "a"
+
+
+        with DAG("methods", schedule=None):
+            PythonOperator(task_id="name", python_callable=Jobs.name)
+    """,
     "common.py": """
         def greet():
             return "hello"
@@ -197,6 +242,8 @@ def callables(outcome: ImportOutcome) -> dict[str, dict[str, str]]:
 def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[ImportOutcome, Path]) -> None:
     outcome, _root = lifted
     assert callables(outcome) == {
+        "alpha": {"extract": "factories_tasks:alpha__extract"},  # one name in two @dag functions: distinct names
+        "beta": {"extract": "factories_tasks:beta__extract"},
         "block": {"mean": "block_dag_tasks:mean", "heaviest": "block_dag_tasks:heaviest"},
         "first": {"extract": "two_dags_tasks:first__extract"},  # one name in two with DAG blocks: distinct names
         "nested": {
@@ -204,10 +251,17 @@ def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[Imp
             "transform": "taskflow_dag_tasks:transform",
             "load": "taskflow_dag_tasks:load",
         },
+        "methods": {"name": "methods_tasks:Jobs.name"},  # a module-level class is carried whole
         "second": {"extract": "two_dags_tasks:second__extract"},
         "uses_common": {"greet": "common:greet"},  # another module of the dags folder keeps its import name
     }
-    assert sorted(f.path for f in outcome.files) == ["block_dag_tasks.py", "taskflow_dag_tasks.py", "two_dags_tasks.py"]
+    assert sorted(f.path for f in outcome.files) == [
+        "block_dag_tasks.py",
+        "factories_tasks.py",
+        "methods_tasks.py",
+        "taskflow_dag_tasks.py",
+        "two_dags_tasks.py",
+    ]
     (common,) = [i for i in outcome.imported if i.pipeline.id == "uses_common"]
     assert common.notes == (
         "task greet: its callable common:greet is in common.py, a module of the dags folder (not the DAG file): "
@@ -235,6 +289,8 @@ def test_the_lifted_module_has_what_the_functions_need_and_no_dag(lifted: tuple[
     assert "DAG" not in block.split('"""')[-1] and "PythonOperator" not in block and "datetime" not in block
     two = (root / "out" / "two_dags_tasks.py").read_text()
     assert 'def first__extract():\n    return "first"' in two and 'def second__extract():\n    return "second"' in two
+    factories = (root / "out" / "factories_tasks.py").read_text()
+    assert "\nalpha__n = 1\n" in factories and "def beta__extract():\n    return beta__n * 10" in factories
     # each module imports on its own, without the (deleted) DAG files or Airflow's DAG definitions
     probe = (
         "import sys; import block_dag_tasks, taskflow_dag_tasks, two_dags_tasks as t; "
@@ -274,6 +330,9 @@ def run_spec(root: Path, pipeline_id: str) -> dict[str, object]:
         ("block", {"mean": "35", "heaviest": "'b'"}),
         ("first", {"extract": "'first'"}),
         ("second", {"extract": "'second'"}),
+        ("alpha", {"extract": "1"}),
+        ("beta", {"extract": "20"}),
+        ("methods", {"name": "'job-a'"}),
     ],
 )
 def test_the_imported_pipelines_run_without_the_dag_files(
