@@ -38,6 +38,11 @@ EXTERNAL_TASK_SENSOR = "airflow.providers.standard.sensors.external_task.Externa
 TRIGGER_DAG_RUN = "airflow.providers.standard.operators.trigger_dagrun.TriggerDagRunOperator"
 SQL_EXECUTE_QUERY = "airflow.providers.common.sql.operators.sql.SQLExecuteQueryOperator"
 CHANNEL_NAME = re.compile(r"[^A-Za-z0-9_.@+\-]+")
+# Airflow context values a @task.bash function may take as arguments that meta renders under the same name.
+CONTEXT_NAMES = frozenset(
+    {"ds", "ds_nodash", "ts", "ts_nodash", "run_id", "dag_id", "task_id", "logical_date", "try_number"}
+    | {"data_interval_start", "data_interval_end"}
+)
 
 
 @dataclass
@@ -229,6 +234,12 @@ def _fstring_part(part: ast.expr, kwargs: dict[str, Any], tid: str) -> str:
         value = with_references(kwargs[part.value.id], tid, "argument")
         if isinstance(value, str | int | float | bool):
             return str(value)
+    if isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Name) and part.conversion == -1:
+        name = part.value.id
+        if name in CONTEXT_NAMES and part.format_spec is None:  # a run-context value Airflow passes: meta has it too
+            return "{{ " + name + " }}"
+        if name not in kwargs:
+            raise _bash_refusal(tid, f"formats {{{name}}}, a run-context value meta has no template name for")
     raise _bash_refusal(tid, f"formats {ast.unparse(part)[:60]} (not one of its plain arguments)")
 
 

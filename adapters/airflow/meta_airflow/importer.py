@@ -356,6 +356,12 @@ def _pipeline(dag: Any, module_names: dict[str, str], notes: list[str], extras: 
     for attr, default in UNMAPPED_DAG_FIELDS.items():
         value = getattr(dag, attr, default)
         if value not in (default, None) and value != {}:
+            if attr == "template_searchpath" and extras.files:
+                notes.append(
+                    f"DAG template_searchpath={str(value)[:80]!r}: the SQL files found through it are written beside "
+                    "the spec; other template files it finds are not carried over"
+                )
+                continue
             notes.append(f"DAG {attr}={str(value)[:80]!r} has no neutral form and is not carried over")
     try:
         pipeline = Pipeline.model_validate(data)

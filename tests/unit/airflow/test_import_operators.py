@@ -167,6 +167,7 @@ def test_sql_template_files_stay_files_beside_the_spec(sql_folder: Path) -> None
     }
     assert note_with(imported, "task inline: the SQL uses templates meta renders on Airflow only (macros)")
     assert not any("task shared: the SQL" in n for n in imported.notes)  # {{ params.n }} is meta's own
+    assert "the SQL files found through it are written beside the spec" in note_with(imported, "template_searchpath")
 
 
 def test_a_written_spec_names_its_sql_file_and_loads_back_the_same(sql_folder: Path, tmp_path: Path) -> None:
@@ -437,12 +438,16 @@ BASH = """
         return f"echo hello {name} x{times}"
 
     @task.bash
+    def dated(ds, run_id):
+        return f"echo {ds} {run_id}"
+
+    @task.bash
     def computed(name: str):
         command = "echo " + name
         return command
 
     with DAG("bash_tasks", schedule=None):
-        literal() >> greet("world", 3)
+        literal() >> greet("world", 3) >> dated()
 
     with DAG("bash_computed", schedule=None):
         computed("x")
@@ -455,10 +460,11 @@ def test_task_bash_with_a_literal_command_is_a_shell_task(tmp_path: Path) -> Non
     assert p is not None, results["bash_tasks"].refused
     assert p.task("literal").action.command == "echo hi"
     assert p.task("greet").action.command == "echo hello world x3" and p.task("greet").upstream == ("literal",)
+    assert p.task("dated").action.command == "echo {{ ds }} {{ run_id }}"  # context arguments: meta's templates
     refused = results["bash_computed"]
     assert refused.refused and "its @task.bash function computes its command" in refused.refused
     assert refused.expected and 'return "<command>"' in refused.expected
-    assert refused.location == f"{tmp_path / 'bash.py'}:13"
+    assert refused.location == f"{tmp_path / 'bash.py'}:17"
 
 
 def test_every_refusal_here_names_construct_location_and_fix(tmp_path: Path) -> None:
