@@ -50,6 +50,9 @@ def _switch(workspace_path: Path | None, pipeline_id: str, target: str | None, s
             raise MetaError(f"{pipeline_id} already runs on {source}: the target must be another backend")
 
         def deploy(what: Any, backend: str) -> None:
+            if loaded.workspace.backends[backend].kind == "local":
+                click.echo(f"  {deploy_local(observers[backend].home, what)}")
+                return
             target_name, options = target_options(loaded, backend)
             for line in _target(loaded, target_name).deploy([what], **options):
                 click.echo(f"  {line}")
@@ -69,6 +72,17 @@ def _switch(workspace_path: Path | None, pipeline_id: str, target: str | None, s
         )
     finally:
         plane.close()
+
+
+def deploy_local(home: Path, pipeline: Any) -> Path:
+    """A local backend runs specs: write this one where its observer's ``trigger`` finds it."""
+    from meta.authoring.load import pipeline_to_yaml
+    from meta.service.observers.local import deployed_spec
+
+    path = deployed_spec(home, pipeline.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(pipeline_to_yaml(pipeline), encoding="utf-8")
+    return path
 
 
 def _placed_once(loaded: Any, pipeline_id: str) -> str:

@@ -161,6 +161,7 @@ class Switchable(Protocol):
     scheduler, resumed, does not run it again (Airflow: one run per logical date; None where not needed)."""
 
     pausing_stalls_runs: bool
+    has_scheduler: bool  # False: only meta starts its runs (the local runner), so no schedule is resumed
 
     def is_paused(self, pipeline_id: str) -> bool: ...
 

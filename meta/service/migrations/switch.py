@@ -213,7 +213,7 @@ class Switch:
         runs in the future): the control plane starts them on the source, once."""
         from meta.service.migrations.engine import start_slot
 
-        if self.pipeline.schedule is None or handoff is None:
+        if self.pipeline.schedule is None or handoff is None or not self.source.observer.has_scheduler:
             return
         first_native = self._wait(
             lambda: self.source.observer.next_native_slot(self.pipeline.id),

@@ -541,6 +541,7 @@ class AirflowObserver:
         return dict(self.trigger_http.call("GET", f"/api/v2/dags/{_path(dag_id)}", ok=(200,)).json())
 
     pausing_stalls_runs = True  # Airflow's scheduler leaves a paused DAG's running runs where they are
+    has_scheduler = True
 
     def is_paused(self, pipeline_id: str) -> bool:
         return bool(self._dag(pipeline_id).get("is_paused"))

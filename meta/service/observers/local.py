@@ -124,7 +124,7 @@ class LocalObserver:
     ) -> TriggerResult:
         if any(r["run_id"] == key for r in self.history.runs(pipeline_id, limit=1_000_000)):
             return TriggerResult(run_id=key, created=False)
-        spec = self.specs.get(pipeline_id)
+        spec = self.specs.get(pipeline_id) or self._deployed(pipeline_id)
         if spec is None:
             raise LookupError(f"pipeline {pipeline_id!r} has no spec file known to the local backend {self.backend!r}")
         command = [sys.executable, "-m", "meta", "run", spec, "--pipeline", pipeline_id, "--run-id", key]
@@ -143,6 +143,37 @@ class LocalObserver:
             subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return TriggerResult(run_id=key, created=True)
 
+    def _deployed(self, pipeline_id: str) -> str | None:
+        """A spec ``meta migrate`` wrote for this backend (a shadow copy, an unscheduled live copy)."""
+        path = deployed_spec(self.home, pipeline_id)
+        return str(path) if path.is_file() else None
+
+    # -- pausing (meta migrate): the local runner has no scheduler of its own, so there is nothing to pause ----
+
+    pausing_stalls_runs = False
+    has_scheduler = False
+
+    def is_paused(self, pipeline_id: str) -> bool:
+        if pipeline_id not in self.specs and self._deployed(pipeline_id) is None:
+            raise LookupError(f"the local backend {self.backend!r} has no spec of {pipeline_id!r}")
+        return False
+
+    def set_paused(self, pipeline_id: str, paused: bool) -> None:
+        """Nothing to do: only meta (the control plane, ``meta run``) starts local runs."""
+
+    def unfinished_runs(self, pipeline_id: str) -> int:
+        return sum(1 for r in self.history.runs(pipeline_id, limit=1_000) if r["ended_at"] is None)
+
+    def newest_logical_date(self, pipeline_id: str) -> datetime | None:
+        dates = [_aware(r["logical_date"]) for r in self.history.runs(pipeline_id, limit=1_000_000)]
+        return max((d for d in dates if d is not None), default=None)
+
+    def next_native_slot(self, pipeline_id: str) -> datetime | None:
+        return None
+
+    def mark_handled(self, pipeline_id: str, logical_date: datetime, key: str, note: str) -> None:
+        """Not needed: the local runner never starts a slot by itself."""
+
     def run_params(self, pipeline_id: str, run_id: str) -> dict[str, Any]:
         for run in self.history.runs(pipeline_id, limit=1_000_000):
             if run["run_id"] == run_id:
@@ -151,6 +182,11 @@ class LocalObserver:
 
     def close(self) -> None:
         pass
+
+
+def deployed_spec(home: Path, pipeline_id: str) -> Path:
+    """Where ``meta migrate`` writes a spec for a local backend whose state directory is ``home``."""
+    return home / "deployed" / f"{pipeline_id}.yaml"
 
 
 def create(connection: BackendConnection) -> LocalObserver:

@@ -434,6 +434,7 @@ class PrefectObserver:
     # -- pausing (meta migrate) -------------------------------------------------------------------
 
     pausing_stalls_runs = False  # a paused deployment's running flow runs go on
+    has_scheduler = True
 
     def unfinished_runs(self, pipeline_id: str) -> int:
         with self._act_lock:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from meta.execution import secrets
-from meta.execution.connections import ConnectionNotFound, connection_url
+from meta.execution.connections import DEFAULT_WAREHOUSE, ConnectionNotFound, connection_url
 from meta.spec.errors import MetaError
 
 
@@ -18,10 +18,12 @@ class EngineConfigError(MetaError, ValueError):
 
 
 def target_url(url: str | None, conn: str | None) -> str:
-    """``url``, else connection ``conn``, else the default warehouse: ``meta.execution.connections.connection_url``,
-    the resolver ``sql`` tasks use too (secrets resolved, password marked sensitive, psycopg for PostgreSQL)."""
+    """``url``, else connection ``conn``, else the connection named ``warehouse`` (``META_CONN_WAREHOUSE``, itself
+    falling back to the default DuckDB file): ``meta.execution.connections.connection_url``, the resolver ``sql``
+    tasks use too (secrets resolved, password marked sensitive, psycopg for PostgreSQL). No ``conn`` means
+    ``warehouse`` exactly, so ``meta migrate`` can redirect such a load like any other."""
     try:
-        return connection_url(conn, url)
+        return connection_url(conn or DEFAULT_WAREHOUSE, url)
     except ConnectionNotFound as exc:
         raise EngineConfigError(str(exc)) from None
 
