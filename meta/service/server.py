@@ -141,7 +141,13 @@ class ControlPlane:
         """The migration engine (``meta migrate``): ticked with the dependency engine, on the leader only."""
         from meta.service.migrations.engine import MigrationEngine
 
-        return MigrationEngine(self.store, self.pipelines, self.triggerers(), params_of=params_of, comparer=_comparer())
+        return MigrationEngine(
+            self.store,
+            self.pipelines,
+            self.triggerers(),
+            params_of=params_of,
+            comparer=_comparer(self.pipelines, self.workspace),
+        )
 
     def _forwarder(self) -> Any:
         from meta.service.datasets import DatasetForwarder
@@ -235,15 +241,11 @@ class ControlPlane:
         self.store.close()
 
 
-def _comparer() -> Any:
-    """The live/shadow comparison (meta.service.migrations.compare), once it exists in this build."""
-    import importlib
+def _comparer(pipelines: Any, workspace: Any) -> Any:
+    """The live/shadow comparison (meta.service.migrations.compare) with the live specs and ``migrations:``."""
+    from meta.service.migrations.compare import comparer
 
-    try:
-        module = importlib.import_module("meta.service.migrations.compare")
-    except ImportError:
-        return None
-    return getattr(module, "compare_for_engine", None)
+    return comparer({p.id: p for p in pipelines}, workspace.migrations)
 
 
 def serve(
