@@ -382,6 +382,23 @@ def test_the_engine_comparer_returns_the_stored_json(store: Store, sides: tuple[
             comparer({}, {})(session, migration, pair, None, None)
 
 
+def test_the_migration_engine_stores_the_comparison_the_report_reads(store: Store, sides: tuple[Side, Side]) -> None:
+    from meta.service.migrations.engine import MigrationEngine
+
+    live, shadow = sides
+    both_ran(live, shadow)
+    pair_id = seed(store, live, shadow, [*observed(live), *observed(shadow)])
+    engine = MigrationEngine(store, [PIPELINE], {}, comparer=comparer({"orders": PIPELINE}, {"orders": SETTINGS}))
+    engine.tick(datetime.now(UTC))
+    with store.reading() as session:
+        row = session.get(MigrationRunRow, pair_id)
+        assert row is not None and row.comparison is not None and row.compared_at is not None
+        report = migration_report(session, "orders", SETTINGS)
+    assert Comparison.from_json(row.comparison).agrees
+    assert [(p.verdict, p.agrees) for p in report.pairs] == [("agree", True)]
+    assert (report.agreeing_in_a_row, report.ready, report.exit_code) == (1, False, 3)
+
+
 def test_a_warehouse_that_is_down_defers_a_recent_comparison(
     store: Store, sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch
 ) -> None:
