@@ -81,14 +81,46 @@ def callback_routes(
     routes: dict[str, list[str]] = {}
     for attr, route in CALLBACK_ROUTES.items():
         for cb in callbacks(settings.get(attr)):
+            channels = notifier_channels(cb)
             if isinstance(cb, AlertCallback) and route is not None:
                 routes.setdefault(route, []).extend(cb.channels)
+            elif channels and route is not None:
+                routes.setdefault(route, []).extend(c for c in channels if c not in routes.get(route, []))
+                notes.append(
+                    f"{where} {attr} {type(cb).__name__} -> alerts.{route} to {', '.join(channels)}; its own text is "
+                    "not carried over (meta's alert template applies); declare the channels in channels.yaml "
+                    "(docs/operators.md#channels)"
+                )
             else:
                 notes.append(
                     f"{where} {attr} {callback_name(cb, module_names)} is not carried over (meta alerts are channel "
                     "routes: alerts.on_failure/on_retry/on_success, or an alert task)"
                 )
     return routes
+
+
+# Airflow notifiers (``on_failure_callback=SmtpNotifier(to=...)``) -> the channel kind and the attribute naming it.
+NOTIFIERS = {
+    "airflow.providers.smtp.notifications.smtp.SmtpNotifier": ("email", ("to", "cc", "bcc")),
+    "airflow.providers.slack.notifications.slack_webhook.SlackWebhookNotifier": ("slack", ("slack_webhook_conn_id",)),
+    "airflow.providers.slack.notifications.slack.SlackNotifier": ("slack", ("channel",)),
+}
+
+
+def notifier_channels(cb: Any) -> list[str] | None:
+    """meta channels for an SMTP or Slack notifier with literal recipients, else None (templated, or another kind)."""
+    for cls in type(cb).__mro__:
+        found = NOTIFIERS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if found is None:
+            continue
+        kind, attrs = found
+        names = [n for a in attrs for n in addresses(getattr(cb, a, None))]
+        names = [n.lstrip("#") for n in names]
+        channels = [f"{kind}:{n}" for n in names if "{{" not in n]
+        if channels and len(channels) == len(names) and all(re.match(CHANNEL_PATTERN, c) for c in channels):
+            return channels
+        return None
+    return None
 
 
 def execute_hooks(where: str, settings: dict[str, Any], notes: list[str], module_names: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from meta_airflow.import_alerts import merge, task_alerts
+from meta_airflow.import_alerts import CALLBACK_ROUTES, callback_routes, merge, task_alerts
 from meta_airflow.import_mapping import mapped_action
 from meta_airflow.import_operators import DagExtras, special_action
 from meta_airflow.import_results import (
@@ -314,15 +314,12 @@ def task_of(
     doc = getattr(op, "doc", None)
     if doc:
         task["description"] = doc
-    for cb in (
-        "on_failure_callback",
-        "on_retry_callback",
-        "on_success_callback",
-        "on_execute_callback",
-        "on_skipped_callback",
-    ):
-        if getattr(op, cb, None) and cb not in (dag.default_args or {}):
-            notes.append(f"task {op.task_id}: {cb} is not carried over (meta alerts are pipeline-level)")
+    # The task's own callbacks (not default_args'): notifiers become pipeline-wide routes, others are named.
+    own = {cb: getattr(op, cb, None) for cb in CALLBACK_ROUTES if cb not in (dag.default_args or {})}
+    routes = callback_routes(f"task {op.task_id}:", {k: v for k, v in own.items() if v}, notes, module_names)
+    if routes:
+        merge(extras.alerts, routes)
+        notes.append(f"task {op.task_id}: its callback alerts become pipeline-wide routes (meta routes every task's)")
     for attr, default in UNMAPPED_TASK_FIELDS.items():
         value = getattr(op, attr, default)
         if value not in (default, None) and value != {}:

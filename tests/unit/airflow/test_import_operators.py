@@ -220,6 +220,7 @@ def test_split_statements_reaches_airflow_and_the_local_runner_runs_each(
 
 ALERTS = """
     import pendulum
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.sdk import DAG
 
@@ -234,10 +235,13 @@ ALERTS = """
         "email_on_retry": False,
         "on_failure_callback": page,
     }
-    with DAG("alerted", schedule=None, default_args=default_args, on_success_callback=page):
+    success = [page, SmtpNotifier(to="x@example.com")]
+    with DAG("alerted", schedule=None, default_args=default_args, on_success_callback=success):
         BashOperator(task_id="a", bash_command="echo a")
         BashOperator(task_id="b", bash_command="echo b", email=["b-owner@example.com"], email_on_retry=True,
                      pre_execute=before)
+        BashOperator(task_id="c", bash_command="echo c", on_retry_callback=SmtpNotifier(to="c@example.com"),
+                     on_execute_callback=page)
 """
 
 
@@ -246,7 +250,11 @@ def test_email_settings_become_alert_routes_and_other_callbacks_are_named(tmp_pa
     p = result.pipeline
     assert p is not None, result.refused
     assert p.alerts.on_failure == ("email:oncall@example.com", "email:lead@example.com", "email:b-owner@example.com")
-    assert p.alerts.on_retry == ("email:b-owner@example.com",)  # only b's own settings ask for retry mails
+    assert p.alerts.on_retry == ("email:b-owner@example.com", "email:c@example.com")  # b's and c's own settings
+    assert p.alerts.on_success == ("email:x@example.com",)  # an SmtpNotifier is an email route
+    assert note_with(result, "DAG on_success_callback SmtpNotifier -> alerts.on_success to email:x@example.com")
+    assert note_with(result, "task c: on_retry_callback SmtpNotifier -> alerts.on_retry to email:c@example.com")
+    assert note_with(result, "task c: on_execute_callback alerted:page is not carried over")
     assert note_with(result, "default_args email: alerts go to email:oncall@example.com, email:lead@example.com")
     assert "channels.yaml" in note_with(result, "default_args email")
     assert note_with(result, "default_args on_failure_callback alerted:page is not carried over")
