@@ -262,13 +262,15 @@ class Item:
     text: str
     is_import: bool
     line: int = 0  # where the DAG file has it: imports are written in the file's order
+    folder_module: str | None = None  # the module of the dags folder this import needs beside the specs
 
 
 class DagFile:
     """One DAG file's AST, scopes and the module of callables lifted out of it so far."""
 
-    def __init__(self, path: str, module_name: str, runtime: ModuleType | None) -> None:
+    def __init__(self, path: str, module_name: str, runtime: ModuleType | None, folder_modules: set[str]) -> None:
         self.path, self.module_name, self.runtime = path, module_name, runtime
+        self.folder_modules = folder_modules  # top-level module names of the dags folder
         self.text = Path(path).read_text(encoding="utf-8")
         self.lines = self.text.splitlines(keepends=True)
         self.tree = ast.parse(self.text, filename=path)
@@ -358,10 +360,14 @@ class DagFile:
         self.names[key], self.taken[name] = name, key
         return name
 
-    def add(self, key: Any, text: str, is_import: bool = False, line: int = 0) -> None:
+    def add(self, key: Any, text: str, is_import: bool = False, line: int = 0, module: str | None = None) -> None:
         if key not in self.items:
-            self.items[key] = Item(text, is_import, line)
+            top = (module or "").split(".")[0]
+            self.items[key] = Item(text, is_import, line, top if top in self.folder_modules else None)
             self.order.append(key)
+
+    def needed_folder_modules(self) -> list[str]:
+        return sorted({i.folder_module for i in self.items.values() if i.folder_module})
 
     def render(self, origin: str) -> str:
         imports = [i.text for i in sorted((self.items[k] for k in self.order if self.items[k].is_import), key=line_of)]
@@ -458,10 +464,14 @@ class Lift:
         """(TaskFlow decorators to strip, other decorators to keep); a ``@dag`` function is refused."""
         stripped, kept = [], []
         for dec in node.decorator_list:
-            value = self.runtime_of(dec.func if isinstance(dec, ast.Call) else dec)
-            if value is None or not str(getattr(value, "__module__", "") or "").startswith("airflow"):
+            expr = dec.func if isinstance(dec, ast.Call) else dec
+            value = self.runtime_of(expr)
+            name = getattr(value, "__name__", "") if value is not None else self.airflow_import(expr)
+            if value is not None and not str(getattr(value, "__module__", "") or "").startswith("airflow"):
                 kept.append(dec)
-            elif getattr(value, "__name__", "") == "dag":
+            elif value is None and name is None:
+                kept.append(dec)
+            elif name == "dag":
                 raise self.refuse(
                     f"its callable uses {node.name} ({self.file.where(node)}), the @dag function that builds the DAG; "
                     "a lifted module cannot carry DAG definitions",
@@ -471,6 +481,21 @@ class Lift:
             else:
                 stripped.append(dec)
         return stripped, kept
+
+    def airflow_import(self, expr: ast.expr) -> str | None:
+        """Without the DAG module's values: the name a decorator imported from Airflow has (``task``, ``dag``; the
+        attribute's for ``task.branch``), None when it is not imported from Airflow."""
+        attrs: list[str] = []
+        while isinstance(expr, ast.Attribute):
+            attrs.append(expr.attr)
+            expr = expr.value
+        found = self.file.module_scope.get(expr.id, []) if isinstance(expr, ast.Name) else []
+        for b in found:
+            node, alias = b.node, b.alias
+            source = node.module if isinstance(node, ast.ImportFrom) else (alias.name if alias else None)
+            if b.kind == "import" and alias is not None and str(source or "").split(".")[0] == "airflow":
+                return attrs[0] if attrs else alias.name.split(".")[-1]
+        return None
 
     def runtime_of(self, expr: ast.expr) -> Any:
         """The DAG module's value of ``name`` or ``name.attr...`` (None when unknown)."""
@@ -578,7 +603,8 @@ class Lift:
             text = ast.unparse(ast.Import([ast.alias(b.alias.name, new)]))
         else:  # ``import a.b`` binds ``a`` (and imports a.b): keep both under the new name
             text = f"{new} = __import__({b.alias.name!r})"
-        f.add(key, text, is_import=True, line=b.node.lineno)
+        module = b.alias.name if isinstance(b.node, ast.Import) else (b.node.module if not b.node.level else None)
+        f.add(key, text, is_import=True, line=b.node.lineno, module=module)
         return new
 
     def global_name(self, name: str, problems: list[str]) -> str | None:
@@ -592,8 +618,9 @@ class Lift:
                     f"{f.module_name}.py beside the specs now, not of the DAG file"
                 )
             elif name not in BUILTIN_NAMES:
-                for star in f.stars:
-                    f.add(("star", star.lineno), ast.unparse(star), is_import=True, line=star.lineno)
+                for star in f.stars:  # the name may come from a star import: carry them
+                    module = star.module if not star.level else None
+                    f.add(("star", star.lineno), ast.unparse(star), True, star.lineno, module)
             return None
         value = vars(f.runtime).get(name) if f.runtime is not None else None
         definition = len(found) == 1 and found[0].kind in ("import", "def", "class")  # carried as written
@@ -820,12 +847,15 @@ class CallableLifter:
             if name in module_names and getattr(m, "__file__", None)
         }
         self.files: dict[str, DagFile | None] = {}
+        self.imported: list[tuple[Any, list[DagFile]]] = []  # (ImportedDag, the files it lifted callables from)
+        names = {p.stem if p.suffix == ".py" else p.name for p in self.root.iterdir()} if self.root.is_dir() else set()
+        self.folder_modules = names - set(self.lifted_names.values())
 
     def file(self, path: str) -> DagFile | None:
         real = os.path.realpath(path)
         if real not in self.files:
             try:
-                self.files[real] = DagFile(real, self.lifted_names[real], self.runtime.get(real))
+                self.files[real] = DagFile(real, self.lifted_names[real], self.runtime.get(real), self.folder_modules)
             except (OSError, SyntaxError, UnicodeDecodeError, ValueError, KeyError):
                 self.files[real] = None  # not a plain source file (a zip): callables keep their DAG-file names
         return self.files[real]
@@ -833,19 +863,32 @@ class CallableLifter:
     def for_dag(self, dag: Any) -> DagCallables:
         return DagCallables(self, dag)
 
-    def settle(self, scope: DagCallables, imported: bool) -> None:
-        """Keep what the DAG lifted if it was imported; drop it if it was refused."""
-        if not imported:
+    def settle(self, scope: DagCallables, result: Any) -> None:
+        """After ``result`` (an ImportedDag) was mapped with ``scope``: keep what it lifted and add the notes of its
+        callables if it was imported; drop what it lifted if it was refused."""
+        if result.pipeline is None:
             for file, state in scope.states.items():
                 file.restore(state)
+            return
+        result.notes.extend(scope.notes)
+        self.imported.append((result, list(scope.states)))
 
-    def imported_files(self) -> list[ImportedFile]:
+    def finish(self) -> list[ImportedFile]:
+        """The lifted modules, to write beside the specs. Each imported DAG whose callables are in a module that
+        imports a module of the dags folder gets a note: that module must be deployed beside the specs too."""
+        for result, files in self.imported:
+            for file in files:
+                for module in file.needed_folder_modules():
+                    result.notes.append(
+                        f"the lifted module {file.module_name}.py imports {module}, a module of the dags folder: "
+                        "deploy it beside the specs"
+                    )
         out = []
-        for path, file in sorted(self.files.items()):
-            if file is None or not file.items:
+        for path, lifted in sorted(self.files.items()):
+            if lifted is None or not lifted.items:
                 continue
             origin = os.path.relpath(path, os.path.realpath(self.root))
-            out.append(ImportedFile(f"{file.module_name}.py", file.render(origin), path))
+            out.append(ImportedFile(f"{lifted.module_name}.py", lifted.render(origin), path))
         return out
 
 

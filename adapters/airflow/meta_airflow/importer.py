@@ -700,13 +700,11 @@ def _import(folder: Path, dag_id: str | None) -> tuple[list[ImportedDag], list[F
     for i in ids:
         callables = lifter.for_dag(dags[i])
         result = pipeline_of(dags[i], callables)
-        lifter.settle(callables, imported=result.pipeline is not None)
-        if result.pipeline is not None:
-            result.notes.extend(callables.notes)
+        lifter.settle(callables, result)
         results.append(result)
     link_triggers(results)  # TriggerDagRunOperator -> the triggered DAG's depends_on (both in this import)
     # With --dag-id, the other files' import errors are not that DAG's problem.
-    return results, ([] if dag_id else errors), lifter.imported_files()
+    return results, ([] if dag_id else errors), lifter.finish()
 
 
 def import_folder(folder: Path, dag_id: str | None = None) -> list[ImportedDag]:

@@ -156,6 +156,18 @@ LIFTED = {
         def greet():
             return "hello"
     """,
+    "helpers_dag.py": """
+        import common
+        from airflow.sdk import DAG, task
+
+        with DAG("helpers_dag", schedule=None):
+
+            @task
+            def shout():
+                return common.greet().upper()
+
+            shout()
+    """,
     "uses_common.py": """
         from airflow.providers.standard.operators.python import PythonOperator
         from airflow.sdk import DAG
@@ -229,6 +241,7 @@ def lifted(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImportOutcome, Pat
     outcome = import_dags(dags)
     assert not outcome.refused, [str(r) for r in outcome.refused]
     write_outcome(outcome, root / "out")
+    shutil.copy(dags / "common.py", root / "out")  # as the notes say: a module of the dags folder, deployed beside
     shutil.rmtree(dags)
     return outcome, root
 
@@ -246,6 +259,7 @@ def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[Imp
         "beta": {"extract": "factories_tasks:beta__extract"},
         "block": {"mean": "block_dag_tasks:mean", "heaviest": "block_dag_tasks:heaviest"},
         "first": {"extract": "two_dags_tasks:first__extract"},  # one name in two with DAG blocks: distinct names
+        "helpers_dag": {"shout": "helpers_dag_tasks:shout"},
         "nested": {
             "extract": "taskflow_dag_tasks:extract",
             "transform": "taskflow_dag_tasks:transform",
@@ -258,6 +272,7 @@ def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[Imp
     assert sorted(f.path for f in outcome.files) == [
         "block_dag_tasks.py",
         "factories_tasks.py",
+        "helpers_dag_tasks.py",
         "methods_tasks.py",
         "taskflow_dag_tasks.py",
         "two_dags_tasks.py",
@@ -267,7 +282,12 @@ def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[Imp
         "task greet: its callable common:greet is in common.py, a module of the dags folder (not the DAG file): "
         "deploy that module beside the specs",
     )
-    assert all(not i.notes for i in outcome.imported if i.pipeline.id != "uses_common")
+    (helpers,) = [i for i in outcome.imported if i.pipeline.id == "helpers_dag"]
+    assert helpers.notes == (
+        "the lifted module helpers_dag_tasks.py imports common, a module of the dags folder: deploy it beside the "
+        "specs",
+    )
+    assert all(not i.notes for i in outcome.imported if i.pipeline.id not in ("uses_common", "helpers_dag"))
     for item in outcome.imported:  # compiling a lifted pipeline and importing it back gives it again
         again = pipeline_of(build_dag(item.pipeline), {})
         assert again.pipeline == item.pipeline, item.pipeline.id
@@ -333,6 +353,8 @@ def run_spec(root: Path, pipeline_id: str) -> dict[str, object]:
         ("alpha", {"extract": "1"}),
         ("beta", {"extract": "20"}),
         ("methods", {"name": "'job-a'"}),
+        ("helpers_dag", {"shout": "'HELLO'"}),
+        ("uses_common", {"greet": "'hello'"}),
     ],
 )
 def test_the_imported_pipelines_run_without_the_dag_files(
