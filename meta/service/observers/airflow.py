@@ -561,7 +561,7 @@ class AirflowObserver:
         no task starts): Airflow keeps one run per logical date and its scheduler skips a date that has one."""
         dag_id = self._dag_of.get(pipeline_id, pipeline_id)
         path = f"/api/v2/dags/{_path(dag_id)}/dagRuns"
-        body = {"dag_run_id": key, "logical_date": _iso(logical_date), "conf": {}, "note": note}
+        body: dict[str, Any] = {"dag_run_id": key, "logical_date": _iso(logical_date), "conf": {}, "note": note}
         self.trigger_http.call("POST", path, ok=(200, 409), json=body)
         self.trigger_http.call("PATCH", f"{path}/{_path(key)}", ok=(200,), json={"state": "success"})
 
