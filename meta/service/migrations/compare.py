@@ -87,6 +87,7 @@ class TaskSide:
 
 
 NOT_RUN = TaskSide(None, 0, None)
+RAN = frozenset({"success", "failed"})
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,11 @@ class TaskComparison:
 
     @property
     def agrees(self) -> bool:
-        return self.live.state == self.shadow.state and self.live.tries == self.shadow.tries
+        if self.live.state != self.shadow.state:
+            return False
+        # Tries only count for a task that ran: a skipped or upstream_failed one has try 0 on one backend and a
+        # decided marker on another.
+        return self.live.tries == self.shadow.tries or self.live.state not in RAN
 
     @property
     def duration_ratio(self) -> float | None:
@@ -166,16 +171,18 @@ class TableComparison:
     tasks: tuple[str, ...]  # the tasks that write it
     live_conn: str
     shadow_conn: str
-    live: TableChecksum | None  # None: no such table (or it could not be read: see Comparison.errors)
+    live: TableChecksum | None  # None: no such table (one that could not be read is in Comparison.errors only)
     shadow: TableChecksum | None
 
     @property
     def agrees(self) -> bool:
-        return (
-            self.live is not None
-            and self.shadow is not None
-            and (self.live.rows, self.live.checksum, self.live.columns)
-            == (self.shadow.rows, self.shadow.checksum, self.shadow.columns)
+        """Same rows and columns on both sides; or missing on both (a load that failed on both, say)."""
+        if self.live is None or self.shadow is None:
+            return self.live is None and self.shadow is None
+        return (self.live.rows, self.live.checksum, self.live.columns) == (
+            self.shadow.rows,
+            self.shadow.checksum,
+            self.shadow.columns,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -446,7 +453,7 @@ def _compare_tasks(
         a, b = compared.live, compared.shadow
         if a.state != b.state:
             found.differ(f"task {compared.name}: {a.state or 'not run'} (live) vs {b.state or 'not run'} (shadow)")
-        elif a.tries != b.tries:
+        elif not compared.agrees:
             found.differ(f"task {compared.name}: {_tries(a.tries)} (live) vs {_tries(b.tries)} (shadow)")
     return tuple(result)
 
@@ -666,28 +673,37 @@ def _compare_tables(writes: Iterable[_Write], engines: _Engines, found: _Finding
                 found.unreadable(f"table {table} ({side}, {label}): cannot read", exc)
                 sums.append(None)
                 unreadable = True
+        if unreadable:
+            continue  # the error says it; a half-read table is neither agreeing nor differing
         compared = TableComparison(table, tasks, live_label, shadow_label, sums[0], sums[1])
         result.append(compared)
-        difference = None if compared.agrees or unreadable else _table_difference(compared)
-        if difference:
-            found.differ(difference)
+        if not compared.agrees:
+            found.differ(_table_difference(compared))
     return tuple(result)
 
 
-def _table_difference(t: TableComparison) -> str | None:
-    if t.live is None and t.shadow is None:
-        return None  # both unreadable: reported as errors, or missing on both sides (no output to compare)
+def _table_difference(t: TableComparison) -> str:
     if t.live is None or t.shadow is None:
         side, label = ("live", t.live_conn) if t.live is None else ("shadow", t.shadow_conn)
         present = t.shadow if t.live is None else t.live
         assert present is not None
-        return f"table {t.table}: missing on the {side} connection {label} (the other side has {present.rows} rows)"
+        return (
+            f"table {t.table}: missing on the {side} connection {label} (the other side has {present.rows} rows); "
+            f"written by {_tasks(t.tasks)}"
+        )
     if t.live.columns != t.shadow.columns:
-        return f"table {t.table}: columns {', '.join(t.live.columns)} (live) vs {', '.join(t.shadow.columns)} (shadow)"
+        return (
+            f"table {t.table}: columns {', '.join(t.live.columns)} (live) vs {', '.join(t.shadow.columns)} (shadow); "
+            f"written by {_tasks(t.tasks)}"
+        )
     return (
         f"table {t.table}: checksum {t.live.checksum[:8]}… (live) != {t.shadow.checksum[:8]}… (shadow); "
-        f"rows {t.live.rows} vs {t.shadow.rows}"
+        f"rows {t.live.rows} vs {t.shadow.rows}; written by {_tasks(t.tasks)}"
     )
+
+
+def _tasks(tasks: Sequence[str]) -> str:
+    return ("task " if len(tasks) == 1 else "tasks ") + ", ".join(tasks)
 
 
 def _short(exc: BaseException) -> str:

@@ -286,7 +286,7 @@ def test_a_changed_shadow_row_is_a_disagreement_naming_the_table(store: Store, s
     assert orders.live is not None and orders.shadow is not None
     assert difference == (
         f"table orders: checksum {orders.live.checksum[:8]}… (live) != {orders.shadow.checksum[:8]}… (shadow); "
-        "rows 3 vs 3"
+        "rows 3 vs 3; written by task load_orders"
     )
     assert all(t.agrees for t in result.tasks) and all(x.agrees for x in result.loads)
     # order_totals was never created on either side: nothing to compare, and said so
@@ -309,9 +309,43 @@ def test_a_failed_shadow_task_is_a_disagreement_naming_the_task(store: Store, si
         in result.differences
     )
     assert "table orders: checksum" in next(d for d in result.differences if d.startswith("table orders"))
-    assert "table order_totals: missing on the shadow connection warehouse_shadow (the other side has 2 rows)" in (
-        result.differences
-    )
+    assert (
+        "table order_totals: missing on the shadow connection warehouse_shadow (the other side has 2 rows); "
+        "written by task totals"
+    ) in result.differences
+
+
+def test_a_shadow_task_whose_sql_differs_is_named_with_its_table(store: Store, sides: tuple[Side, Side]) -> None:
+    live, shadow = sides
+    both_ran(live, shadow)
+    execute(shadow.url, TOTALS_SQL.replace("sum(amount)", "sum(amount) * 2"))  # the shadow's totals SQL changed
+    pair = seed(store, live, shadow, [*observed(live), *observed(shadow)])
+    [difference] = compare(store, pair).differences
+    assert difference.startswith("table order_totals: checksum ")
+    assert difference.endswith("; rows 2 vs 2; written by task totals")
+
+
+def test_tries_count_only_for_tasks_that_ran(store: Store, sides: tuple[Side, Side]) -> None:
+    live, shadow = sides
+    t0 = DAY + timedelta(minutes=5)
+    # Airflow reports a task it never ran with try 0; Prefect's decided marker may say 1: not a difference
+    events = [
+        attempt(live, "load_orders", 1, UnifiedState.FAILED, t0, 1),
+        attempt(live, "totals", 0, UnifiedState.UPSTREAM_FAILED, t0, 0),
+        run(live, UnifiedState.FAILED, t0, 5),
+        attempt(shadow, "load_orders", 1, UnifiedState.FAILED, t0, 1),
+        attempt(shadow, "totals", 1, UnifiedState.UPSTREAM_FAILED, t0, 0),
+        run(shadow, UnifiedState.FAILED, t0, 5),
+    ]
+    pair = seed(store, live, shadow, events)
+    result = compare(store, pair)
+    assert result.differences == () and result.agrees, result.to_json()
+    assert [(t.name, t.live.tries, t.shadow.tries, t.agrees) for t in result.tasks] == [
+        ("extract", 0, 0, True),  # not run on either side: listed, agreeing
+        ("load_orders", 1, 1, True),
+        ("totals", 0, 1, True),
+    ]
+    assert {t.table: (t.live, t.shadow, t.agrees) for t in result.tables}["orders"][2]
 
 
 def test_a_retried_task_is_a_disagreement_in_tries(store: Store, sides: tuple[Side, Side]) -> None:
@@ -485,7 +519,8 @@ def test_postgres_checksum_is_taken_in_the_database(
         execute(urls[1], "UPDATE orders SET customer = 'eve' WHERE id = 3")
         changed = compare(store, pair)
         [difference] = changed.differences
-        assert difference.startswith("table orders: checksum ") and difference.endswith("rows 3 vs 3")
+        assert difference.startswith("table orders: checksum ")
+        assert difference.endswith("rows 3 vs 3; written by task load_orders")
     finally:
         for schema in schemas:
             execute(PG_URL, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
