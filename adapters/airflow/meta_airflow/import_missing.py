@@ -13,6 +13,27 @@ from pathlib import Path
 # apache-airflow-providers-amazon).
 TWO_LEVEL_PROVIDERS = frozenset({"apache", "atlassian", "cncf", "common", "dbt", "microsoft"})
 
+# Airflow 2 modules Airflow 3 no longer has -> where their operators live now (ruff's AIR3 rules rewrite the imports:
+# ``ruff check --select AIR3 --fix --unsafe-fixes --preview``).
+AIRFLOW2_MOVES = {
+    "airflow.operators.dummy_operator": "airflow.providers.standard.operators.empty (EmptyOperator)",
+    "airflow.operators.dummy": "airflow.providers.standard.operators.empty (EmptyOperator)",
+    "airflow.operators.bash_operator": "airflow.providers.standard.operators.bash",
+    "airflow.operators.python_operator": "airflow.providers.standard.operators.python",
+    "airflow.operators.email_operator": "airflow.providers.smtp.operators.smtp",
+    "airflow.operators.email": "airflow.providers.smtp.operators.smtp",
+    "airflow.operators.postgres_operator": "airflow.providers.common.sql.operators.sql (SQLExecuteQueryOperator)",
+    "airflow.operators.mysql_operator": "airflow.providers.common.sql.operators.sql (SQLExecuteQueryOperator)",
+    "airflow.operators.sqlite_operator": "airflow.providers.common.sql.operators.sql (SQLExecuteQueryOperator)",
+    "airflow.operators.dagrun_operator": "airflow.providers.standard.operators.trigger_dagrun",
+    "airflow.operators.trigger_dagrun": "airflow.providers.standard.operators.trigger_dagrun",
+    "airflow.sensors.external_task_sensor": "airflow.providers.standard.sensors.external_task",
+    "airflow.sensors.external_task": "airflow.providers.standard.sensors.external_task",
+    "airflow.operators.slack_operator": "airflow.providers.slack.operators.slack",
+    "airflow.operators.subdag": "TaskGroups (SubDAGs were removed in Airflow 3)",
+    "airflow.operators.subdag_operator": "TaskGroups (SubDAGs were removed in Airflow 3)",
+}
+
 _NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 
 
@@ -25,11 +46,20 @@ class MissingModule:
     @property
     def reason(self) -> str:
         how = f" ({self.install})" if self.install else ""
-        if self.install is None and self.module.startswith("airflow.") and not self.module.startswith("airflow.prov"):
+        moved = next((AIRFLOW2_MOVES[m] for m in _prefixes(self.module) if m in AIRFLOW2_MOVES), None)
+        if moved:
+            how = f" (an Airflow 2 module; in Airflow 3: {moved})"
+        elif self.install is None and self.module.startswith("airflow.") and not self.module.startswith("airflow.prov"):
             how = " (an Airflow 2 module that Airflow 3 no longer has: import it from its provider package)"
         elif self.install is None:
             how = " (install the package that provides it)"
         return f"needs the missing module {self.module}{how}"
+
+
+def _prefixes(module: str) -> list[str]:
+    """``a.b.c`` -> ``a.b.c``, ``a.b``, ``a`` (the longest known one wins)."""
+    parts = module.split(".")
+    return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
 def missing_module(text: str, file: Path, line: int | None) -> MissingModule | None:
