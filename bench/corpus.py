@@ -1,7 +1,9 @@
 """A corpus of real-world DAG repositories, ported to Airflow 3 as a new user would (docs/import-report.md).
 
-    .venv/bin/python -m bench.corpus prepare SRC DEST   # copy SRC to DEST, then ruff's AIR3 fixes on the copy
+    .venv/bin/python -m bench.corpus export GIT_DIR DEST [--branches]  # a repository's tree (each branch's)
+    .venv/bin/python -m bench.corpus prepare SRC DEST   # copy SRC to DEST, then port the copy to Airflow 3
     .venv/bin/python -m bench.corpus folders DIR...     # the DAG folders bench_import would import under DIR
+    .venv/bin/python -m bench.corpus env DEST           # a side venv: the project's .venv + the corpus' providers
 
 The repositories themselves are never part of this project: they are exported into /tmp (``git archive``) and
 ported there, in three mechanical steps (docs/import-report.md):
@@ -76,7 +78,56 @@ def prepare(src: Path, dest: Path) -> str:
     return f"days_ago rewritten in {rewritten} files; AIR3: {air3}; F401: {unused}"
 
 
+# What the corpus' DAG files import beyond the project's .venv (the production repository's GKE pods, Kubernetes
+# secrets and Slack alerts; pandas for the book and the demos). Installed in a side venv, never in the .venv.
+SIDE_PACKAGES = [
+    "apache-airflow==3.3.2",  # already in the .venv: pins the resolver to it
+    "apache-airflow-providers-cncf-kubernetes",
+    "apache-airflow-providers-google",
+    "apache-airflow-providers-slack",
+    "pandas",
+]
+
+
+def export(git_dir: Path, dest: Path, branches: bool) -> list[str]:
+    """``git archive`` of HEAD into ``dest`` (or of every branch into ``dest/<branch>``); returns "ref commit"."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "--git-dir", str(git_dir), *args], capture_output=True, text=True,
+                              check=True).stdout  # fmt: skip
+
+    refs = ["HEAD"]
+    if branches:
+        listed = git("for-each-ref", "--format=%(refname:short)", "refs/heads", "refs/remotes").split()
+        refs = [r for r in listed if not r.startswith("pull/") and r != "main"]
+    out = []
+    for ref in refs:
+        target = dest if ref == "HEAD" else dest / ref
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.Popen(["git", "--git-dir", str(git_dir), "archive", ref], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", str(target)], stdin=archive.stdout, check=True)
+        archive.wait()
+        out.append(f"{ref} {git('rev-parse', ref).strip()}")
+    return out
+
+
+def side_env(dest: Path) -> None:
+    """A venv that sees the project's .venv (a .pth adding its site-packages) and has ``SIDE_PACKAGES`` on top."""
+    venv_site = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    subprocess.run([sys._base_executable, "-m", "venv", str(dest)], check=True)  # type: ignore[attr-defined]
+    site = dest / "lib" / venv_site.parent.name / "site-packages"
+    (site / "zz_project_venv.pth").write_text(f"import site; site.addsitedir({str(venv_site)!r})\n")
+    subprocess.run([str(dest / "bin" / "pip"), "install", "-q", *SIDE_PACKAGES], check=True)
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) >= 3 and argv[0] == "export":
+        for line in export(Path(argv[1]), Path(argv[2]), "--branches" in argv):
+            print(line)
+        return 0
+    if len(argv) == 2 and argv[0] == "env":
+        side_env(Path(argv[1]))
+        return 0
     if len(argv) == 3 and argv[0] == "prepare":
         print(prepare(Path(argv[1]), Path(argv[2])))
         return 0
