@@ -598,7 +598,7 @@ def _compare_loads(
                 continue
             try:
                 found_counts = read_counts(engine, write.audit_table, write.task_id, run_side.run_id, ids[i])
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, NotImplementedError) as exc:
                 found.unreadable(f"load {write.task_id}: cannot read the audit {write.audit_table} ({side})", exc)
                 found_counts, unmatched = None, True
             if found_counts is None and not unmatched and _succeeded(tasks, write.task_id, side):
@@ -652,13 +652,13 @@ def _compare_tables(writes: Iterable[_Write], engines: _Engines, found: _Finding
         if live_engine is None or shadow_engine is None:
             continue
         if not any(w.is_load for w in group):  # a sql output: only a table that exists on the live side
-            try:
+            try:  # NotImplementedError: introspection knows the loads' databases only (PostgreSQL, DuckDB, SQLite)
                 if not table_exists(live_engine, table):
                     found.notes.append(
                         f"output {table} of task {tasks[0]}: no such table on {live_label}, not compared"
                     )
                     continue
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, NotImplementedError) as exc:
                 found.unreadable(f"table {table} (live, {live_label}): cannot read", exc)
                 continue
         method = method_for(live_engine.dialect.name, shadow_engine.dialect.name)
@@ -669,7 +669,7 @@ def _compare_tables(writes: Iterable[_Write], engines: _Engines, found: _Finding
                 sums.append(checksum(engine, table, method))
             except TableMissing:
                 sums.append(None)
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, NotImplementedError) as exc:
                 found.unreadable(f"table {table} ({side}, {label}): cannot read", exc)
                 sums.append(None)
                 unreadable = True
