@@ -34,6 +34,17 @@ AIRFLOW2_MOVES = {
     "airflow.operators.subdag_operator": "TaskGroups (SubDAGs were removed in Airflow 3)",
 }
 
+# Provider modules of SQL operators that recent provider releases removed in favour of common.sql's
+# SQLExecuteQueryOperator (e.g. apache-airflow-providers-postgres 6.0 removed PostgresOperator): installing the
+# provider brings the connection type, not the operator.
+REMOVED_SQL_OPERATORS = {
+    "airflow.providers.postgres.operators.postgres": "PostgresOperator",
+    "airflow.providers.mysql.operators.mysql": "MySqlOperator",
+    "airflow.providers.sqlite.operators.sqlite": "SqliteOperator",
+    "airflow.providers.microsoft.mssql.operators.mssql": "MsSqlOperator",
+    "airflow.providers.jdbc.operators.jdbc": "JdbcOperator",
+}
+
 _NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 
 
@@ -46,6 +57,13 @@ class MissingModule:
     @property
     def reason(self) -> str:
         how = f" ({self.install})" if self.install else ""
+        removed = REMOVED_SQL_OPERATORS.get(self.module)
+        if removed:
+            return (
+                f"needs the missing module {self.module}{how}; its {removed} is gone from recent releases of that "
+                "provider: use SQLExecuteQueryOperator(conn_id=..., sql=...) from airflow.providers.common.sql "
+                "(meta imports it as a sql task)"
+            )
         moved = next((AIRFLOW2_MOVES[m] for m in _prefixes(self.module) if m in AIRFLOW2_MOVES), None)
         if moved:
             how = f" (an Airflow 2 module; in Airflow 3: {moved})"

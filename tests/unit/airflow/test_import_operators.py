@@ -86,6 +86,9 @@ MISSING = {
     "library.py": """
         import surely_not_installed_lib.sub
     """,
+    "postgres.py": """
+        from airflow.providers.postgres.operators.postgres import PostgresOperator
+    """,
     "airflow2.py": """
         from airflow.operators.dummy_operator import DummyOperator
     """,
@@ -108,7 +111,12 @@ def test_a_file_needing_a_missing_provider_says_which_and_how_to_install_it(tmp_
     missing = {
         Path(str(r.location).split(":")[0]).name: r for r in outcome.refused if r.subject == MISSING_MODULE_SUBJECT
     }
-    assert sorted(missing) == ["airflow2.py", "library.py", "snowflake.py", "spark.py"]
+    assert sorted(missing) == ["airflow2.py", "library.py", "postgres.py", "snowflake.py", "spark.py"]
+    assert missing["postgres.py"].reason.startswith(
+        "needs the missing module airflow.providers.postgres.operators.postgres (pip install "
+        "apache-airflow-providers-postgres); its PostgresOperator is gone from recent releases of that provider: use "
+        "SQLExecuteQueryOperator"
+    )
     assert missing["airflow2.py"].reason == (
         "needs the missing module airflow.operators.dummy_operator (an Airflow 2 module; in Airflow 3: "
         "airflow.providers.standard.operators.empty (EmptyOperator))"
