@@ -14,6 +14,8 @@ deployment of that project.
 Printed per repository and in total: DAGs Airflow parsed; of them full / partial / refused / importer crash
 (unforeseen errors: bugs); DAG files Airflow could not import because a module is missing (a provider or library
 not installed here) or for another reason; DAGs per second of meta's import and of the peer's parse, and the ratio.
+``--check TARGET`` also counts the imported pipelines each target accepts (``Target.check``, what ``meta compile``
+and ``meta migrate plan`` check) and the features it refuses.
 The counting (``meta_airflow.import_report.tally``) needs only ``import_dags`` and ``meta.ImportOutcome``, so an
 older importer is measured with the same code (docs/benchmarks.md: before/after).
 """
@@ -25,10 +27,12 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,23 @@ class RepoRun:
     peer_dags: int = 0
     tally: Any = None  # meta_airflow.import_report.Tally
     mismatches: list[str] = field(default_factory=list)
+    accepted: Counter[str] = field(default_factory=Counter)  # target -> imported pipelines it compiles
+    refused_features: dict[str, Counter[str]] = field(default_factory=dict)  # target -> feature -> pipelines
+
+
+def check_targets(run: RepoRun, outcome: Any, names: list[str]) -> None:
+    """Which imported pipelines each target accepts (``Target.check``, as ``meta compile --target`` checks)."""
+    from meta.plugins.manager import get_target
+
+    for name in names:
+        target = get_target(name)
+        for item in outcome.imported:
+            errors = target.check(item.pipeline)
+            if not errors:
+                run.accepted[name] += 1
+            features = run.refused_features.setdefault(name, Counter())
+            for feature in {re.sub(r"'[^']*'", "'…'", e.feature) for e in errors}:
+                features[feature] += 1
 
 
 def airflow_examples() -> Path:
@@ -57,7 +78,7 @@ def peer_parse(folder: Path) -> int:
     return len(BundleDagBag(dag_folder=str(folder), bundle_path=folder, safe_mode=False, load_op_links=False).dags)
 
 
-def measure(name: str, root: Path, reps: int) -> RepoRun:
+def measure(name: str, root: Path, reps: int, targets: list[str]) -> RepoRun:
     from meta_airflow.import_report import Tally, dag_folders, project_on_path, tally
     from meta_airflow.importer import import_dags
 
@@ -68,6 +89,7 @@ def measure(name: str, root: Path, reps: int) -> RepoRun:
             meta_times, peer_times = [], []
             one = Tally(folders=1)
             dags = 0
+            outcome: Any = None
             for rep in range(reps):
                 for side in ("meta", "peer") if rep % 2 == 0 else ("peer", "meta"):
                     start = time.perf_counter()
@@ -83,6 +105,8 @@ def measure(name: str, root: Path, reps: int) -> RepoRun:
                     one = Tally(folders=1) if isinstance(outcome, Exception) else tally(outcome)
                     if isinstance(outcome, Exception):
                         one.reasons[f"importer crash (folder): {type(outcome).__name__}: {outcome}"[:110]] += 1
+            if not isinstance(outcome, Exception):
+                check_targets(run, outcome, targets)
             if one.parsed == 0 and dags and one.reasons:  # the whole folder crashed
                 one.counts["crash"] = dags
             if one.parsed != dags:
@@ -141,6 +165,17 @@ def print_table(runs: list[RepoRun], reps: int) -> dict[str, Any]:
     print("top refusal reasons:")
     for reason, n in total.reasons.most_common(10):
         print(f"  {n:>4}  {reason}")
+    imported = total.counts["full"] + total.counts["partial"]
+    checked: dict[str, Any] = {}
+    for name in sorted({t for r in runs for t in r.refused_features}):
+        accepted = sum(r.accepted[name] for r in runs)
+        features: Counter[str] = Counter()
+        for r in runs:
+            features.update(r.refused_features.get(name, Counter()))
+        print(f"{name} accepts {accepted} of {imported} imported pipelines; refused features (pipelines):")
+        for feature, n in features.most_common(8):
+            print(f"  {n:>4}  {feature}")
+        checked[name] = {"accepted": accepted, "imported": imported, "refused_features": dict(features.most_common())}
     if total.missing_modules:
         print("missing modules: " + ", ".join(f"{m} ({n})" for m, n in total.missing_modules.most_common(12)))
     return {
@@ -150,6 +185,7 @@ def print_table(runs: list[RepoRun], reps: int) -> dict[str, Any]:
         "airflow_dags_per_second": peer_dags / peer_s if peer_s else None,
         "ratio_meta_over_peer_time": meta_s / peer_s if peer_s else None,
         "kinds": list(KINDS),
+        "targets": checked,
         "total": total.as_json(),
         "repositories": {
             r.name: {
@@ -169,6 +205,13 @@ def main() -> int:
     ap.add_argument("--airflow-examples", action="store_true", help="add Airflow's own example_dags folder")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="also count the imported pipelines TARGET accepts (its compile checks); repeatable",
+    )
     args = ap.parse_args()
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench_import_"))
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -185,7 +228,7 @@ def main() -> int:
         import airflow.settings  # noqa: F401 - Airflow configures its logging here; then quiet it for both sides
 
         logging.disable(logging.CRITICAL)
-        runs = [measure(name, root, max(1, args.reps)) for name, root in repos.items()]
+        runs = [measure(name, root, max(1, args.reps), args.check) for name, root in repos.items()]
     data = print_table(runs, max(1, args.reps))
     if args.json:
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
