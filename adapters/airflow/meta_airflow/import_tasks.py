@@ -15,6 +15,7 @@ from typing import Any
 
 from meta_airflow.import_alerts import CALLBACK_ROUTES, callback_routes, merge, task_alerts
 from meta_airflow.import_mapping import mapped_action
+from meta_airflow.import_meta_ops import meta_op_action
 from meta_airflow.import_operators import DagExtras, special_action
 from meta_airflow.import_results import (
     has_xcom,
@@ -177,6 +178,9 @@ def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str])
                 )
             action["parameters"] = parameters
         return action
+    meta_op = meta_op_action(op)
+    if meta_op is not None:
+        return meta_op
     return passthrough(op, notes, module_names, dag)
 
 
