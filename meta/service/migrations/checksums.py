@@ -82,12 +82,13 @@ def checksum(engine: sa.Engine, table: str, method: str) -> TableChecksum:
         qualified = (preparer.quote_schema(schema) + "." if schema else "") + preparer.quote(name)
         cols = ", ".join(preparer.quote(c) for c in columns)
         if method == POSTGRES_MD5:
-            row = conn.exec_driver_sql(
+            row = _raw(
+                conn,
                 f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
-                f"FROM (SELECT md5(ROW({cols})::text) AS h FROM {qualified}) AS meta_rows"
+                f"FROM (SELECT md5(ROW({cols})::text) AS h FROM {qualified}) AS meta_rows",
             ).one()
             return TableChecksum(int(row[0]), str(row[1]), method, columns)
-        result = conn.exec_driver_sql(f"SELECT {cols} FROM {qualified}")
+        result = _raw(conn, f"SELECT {cols} FROM {qualified}")
         total = count = 0
         while batch := result.fetchmany(_FETCH):
             for values in batch:
@@ -95,6 +96,12 @@ def checksum(engine: sa.Engine, table: str, method: str) -> TableChecksum:
                 total = (total + int.from_bytes(digest, "big")) % _MODULUS
                 count += 1
         return TableChecksum(count, f"{total:064x}", method, columns)
+
+
+def _raw(conn: sa.Connection, sql: str) -> sa.CursorResult[Any]:
+    """A statement without parameters, as written (``text()`` would take a ``:name`` in a quoted column name for a
+    parameter). The identifier preparer has already doubled any ``%`` for drivers that read ``%s`` (psycopg)."""
+    return conn.exec_driver_sql(sql)
 
 
 def canonical(values: Any) -> str:

@@ -516,6 +516,17 @@ def test_postgres_checksum_is_taken_in_the_database(
         assert orders.live.checksum == orders.shadow.checksum and len(orders.live.checksum) == 32
         assert [str(x.live) for x in result.loads] == ["+3 ~0 -0"]
 
+        # column names a driver could take for placeholders (psycopg's %s, SQLAlchemy's :name) are read as written
+        odd = 'CREATE TABLE odd ("growth%%" INTEGER, "a:b" TEXT); INSERT INTO odd VALUES (1, \'x\'), (2, NULL)'
+        engine = sa.create_engine(urls[0], poolclass=sa.pool.NullPool)
+        try:
+            execute(urls[0], odd)
+            odd_sum = checksum(engine, "odd", POSTGRES_MD5)
+            assert (odd_sum.rows, odd_sum.columns) == (2, ("a:b", "growth%"))
+            assert checksum(engine, "odd", ROWS_SHA256).rows == 2
+        finally:
+            engine.dispose()
+
         execute(urls[1], "UPDATE orders SET customer = 'eve' WHERE id = 3")
         changed = compare(store, pair)
         [difference] = changed.differences
