@@ -53,9 +53,15 @@ class MissingModule:
     module: str  # the module the DAG file imports (the full dotted path when the import statement is found)
     missing: str  # the part Python reported missing
     install: str | None  # "pip install ..." when derivable
+    local: bool = False  # a module of the project itself (its package is in the dags folder)
 
     @property
     def reason(self) -> str:
+        if self.local:
+            return (
+                f"needs the module {self.module} of this project, which did not import (see the refusal of its own "
+                "file) or is not on sys.path (run meta import from the project folder)"
+            )
         how = f" ({self.install})" if self.install else ""
         removed = REMOVED_SQL_OPERATORS.get(self.module)
         if removed:
@@ -80,14 +86,17 @@ def _prefixes(module: str) -> list[str]:
     return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
-def missing_module(text: str, file: Path, line: int | None) -> MissingModule | None:
-    """The missing module of an import error's traceback ``text``, or None when the error is something else."""
+def missing_module(text: str, file: Path, line: int | None, root: Path | None = None) -> MissingModule | None:
+    """The missing module of an import error's traceback ``text``, or None when the error is something else.
+    ``root``: the dags folder, where the project's own packages live."""
     found = _NO_MODULE.findall(text)
     if not found:
         return None
     missing = found[-1]
     module = _imported_at(file, line, missing) or missing
-    return MissingModule(module, missing, provider_install(module))
+    top = module.split(".")[0]
+    local = root is not None and ((root / top).is_dir() or (root / f"{top}.py").is_file())
+    return MissingModule(module, missing, None if local else provider_install(module), local)
 
 
 def provider_install(module: str) -> str | None:

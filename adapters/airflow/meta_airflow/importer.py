@@ -657,7 +657,7 @@ def file_error(folder: Path, rel: str, text: str) -> FileError:
     for match in re.finditer(r'File "([^"]+)", line (\d+)', str(text)):
         if match.group(1).endswith(rel):
             line_no = int(match.group(2))
-    return FileError(file, line_no, message, missing_module(str(text), Path(file), line_no))
+    return FileError(file, line_no, message, missing_module(str(text), Path(file), line_no, root))
 
 
 def parse_folder(folder: Path) -> tuple[dict[str, Any], list[FileError], dict[str, str]]:

@@ -89,6 +89,10 @@ MISSING = {
     "postgres.py": """
         from airflow.providers.postgres.operators.postgres import PostgresOperator
     """,
+    "uses_helpers.py": """
+        from helpers.things import thing
+    """,
+    "helpers/__init__.py": "",
     "airflow2.py": """
         from airflow.operators.dummy_operator import DummyOperator
     """,
@@ -111,7 +115,15 @@ def test_a_file_needing_a_missing_provider_says_which_and_how_to_install_it(tmp_
     missing = {
         Path(str(r.location).split(":")[0]).name: r for r in outcome.refused if r.subject == MISSING_MODULE_SUBJECT
     }
-    assert sorted(missing) == ["airflow2.py", "library.py", "postgres.py", "snowflake.py", "spark.py"]
+    assert sorted(missing) == [
+        "airflow2.py",
+        "library.py",
+        "postgres.py",
+        "snowflake.py",
+        "spark.py",
+        "uses_helpers.py",
+    ]
+    assert missing["uses_helpers.py"].reason.startswith("needs the module helpers.things of this project")
     assert missing["postgres.py"].reason.startswith(
         "needs the missing module airflow.providers.postgres.operators.postgres (pip install "
         "apache-airflow-providers-postgres); its PostgresOperator is gone from recent releases of that provider: use "
