@@ -413,6 +413,7 @@ class Lift:
 
     def __init__(self, file: DagFile, dag_id: str, tid: str, notes: list[str]) -> None:
         self.file, self.dag_id, self.tid, self.notes = file, dag_id, tid, notes
+        self.root: ast.AST | None = None  # the task's own callable (refusals name it first)
 
     def refuse(self, reason: str, received: str, expected: str) -> ImportRefused:
         return ImportRefused(f"task {self.tid}: {reason}", task=self.tid, received=received, expected=expected)
@@ -422,6 +423,7 @@ class Lift:
     def function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, name: str | None = None) -> str:
         """Lift a ``def`` (module level or nested); its name in the lifted module."""
         f = self.file
+        self.root = self.root or node
         key = ("def", node.lineno, node.col_offset)
         if key in f.names:
             return f.names[key]
@@ -521,30 +523,51 @@ class Lift:
         wanted += [(n, "deftime") for n in sorted(deftime - frees - globals_)]
         for name, how in wanted:
             scope = self.enclosing_scope(name, chain, how)
-            new = self.in_scope(name, scope, chain, problems) if scope is not None else self.global_name(name, problems)
+            if scope is not None:
+                new = self.in_scope(name, scope, chain, problems)
+            else:
+                new = self.global_name(name, problems, deftime=how == "deftime")
             if new is not None and new != name:
                 renames[name] = new
         if problems:
-            closure = [p for p in problems if not p.startswith("!")]
-            where = self.file.where(node)
-            what = getattr(node, "name", "the function")
-            if closure:
-                outer = getattr(chain[0], "name", "?") if chain else "?"
-                raise self.refuse(
-                    f"its callable {what} ({where}) is a closure over values of the enclosing function {outer}() "
-                    f"that are not constants: {'; '.join(closure)}. meta lifts the function into a module beside the "
-                    "specs, where those values do not exist",
-                    f"a closure over {', '.join(p.split(' ', 1)[0] for p in closure)}",
-                    "pass them to the task as arguments (they become its kwargs), or move the function and the "
-                    "values to module level",
-                )
-            raise self.refuse(
-                f"its callable {what} ({where}) uses what the DAG file builds: {'; '.join(p[1:] for p in problems)}. "
-                "meta lifts the function into a module beside the specs and does not carry DAG definitions",
-                ", ".join(p[1:].split(" ", 1)[0] for p in problems),
-                "a function that uses its arguments and the task context (e.g. dag_run, ti) instead",
-            )
+            raise self.refusal(node, chain, problems)
         return renames
+
+    def refusal(self, node: ast.AST, chain: list[ast.AST], problems: list[str]) -> ImportRefused:
+        """Why ``node`` (the callable, or what it uses) cannot be lifted. Problems are ``name (why)``: closures over
+        non-constants as they are, DAG objects with ``!``, defaults/decorators reading a rebound name with ``~``."""
+        what = getattr(node, "name", None) or type(node).__name__.lower()
+        where = self.file.where(node)
+        if self.root is not None and node is not self.root:
+            what = f"{self.root.name} ({self.file.where(self.root)}) uses {what}, which"  # type: ignore[attr-defined]
+        else:
+            what = f"{what} ({where})"
+        closure = [p for p in problems if p[0] not in "!~"]
+        rebound = [p[1:] for p in problems if p[0] == "~"]
+        machinery = [p[1:] for p in problems if p[0] == "!"]
+        if closure:
+            outer = getattr(chain[0], "name", "?") if chain else "?"
+            return self.refuse(
+                f"its callable {what} is a closure over values of the enclosing function {outer}() that are not "
+                f"constants: {'; '.join(closure)}. meta lifts the function into a module beside the specs, where those "
+                "values do not exist",
+                f"a closure over {', '.join(p.split(' ', 1)[0] for p in closure)}",
+                "pass them to the task as arguments (they become its kwargs), or move the function and the values to "
+                "module level",
+            )
+        if rebound:
+            return self.refuse(
+                f"its callable {what} has defaults or decorators that read {'; '.join(rebound)}. The lifted function "
+                "is defined once and would get the last value only",
+                f"defaults or decorators reading {', '.join(p.split(' ', 1)[0] for p in rebound)}",
+                "pass the value to the task as an argument (op_kwargs, or an argument of the @task call) instead",
+            )
+        return self.refuse(
+            f"its callable {what} uses what the DAG file builds: {'; '.join(machinery)}. meta lifts the function "
+            "into a module beside the specs and does not carry DAG definitions",
+            ", ".join(p.split(" ", 1)[0] for p in machinery),
+            "a function that uses its arguments and the task context (e.g. dag_run, ti) instead",
+        )
 
     def enclosing_scope(self, name: str, chain: list[ast.AST], how: str) -> ast.AST | None:
         """The enclosing function that binds ``name`` for ``node`` (None: module level). Decorators and defaults are
@@ -607,7 +630,7 @@ class Lift:
         f.add(key, text, is_import=True, line=b.node.lineno, module=module)
         return new
 
-    def global_name(self, name: str, problems: list[str]) -> str | None:
+    def global_name(self, name: str, problems: list[str], deftime: bool = False) -> str | None:
         """A module-level name of the DAG file, carried into the lifted module (None: a builtin or unbound)."""
         f = self.file
         found = f.module_scope.get(name, [])
@@ -642,6 +665,10 @@ class Lift:
         if all(b.kind == "import" and b.top is found[0].top and isinstance(b.top, ast.Try) for b in found):
             assert found[0].top is not None
             return self.whole_statement(found[0].top, name)
+        if deftime:  # a default or decorator got the value of its moment (e.g. a loop's), not the last one
+            lines = ", ".join(str(getattr(b.node, "lineno", "?")) for b in found)
+            problems.append(f"~{name} (bound at lines {lines} of {f.path}: a loop's functions each got its own value)")
+            return None
         return self.final_value(name, value, found, problems)
 
     def final_value(self, name: str, value: Any, found: list[Binding], problems: list[str]) -> str | None:
@@ -679,12 +706,12 @@ class Lift:
             stripped, kept = self.decorators(node)
             table = f.table(node)
             reads = loaded_names([*kept, *node.bases, *(k.value for k in node.keywords)])
-            renames = self.needs(node, [], subtree_globals(table), set(), reads)
+            renames = self.needs(node, [], subtree_globals(table) | reads, set(), set())
         else:
             assert isinstance(node, ast.Assign | ast.AnnAssign)
             stripped = []
             reads = loaded_names([node.value] + ([] if f.future_annotations else [getattr(node, "annotation", None)]))
-            renames = self.needs(node, [], set(), set(), reads)
+            renames = self.needs(node, [], reads, set(), set())  # (run once in the lifted module: final values)
         f.add(key, self.source(node, stripped, renames, None))
         return name
 
@@ -855,7 +882,7 @@ class CallableLifter:
         real = os.path.realpath(path)
         if real not in self.files:
             try:
-                self.files[real] = DagFile(real, self.lifted_names[real], self.runtime.get(real), self.folder_modules)
+                self.files[real] = DagFile(path, self.lifted_names[real], self.runtime.get(real), self.folder_modules)
             except (OSError, SyntaxError, UnicodeDecodeError, ValueError, KeyError):
                 self.files[real] = None  # not a plain source file (a zip): callables keep their DAG-file names
         return self.files[real]
@@ -888,7 +915,7 @@ class CallableLifter:
             if lifted is None or not lifted.items:
                 continue
             origin = os.path.relpath(path, os.path.realpath(self.root))
-            out.append(ImportedFile(f"{lifted.module_name}.py", lifted.render(origin), path))
+            out.append(ImportedFile(f"{lifted.module_name}.py", lifted.render(origin), lifted.path))
         return out
 
 

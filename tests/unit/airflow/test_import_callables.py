@@ -152,6 +152,44 @@ LIFTED = {
         with DAG("methods", schedule=None):
             PythonOperator(task_id="name", python_callable=Jobs.name)
     """,
+    "carried.py": """
+        import functools
+
+        try:
+            import ujson_that_is_not_installed as fastjson
+        except ImportError:
+            import json as fastjson
+
+        from airflow.sdk import dag, task
+
+        A = 1
+        B = A + 1
+        for i in range(3):
+            LAST = i
+
+
+        @functools.lru_cache
+        def cached(x):
+            return x * B
+
+
+        @dag(schedule=None)
+        def carried():
+            base = 5
+            from os import path as p
+
+            def fact(n):
+                return 1 if n <= 1 else n * fact(n - 1)
+
+            @task
+            def compute(x=base):
+                return fact(x) + cached(2) + LAST + len(p.sep) + len(fastjson.dumps([1]))
+
+            compute()
+
+
+        carried()
+    """,
     "common.py": """
         def greet():
             return "hello"
@@ -202,6 +240,18 @@ REFUSED = {
 
         with DAG("lambda_dag", schedule=None):
             PythonOperator(task_id="one", python_callable=lambda: 1)
+    """,
+    "loop_defaults.py": """
+        from airflow.sdk import DAG, task
+
+        with DAG("loop_defaults", schedule=None):
+            for n in (1, 2):
+
+                @task(task_id=f"step_{n}")
+                def step(k=n):
+                    return k
+
+                step()
     """,
     "uses_the_dag.py": """
         from airflow.sdk import DAG, task
@@ -258,6 +308,7 @@ def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[Imp
         "alpha": {"extract": "factories_tasks:alpha__extract"},  # one name in two @dag functions: distinct names
         "beta": {"extract": "factories_tasks:beta__extract"},
         "block": {"mean": "block_dag_tasks:mean", "heaviest": "block_dag_tasks:heaviest"},
+        "carried": {"compute": "carried_tasks:compute"},
         "first": {"extract": "two_dags_tasks:first__extract"},  # one name in two with DAG blocks: distinct names
         "helpers_dag": {"shout": "helpers_dag_tasks:shout"},
         "nested": {
@@ -271,6 +322,7 @@ def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[Imp
     }
     assert sorted(f.path for f in outcome.files) == [
         "block_dag_tasks.py",
+        "carried_tasks.py",
         "factories_tasks.py",
         "helpers_dag_tasks.py",
         "methods_tasks.py",
@@ -309,6 +361,10 @@ def test_the_lifted_module_has_what_the_functions_need_and_no_dag(lifted: tuple[
     assert "DAG" not in block.split('"""')[-1] and "PythonOperator" not in block and "datetime" not in block
     two = (root / "out" / "two_dags_tasks.py").read_text()
     assert 'def first__extract():\n    return "first"' in two and 'def second__extract():\n    return "second"' in two
+    carried = (root / "out" / "carried_tasks.py").read_text()
+    assert "try:\n    import ujson_that_is_not_installed as fastjson\nexcept ImportError:\n" in carried  # kept whole
+    assert "\n@functools.lru_cache\ndef cached(x):\n" in carried and "\nfrom os import path as p\n" in carried
+    assert "\ni = 2\n" in carried and "\nLAST = i\n" in carried  # a loop's name: the last value, as a body reads it
     factories = (root / "out" / "factories_tasks.py").read_text()
     assert "\nalpha__n = 1\n" in factories and "def beta__extract():\n    return beta__n * 10" in factories
     # each module imports on its own, without the (deleted) DAG files or Airflow's DAG definitions
@@ -354,6 +410,7 @@ def run_spec(root: Path, pipeline_id: str) -> dict[str, object]:
         ("beta", {"extract": "20"}),
         ("methods", {"name": "'job-a'"}),
         ("helpers_dag", {"shout": "'HELLO'"}),
+        ("carried", {"compute": "130"}),  # 5! + 2 * 2 + 2 (the loop's last value) + len("/") + len("[1]")
         ("uses_common", {"greet": "'hello'"}),
     ],
 )
@@ -371,7 +428,7 @@ def test_importing_one_dag_of_a_file_names_its_functions_the_same(tmp_path: Path
     outcome = import_dags(dags, dag_id="second")
     assert callables(outcome) == {"second": {"extract": "two_dags_tasks:second__extract"}}
     (module,) = outcome.files
-    assert "first" not in module.text and module.origin == str((dags / "two_dags.py").resolve())
+    assert "first" not in module.text and module.origin == str(dags / "two_dags.py")
     assert import_dags(dags, dag_id="second").files == outcome.files  # the same folder, the same module
 
 
@@ -394,6 +451,12 @@ def test_what_cannot_be_lifted_is_refused_with_file_line_and_what_to_do(tmp_path
     lam = refused["DAG 'lambda_dag'"]
     assert lam.reason.startswith(f"task one: its callable is a lambda ({dags / 'lambda_dag.py'}:5), not importable")
     assert lam.expected == "a def (at module level, or in the @dag function)"
+    loop = refused["DAG 'loop_defaults'"]
+    assert loop.reason == (
+        f"task step_1: its callable step ({dags / 'loop_defaults.py'}:7) has defaults or decorators that read n "
+        f"(bound at lines 4 of {dags / 'loop_defaults.py'}: a loop's functions each got its own value). The lifted "
+        "function is defined once and would get the last value only"
+    )
     uses = refused["DAG 'uses_the_dag'"]
     assert uses.reason.startswith(
         f"task who: its callable who ({dags / 'uses_the_dag.py'}:6) uses what the DAG file builds: the_dag "
