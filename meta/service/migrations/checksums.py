@@ -98,7 +98,7 @@ def checksum(engine: sa.Engine, table: str, method: str) -> TableChecksum:
         return TableChecksum(count, f"{total:064x}", method, columns)
 
 
-def _raw(conn: sa.Connection, sql: str) -> sa.CursorResult[Any]:
+def _raw(conn: sa.Connection, sql: str) -> Any:  # a CursorResult of untyped rows
     """A statement without parameters, as written (``text()`` would take a ``:name`` in a quoted column name for a
     parameter). The identifier preparer has already doubled any ``%`` for drivers that read ``%s`` (psycopg)."""
     return conn.exec_driver_sql(sql)
