@@ -56,6 +56,7 @@ class DagExtras:
     removed: dict[str, str] = field(default_factory=dict)
     triggers: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, list[str]] = field(default_factory=dict)
+    sql_texts: dict[str, dict[str, str]] = field(default_factory=dict)  # folder -> its .sql files by text (a cache)
 
 
 def init_kwargs(op: Any) -> dict[str, Any]:

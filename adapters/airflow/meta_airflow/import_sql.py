@@ -6,7 +6,7 @@ relative to the spec) and the import returns it as a ``meta.ImportedFile`` writt
 from __future__ import annotations
 
 import ast
-import functools
+import itertools
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,7 +41,7 @@ _EXPRESSION = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(\.xcom_pull)?")
 UNMAPPED_SQL_ARGS = {"autocommit": False, "database": None, "return_last": True, "hook_params": None, "handler": None}
 
 
-def template_file(op: Any, dag: Any) -> tuple[str, Path] | None:
+def template_file(op: Any, dag: Any, cache: dict[str, dict[str, str]] | None = None) -> tuple[str, Path] | None:
     """(the name, the file) of the ``.sql`` template file a SQL operator's ``sql`` was read from, or None (inline).
 
     Airflow reads template files while parsing and keeps only their text (in ``op.sql`` and in the operator's init
@@ -51,13 +51,17 @@ def template_file(op: Any, dag: Any) -> tuple[str, Path] | None:
     text = op.sql
     if not isinstance(text, str):
         return None
-    folders = [getattr(dag, "folder", None), *list(getattr(dag, "template_searchpath", None) or [])]
+    searchpath = getattr(dag, "template_searchpath", None) or []
+    folders = [getattr(dag, "folder", None), *([searchpath] if isinstance(searchpath, str) else list(searchpath))]
     named = _sql_literal(getattr(dag, "fileloc", None), op.task_id)
     for folder in [f for f in folders if f]:
         if named and (Path(folder) / named).is_file() and _read(Path(folder) / named) == text:
             return named, Path(folder) / named
     for folder in [f for f in folders if f]:
-        found = _sql_files(str(folder)).get(text)
+        cache = cache if cache is not None else {}
+        if str(folder) not in cache:
+            cache[str(folder)] = _sql_files(str(folder))
+        found = cache[str(folder)].get(text)
         if found:
             return found, Path(folder) / found
     return None
@@ -70,13 +74,10 @@ def _read(path: Path) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=64)
 def _sql_files(folder: str, limit: int = 5000) -> dict[str, str]:
     """The text of each ``.sql`` file under ``folder`` -> its path relative to it (the first in sorted order)."""
     out: dict[str, str] = {}
-    for i, path in enumerate(sorted(Path(folder).rglob("*.sql"))):
-        if i >= limit:
-            break
+    for path in sorted(itertools.islice(Path(folder).rglob("*.sql"), limit)):
         text = _read(path)
         if text is not None:
             out.setdefault(text, path.relative_to(folder).as_posix())
@@ -138,7 +139,7 @@ def sql_action(op: Any, dag: Any, notes: list[str], extras: Any) -> dict[str, An
         )
     statement = op.sql if isinstance(op.sql, str) else ";\n".join(op.sql)
     action: dict[str, Any] = {"kind": "sql", "conn": conn, "statement": statement}
-    found = template_file(op, dag)
+    found = template_file(op, dag, extras.sql_texts)
     if found is not None:
         name, source = found
         path = spec_path(dag.dag_id, name)
