@@ -263,6 +263,9 @@ def external_dependency(op: Any, notes: list[str]) -> list[dict[str, Any]] | Non
             "depends_on aligns on the same one, so the sensor is kept"
         )
         return None
+    if op.external_dag_id == op.dag_id:
+        notes.append(f"task {tid}: ExternalTaskSensor on its own DAG has no depends_on form; the sensor is kept")
+        return None
     if op.external_task_group_id:
         notes.append(f"task {tid}: ExternalTaskSensor on a task group has no depends_on form; the sensor is kept")
         return None

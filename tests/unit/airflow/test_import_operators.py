@@ -365,6 +365,8 @@ def test_slack_webhook_operator_is_an_alert_task(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------------------- 6. cross-DAG
 
 CROSS = """
+    from datetime import timedelta
+
     import pendulum
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -390,6 +392,11 @@ CROSS = """
         roi = BashOperator(task_id="roi", bash_command="echo roi")
         publish = BashOperator(task_id="publish", bash_command="echo publish")
         [wait, wait_all] >> roi >> publish
+
+    with DAG("own_past", schedule="0 1 * * *", start_date=start):
+        late = ExternalTaskSensor(task_id="yesterday", external_dag_id="own_past", execution_delta=timedelta(days=1))
+        own = ExternalTaskSensor(task_id="itself", external_dag_id="own_past")
+        [late, own] >> BashOperator(task_id="work", bash_command="echo work")
 """
 
 
@@ -405,6 +412,15 @@ def test_external_task_sensors_become_depends_on_and_leave_the_graph(tmp_path: P
     assert p.schedule is None  # align same: the control plane starts a run per logical date of the upstreams
     assert note_with(result, "task wait_sales: ExternalTaskSensor on sales (tasks load) -> depends_on (align: same)")
     assert note_with(result, "schedule {'kind': 'cron', 'cron': '0 1 * * *'} is dropped")
+
+
+def test_sensors_depends_on_cannot_express_stay_sensors(tmp_path: Path) -> None:
+    result = by_id(folder_of(tmp_path, {"cross.py": CROSS}))["own_past"]
+    p = result.pipeline
+    assert p is not None and p.depends_on == () and p.schedule is not None, result.refused
+    assert [p.task(t).action.kind for t in ("yesterday", "itself")] == ["airflow_operator", "airflow_operator"]
+    assert note_with(result, "task yesterday: ExternalTaskSensor waits for another logical date")
+    assert note_with(result, "task itself: ExternalTaskSensor on its own DAG has no depends_on form")
 
 
 def test_a_triggered_dag_in_the_same_import_depends_on_the_trigger(tmp_path: Path) -> None:
