@@ -50,6 +50,15 @@ DAGS = {
         with DAG("no_tasks", schedule=None):
             pass
     """,
+    # a sensor: kept as an Airflow operator, which only Airflow runs
+    "sensor.py": """
+        from airflow.providers.standard.operators.bash import BashOperator
+        from airflow.providers.standard.sensors.filesystem import FileSensor
+        from airflow.sdk import DAG
+
+        with DAG("wait_for_file", schedule=None):
+            FileSensor(task_id="wait", filepath="/data/ready") >> BashOperator(task_id="load", bash_command="echo")
+    """,
     # prints while Airflow parses it: none of that may reach stdout
     "noisy.py": """
         print("hello from a DAG file")
@@ -88,7 +97,7 @@ def dags_folder(tmp_path: Path, names: list[str]) -> Path:
 
 
 def test_plan_to_prefect_says_what_moves_as_is_with_changes_and_what_is_blocked(tmp_path: Path) -> None:
-    folder = dags_folder(tmp_path, list(DAGS))
+    folder = dags_folder(tmp_path, [name for name in DAGS if name != "sensor.py"])
     out = tmp_path / "out"
     result = plan(tmp_path, str(folder), "--to", "prefect", "-o", str(out), "--report", str(tmp_path / "plan.md"))
     assert result.returncode == 1, result.stderr
@@ -182,3 +191,20 @@ def test_plan_to_an_unknown_backend_names_the_choices(tmp_path: Path) -> None:
     assert "--to 'dagster' is neither a target (airflow, local, prefect) nor a backend of the workspace" in (
         result.stderr
     )
+
+
+def test_a_sensor_moves_to_airflow_with_its_note_and_is_blocked_on_prefect(tmp_path: Path) -> None:
+    folder = dags_folder(tmp_path, ["sensor.py"])
+    to_airflow = plan(tmp_path, str(folder), "--to", "airflow")
+    assert to_airflow.returncode == 0, to_airflow.stderr
+    lines = to_airflow.stdout.splitlines()
+    assert lines[0] == "DAG 'wait_for_file': moves with changes"
+    assert any("FileSensor" in line and line.startswith("  change: task wait:") for line in lines[1:])
+    to_prefect = plan(tmp_path, str(folder), "--to", "prefect")
+    assert to_prefect.returncode == 1
+    lines = to_prefect.stdout.splitlines()
+    assert lines[0] == "DAG 'wait_for_file': blocked"
+    assert (
+        "  blocks: prefect cannot express the Airflow operator airflow.providers.standard.sensors.filesystem."
+        "FileSensor (pipeline 'wait_for_file', task 'wait'): only the airflow backend runs airflow_operator tasks"
+    ) in lines
