@@ -660,6 +660,8 @@ class Lift:
                 return self.import_alias(b, [name])
             if b.kind == "def" and isinstance(b.node, FUNCTION_NODES):
                 return self.function(b.node, name)
+            if b.kind == "assign" and self.changed_later(b.node, name):  # e.g. ITEMS = [] and ITEMS.append(1)
+                return self.final_value(name, value, found, problems)
             if b.kind in ("class", "assign"):
                 return self.statement(b.node, name)
         if all(b.kind == "import" and b.top is found[0].top and isinstance(b.top, ast.Try) for b in found):
@@ -670,6 +672,18 @@ class Lift:
             problems.append(f"~{name} (bound at lines {lines} of {f.path}: a loop's functions each got its own value)")
             return None
         return self.final_value(name, value, found, problems)
+
+    def changed_later(self, node: ast.AST, name: str) -> bool:
+        """Whether a literal assignment's value is not what the DAG module holds after it ran (mutated later)."""
+        value = getattr(node, "value", None)
+        if self.file.runtime is None or name not in vars(self.file.runtime) or not isinstance(value, ast.expr):
+            return False
+        if not literal(value):
+            return False
+        try:
+            return bool(ast.literal_eval(value) != vars(self.file.runtime)[name])
+        except Exception:  # a value whose comparison raises: keep the statement as written
+            return False
 
     def final_value(self, name: str, value: Any, found: list[Binding], problems: list[str]) -> str | None:
         """A module-level name bound several times (or by a loop, ``with``, ...): a function body reads its final

@@ -166,6 +166,8 @@ LIFTED = {
         B = A + 1
         for i in range(3):
             LAST = i
+        ITEMS = []
+        ITEMS.append(4)
 
 
         @functools.lru_cache
@@ -183,7 +185,7 @@ LIFTED = {
 
             @task
             def compute(x=base):
-                return fact(x) + cached(2) + LAST + len(p.sep) + len(fastjson.dumps([1]))
+                return fact(x) + cached(2) + LAST + len(p.sep) + len(fastjson.dumps([1])) + sum(ITEMS)
 
             compute()
 
@@ -365,6 +367,7 @@ def test_the_lifted_module_has_what_the_functions_need_and_no_dag(lifted: tuple[
     assert "try:\n    import ujson_that_is_not_installed as fastjson\nexcept ImportError:\n" in carried  # kept whole
     assert "\n@functools.lru_cache\ndef cached(x):\n" in carried and "\nfrom os import path as p\n" in carried
     assert "\ni = 2\n" in carried and "\nLAST = i\n" in carried  # a loop's name: the last value, as a body reads it
+    assert "\nITEMS = [4]\n" in carried  # changed after its assignment: the value the DAG module ended with
     factories = (root / "out" / "factories_tasks.py").read_text()
     assert "\nalpha__n = 1\n" in factories and "def beta__extract():\n    return beta__n * 10" in factories
     # each module imports on its own, without the (deleted) DAG files or Airflow's DAG definitions
@@ -410,7 +413,7 @@ def run_spec(root: Path, pipeline_id: str) -> dict[str, object]:
         ("beta", {"extract": "20"}),
         ("methods", {"name": "'job-a'"}),
         ("helpers_dag", {"shout": "'HELLO'"}),
-        ("carried", {"compute": "130"}),  # 5! + 2 * 2 + 2 (the loop's last value) + len("/") + len("[1]")
+        ("carried", {"compute": "134"}),  # 5! + 2 * 2 + 2 (the loop's last value) + len("/") + len("[1]") + 4
         ("uses_common", {"greet": "'hello'"}),
     ],
 )
@@ -462,3 +465,34 @@ def test_what_cannot_be_lifted_is_refused_with_file_line_and_what_to_do(tmp_path
         f"task who: its callable who ({dags / 'uses_the_dag.py'}:6) uses what the DAG file builds: the_dag "
         f"({dags / 'uses_the_dag.py'}:3, a DAG)"
     ), uses.reason
+
+
+def test_the_lifted_module_never_takes_the_name_of_a_module_of_the_dags_folder(tmp_path: Path) -> None:
+    """``etl_tasks.py`` beside ``etl.py`` (a common layout): the lifted module is ``etl_lifted_tasks.py``."""
+    files = {
+        "etl_tasks.py": """
+            def extract():
+                return 7
+        """,
+        "etl.py": """
+            from airflow.providers.standard.operators.python import PythonOperator
+            from airflow.sdk import DAG, task
+            from etl_tasks import extract
+
+            with DAG("etl", schedule=None):
+
+                @task
+                def double(x):
+                    return 2 * x
+
+                double(PythonOperator(task_id="extract", python_callable=extract).output)
+        """,
+    }
+    outcome = import_dags(write_folder(tmp_path / "dags", files))
+    assert callables(outcome) == {"etl": {"extract": "etl_tasks:extract", "double": "etl_lifted_tasks:double"}}
+    assert [f.path for f in outcome.files] == ["etl_lifted_tasks.py"]
+    (etl,) = outcome.imported
+    assert etl.notes == (
+        "task extract: its callable etl_tasks:extract is in etl_tasks.py, a module of the dags folder (not the DAG "
+        "file): deploy that module beside the specs",
+    )
