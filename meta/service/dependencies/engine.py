@@ -40,6 +40,7 @@ from meta.service.dependencies import records
 from meta.service.dependencies.facts import upstream_runs
 from meta.service.due import DueQueue
 from meta.service.lease import Lease
+from meta.service.migrations import routing
 from meta.service.sla.notices import AlertSender, Sender, default_sender
 from meta.service.store.db import Store
 from meta.service.store.orm import AttemptRow, DependencyWaitRow, RunRow
@@ -110,6 +111,7 @@ class DependencyEngine:
         self.last_seq: int | None = None
         self.refreshed_at: float | None = None
         self.leading = False
+        self.routes: dict[str, routing.Route] = {}  # pipelines being migrated: where they are live now
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,6 +152,10 @@ class DependencyEngine:
                 return TickReport(0, 0, 0, 0, time.perf_counter() - started)
             if not was_leading:  # another replica led meanwhile: judge every downstream again
                 self.refreshed_at, self.subjects, self.last_seq = None, [], None
+        with self.store.reading() as session:
+            routes = routing.routes(session)
+        if routes != self.routes:  # a switch (meta migrate cutover/rollback) moved a pipeline: drive it there now
+            self.routes, self.refreshed_at = routes, None
         if self.refreshed_at is None or time.monotonic() - self.refreshed_at >= self.refresh_every:
             self.refresh(now)
         pipelines = self._changed() | self._due(now)
@@ -173,8 +179,9 @@ class DependencyEngine:
         subjects = [
             (b, pid)
             for pid, pipeline in sorted(self.pipelines.items())
-            for b in self.workspace.backends_of(pid)
-            if pipeline.depends_on or schedule_driven_by_control_plane(pipeline, self.kinds.get(b, ""))
+            for b in self._backends_of(pid)
+            if pipeline.depends_on
+            or (schedule_driven_by_control_plane(pipeline, self.kinds.get(b, "")) and not self._switched(pid))
         ]
         with self.store.transaction() as session:
             self.since = records.tracking_since(session, subjects, now)
@@ -188,6 +195,17 @@ class DependencyEngine:
             self._schedule(pid, now)
         self.subjects = subjects
         self.refreshed_at = time.monotonic()
+
+    def _backends_of(self, pipeline_id: str) -> list[str]:
+        """Where to drive the pipeline: its placements, or where a migration made it live."""
+        placed = self.workspace.backends_of(pipeline_id)
+        route = self.routes.get(pipeline_id)
+        return route.backends(placed) if route is not None else placed
+
+    def _switched(self, pipeline_id: str) -> bool:
+        """Cut over (or mid-switch): its schedule slots are the migration engine's to start, not this one's."""
+        route = self.routes.get(pipeline_id)
+        return route is not None and route.only is not None
 
     def _changed(self) -> set[str]:
         """Downstreams whose upstreams' runs or task tries changed since the last tick."""
@@ -247,6 +265,9 @@ class DependencyEngine:
         for backend in backends:
             subject = (backend, pipeline.id)
             waits = evaluate(pipeline, found, self.since[subject], now)
+            handed = self.routes[pipeline.id].after_slot if pipeline.id in self.routes else None
+            if handed is not None:  # those slots ran on the side that handed over (meta migrate cutover)
+                waits = [w for w in waits if w.logical_date is None or w.logical_date > handed]
             with self.store.transaction() as session:
                 waits = records.settle_run_keys(session, subject, found, waits)
                 rows = records.record_waits(session, subject, self.team_of(pipeline.id), waits, now)
@@ -294,6 +315,8 @@ class DependencyEngine:
     def _trigger(self, pipeline: Pipeline, backend: str, wait: Wait, row: DependencyWaitRow, now: datetime) -> int:
         key = trigger_key(pipeline.id, backend, wait.slot)
         with self.store.transaction() as session:
+            if not routing.still_routed(session, pipeline.id, backend, now):
+                return 0  # a switch moved it meanwhile: the next tick drives it where it is live
             if not records.claim(
                 session, row.id, records.TRIGGERING, self.holder, now, trigger_key=key, run_url=None, error=None
             ):

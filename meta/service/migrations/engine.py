@@ -129,6 +129,8 @@ class MigrationEngine:
         pipeline = self.pipelines.get(migration.pipeline_id)
         if pipeline is None or pipeline.schedule is None or migration.owed_from is None:
             return 0
+        if pipeline.depends_on:  # started by the dependency engine where it is live (routing)
+            return 0
         with self.store.reading() as session:
             newest = records.newest_slot(session, migration.pipeline_id)
         after = max((d for d in (newest, migration.handoff_slot) if d is not None), default=None)

@@ -21,7 +21,14 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from meta.service.store.orm import MigrationRow, MigrationRunRow, MigrationSlotRow, RunRow
+from meta.service.store.orm import (
+    DependencyTrackingRow,
+    DependencyWaitRow,
+    MigrationRow,
+    MigrationRunRow,
+    MigrationSlotRow,
+    RunRow,
+)
 from meta.service.store.queries import _insert
 
 SHADOWING, CUTTING_OVER, TARGET_LIVE, ROLLING_BACK = "shadowing", "cutting_over", "target_live", "rolling_back"
@@ -217,3 +224,32 @@ def slots(session: Session, pipeline_id: str) -> list[MigrationSlotRow]:
             select(MigrationSlotRow).where(MigrationSlotRow.pipeline_id == pipeline_id).order_by(MigrationSlotRow.slot)
         )
     )
+
+
+def ran_on(session: Session, pipeline_id: str, backend: str, after: datetime | None) -> list[tuple[datetime, str]]:
+    """(slot, run) the control plane started (or is starting) on ``backend`` after the hand-off ``after``: schedule
+    slots it drove, and the logical dates the dependency engine started there (a pipeline with ``depends_on``)."""
+    found: dict[datetime, str] = {}
+    for slot in slots(session, pipeline_id):
+        if slot.backend == backend and (after is None or slot.slot > after):
+            found[slot.slot] = slot.run_id or slot.trigger_key
+    waits = session.scalars(
+        select(DependencyWaitRow).where(
+            DependencyWaitRow.backend == backend,
+            DependencyWaitRow.pipeline_id == pipeline_id,
+            DependencyWaitRow.state.in_(["triggering", "triggered"]),
+            DependencyWaitRow.logical_date.is_not(None),
+        )
+    )
+    for wait in waits:
+        assert wait.logical_date is not None
+        if after is None or wait.logical_date > after:
+            found.setdefault(wait.logical_date, wait.run_id or wait.trigger_key or wait.slot)
+    return sorted(found.items())
+
+
+def track_dependencies_from(session: Session, backend: str, pipeline_id: str, since: datetime) -> None:
+    """The dependency engine counts upstream successes for (backend, pipeline) from ``since`` on (a cutover: from
+    the moment the source was paused, so an upstream ending during the switch is not lost)."""
+    statement = _insert(session)(DependencyTrackingRow).values(backend=backend, pipeline_id=pipeline_id, since=since)
+    session.execute(statement.on_conflict_do_update(index_elements=["backend", "pipeline_id"], set_={"since": since}))

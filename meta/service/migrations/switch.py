@@ -129,7 +129,11 @@ class Switch:
                     session, pid, [records.SHADOWING], records.CUTTING_OVER, self.clock(), source_was_paused=was_paused
                 )
         self.echo(f"pausing {pid} on {self.source.backend}")
+        paused_at = self.clock()
         self._pause_between_runs(self.source, pid)
+        if self.pipeline.depends_on:  # upstream successes from the pause on count for the target (routing)
+            with self.store.transaction() as session:
+                records.track_dependencies_from(session, self.target.backend, pid, paused_at)
         handoff = self._stable(lambda: self.source.observer.newest_logical_date(pid))
         self.echo(f"hand-off slot: {_iso(handoff) or 'none (the source never ran it)'}")
         self.echo(f"deploying {pid} on {self.target.backend} (its slots are started by the control plane)")
@@ -174,14 +178,13 @@ class Switch:
                 records.set_phase(session, pid, [records.TARGET_LIVE], records.ROLLING_BACK, self.clock())
         with self.store.reading() as session:
             row = records.get(session, pid) or row
-            ran = [s for s in records.slots(session, pid) if s.backend == self.target.backend]
-        handoff = max((s.slot for s in ran), default=row.handoff_slot)
+            ran = records.ran_on(session, pid, self.target.backend, row.handoff_slot)
+        handoff = max((slot for slot, _run in ran), default=row.handoff_slot)
         self.echo(f"hand-off slot back: {_iso(handoff) or 'none'} ({len(ran)} slot(s) ran on {self.target.backend})")
         source = self.source.observer
-        for slot in ran:  # the source is paused: recording them starts nothing
-            if row.handoff_slot is None or slot.slot > row.handoff_slot:
-                note = f"ran on {self.target.backend} as {slot.run_id or slot.trigger_key} (meta migrate)"
-                source.mark_handled(pid, slot.slot, records.run_key("handled", pid, slot.slot), note)
+        for slot, run in ran:  # the source is paused: recording them starts nothing
+            note = f"ran on {self.target.backend} as {run} (meta migrate)"
+            source.mark_handled(pid, slot, records.run_key("handled", pid, slot), note)
         if row.source_was_paused:
             self.echo(f"{pid} was paused on {self.source.backend} before the cutover; it stays paused")
         else:

@@ -1,0 +1,65 @@
+"""Where a migrated pipeline is live, for the engines that act on it (dependencies; docs/migrate.md).
+
+While shadowing, a pipeline is live where the workspace places it (or outside meta: an Airflow DAG meta did not
+build); once cut over, it is live on the target only, for the slots after the hand-off; during a switch, nowhere
+(nothing new starts until the switch is recorded). The dependency engine asks ``routes`` which backends to drive a
+downstream on, and ``still_routed`` inside each claim's transaction (an UPDATE of the migration row: a switch that
+flips the phase waits for the claim, or the claim sees the new phase), so no upstream success starts a pipeline on
+the side that just handed over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from meta.service.migrations import records
+from meta.service.store.orm import MigrationRow
+
+
+@dataclass(frozen=True)
+class Route:
+    only: tuple[str, ...] | None = None  # None: where the workspace places it; (): nowhere (mid-switch)
+    never: tuple[str, ...] = ()  # the target while shadowing: it holds only the shadow copy there
+    after_slot: datetime | None = None  # slots up to this one belong to the side that handed over
+
+    def backends(self, placed: list[str]) -> list[str]:
+        """The backends to drive the pipeline on, given where the workspace places it."""
+        chosen = list(self.only) if self.only is not None else placed
+        return [b for b in chosen if b not in self.never]
+
+
+def routes(session: Session) -> dict[str, Route]:
+    """pipeline id -> its route, for every pipeline being migrated."""
+    out: dict[str, Route] = {}
+    for row in records.every(session):
+        if row.phase == records.TARGET_LIVE:
+            out[row.pipeline_id] = Route(only=(row.target_backend,), after_slot=row.handoff_slot)
+        elif row.phase in (records.CUTTING_OVER, records.ROLLING_BACK):
+            out[row.pipeline_id] = Route(only=())
+        else:
+            out[row.pipeline_id] = Route(never=(row.target_backend,))
+    return out
+
+
+def still_routed(session: Session, pipeline_id: str, backend: str, now: datetime) -> bool:
+    """In a claim's transaction: may ``pipeline_id`` be started on ``backend`` now? Locks the migration row."""
+    row = session.get(MigrationRow, pipeline_id)
+    if row is None:
+        return True
+    if row.phase == records.TARGET_LIVE:
+        wanted = backend == row.target_backend
+    elif row.phase == records.SHADOWING:
+        wanted = backend != row.target_backend
+    else:
+        return False
+    if wanted:  # the UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) a switch's flip also needs
+        session.execute(
+            update(MigrationRow)
+            .where(MigrationRow.pipeline_id == pipeline_id, MigrationRow.phase == row.phase)
+            .values(updated_at=now)
+        )
+    return wanted
