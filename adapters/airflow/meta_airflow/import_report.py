@@ -197,7 +197,8 @@ def module_kind(module: str) -> str:
 
 def tally(outcome: Any) -> Tally:
     """Count one ``meta.ImportOutcome`` (of ``import_dags``): refusals of a "DAG file" are files Airflow could not
-    import; a refusal saying the importer could not map the DAG (an unforeseen error) is a crash."""
+    import (for a module that is not installed, or another reason: an Airflow 2 module counts as another reason);
+    a refusal saying the importer could not map the DAG (an unforeseen error) is a crash."""
     out = Tally(folders=1)
     for item in outcome.imported:
         out.counts["partial" if item.notes else "full"] += 1
@@ -205,9 +206,14 @@ def tally(outcome: Any) -> Tally:
         text = f"{refusal.reason} {refusal.received or ''}"
         if not refusal.subject.startswith("DAG '"):
             missing = _MISSING_MODULE.search(text)
-            if missing or "missing provider" in text.lower():
+            module = module_kind(missing.group(1)) if missing else "?"
+            if module.startswith("airflow.") and not module.startswith("airflow.providers."):
+                # an Airflow 2 module Airflow 3 no longer has (the port left it): no package would bring it back
+                out.counts["not_parsed"] += 1
+                out.file_errors[f"Airflow 2 module {module}"] += 1
+            elif missing or "missing provider" in text.lower():
                 out.counts["missing_provider"] += 1
-                out.missing_modules[module_kind(missing.group(1)) if missing else "?"] += 1
+                out.missing_modules[module] += 1
             else:
                 out.counts["not_parsed"] += 1
                 out.file_errors[file_error_kind(refusal.reason)] += 1

@@ -35,18 +35,21 @@ def test_tally_tells_dags_from_files_and_crashes_from_refusals() -> None:
                 "x.py:1",
             ),
             ImportRefusal("DAG file", "Airflow could not import it: AttributeError: module has no days_ago", "y.py:3"),
+            ImportRefusal(
+                "DAG file", "Airflow could not import it: No module named 'airflow.models.dataset'", "z.py:1"
+            ),
             ImportRefusal("DAG 'a'", "task t1: its callable 'a.<locals>.f' is not importable by name (nested)"),
             ImportRefusal("DAG 'b'", "task t2: its callable 'b.<locals>.g' is not importable by name (nested)"),
             ImportRefusal("DAG 'c'", "meta_airflow could not map this DAG (KeyError: 'x'); please report it"),
         ),
     )
     counts = tally(outcome)
-    assert dict(counts.counts) == {"full": 1, "partial": 1, "missing_provider": 1, "not_parsed": 1, "refused": 2,
+    assert dict(counts.counts) == {"full": 1, "partial": 1, "missing_provider": 1, "not_parsed": 2, "refused": 2,
                                    "crash": 1}  # fmt: skip
     assert counts.parsed == 5
     assert dict(counts.missing_modules) == {"airflow.providers.google": 1}
     assert dict(counts.reasons) == {"its callable '…' is not importable by name": 2, "importer crash: KeyError: '…'": 1}
-    assert dict(counts.file_errors) == {"AttributeError": 1}
+    assert dict(counts.file_errors) == {"AttributeError": 1, "Airflow 2 module airflow.models.dataset": 1}
 
 
 def test_reason_kinds_and_module_kinds() -> None:
