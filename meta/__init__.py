@@ -24,6 +24,7 @@ _PUBLIC: dict[str, str] = {
     "BranchAction": "meta.spec.model:BranchAction",
     "OpAction": "meta.spec.model:OpAction",
     "CronSchedule": "meta.spec.model:CronSchedule",
+    "CHANNEL_PATTERN": "meta.spec.model:CHANNEL_PATTERN",
     "DatasetSchedule": "meta.spec.model:DatasetSchedule",
     "IntervalSchedule": "meta.spec.model:IntervalSchedule",
     "Dependency": "meta.spec.model:Dependency",
@@ -334,6 +335,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from meta.spec.model import (
         CALLABLE_PATTERN as CALLABLE_PATTERN,
+    )
+    from meta.spec.model import (
+        CHANNEL_PATTERN as CHANNEL_PATTERN,
     )
     from meta.spec.model import (
         MAX_MAP_LENGTH as MAX_MAP_LENGTH,

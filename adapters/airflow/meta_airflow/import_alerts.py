@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from meta.spec.model import CHANNEL_PATTERN
+from meta import CHANNEL_PATTERN
 
 # Airflow callback argument -> meta route. A task-level failure/retry callback (default_args) fires for each task,
 # as meta's routes do (docs/operators.md: the alert names the task).
