@@ -29,6 +29,7 @@ import builtins
 import copy
 import inspect
 import io
+import itertools
 import os
 import re
 import symtable
@@ -59,26 +60,22 @@ def lifted_module_names(root: Path, dag_files: Iterable[str]) -> dict[str, str]:
     """DAG file (resolved path) -> the name of the module its callables are lifted into: the file's path relative to
     the dags folder, ``/`` and characters a module name cannot have replaced by ``_``, plus ``_tasks``; when that is
     the name of a top-level module of the dags folder (``etl_tasks.py`` beside ``etl.py``) or of another DAG file's
-    lifted module, ``_lifted_tasks``, then a number. Given in the files' sorted order: always the same names."""
+    lifted module, or an installed one, ``_lifted_tasks``, then a number. Given in the files' sorted order."""
     taken = {p.stem if p.suffix == ".py" else p.name for p in root.iterdir()} if root.is_dir() else set()
+    taken |= installed_modules()
     names: dict[str, str] = {}
     for file in sorted({os.path.realpath(f) for f in dag_files}):
         try:
             rel = Path(file).relative_to(os.path.realpath(root)).with_suffix("")
         except ValueError:
             rel = Path(Path(file).stem)
-        base = re.sub(r"\W", "_", "_".join(rel.parts))
+        base = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(rel.parts))  # (CALLABLE_PATTERN's alphabet)
         base = f"_{base}" if base[:1].isdigit() else base
-        candidates = [f"{base}{LIFTED_SUFFIX}", f"{base}_lifted{LIFTED_SUFFIX}"]
-        name = next((c for c in candidates if c not in taken), None)
-        number = 2
-        while name is None:
-            name = (
-                f"{base}_lifted{LIFTED_SUFFIX}_{number}"
-                if f"{base}_lifted{LIFTED_SUFFIX}_{number}" not in taken
-                else None
-            )
-            number += 1
+        candidates = itertools.chain(
+            [f"{base}{LIFTED_SUFFIX}", f"{base}_lifted{LIFTED_SUFFIX}"],
+            (f"{base}_lifted{LIFTED_SUFFIX}_{n}" for n in itertools.count(2)),
+        )
+        name = next(c for c in candidates if c not in taken)
         taken.add(name)
         names[file] = name
     return names
@@ -221,6 +218,15 @@ def loaded_names(expressions: Iterable[ast.AST | None]) -> set[str]:
                 local |= {a.arg for a in ast.walk(sub.args) if isinstance(a, ast.arg)}
         out |= {n.id for n in ast.walk(expr) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - local
     return out
+
+
+def installed_modules() -> set[str]:
+    """The top-level modules of the standard library and of the installed distributions: one of them would shadow a
+    lifted module of that name (meta finds modules beside the specs after those). Not ``sys.modules`` or
+    ``sys.path``: what this process imported or added must not change the names."""
+    import importlib.metadata
+
+    return set(sys.stdlib_module_names) | set(importlib.metadata.packages_distributions())
 
 
 def is_machinery(value: Any) -> str | None:
