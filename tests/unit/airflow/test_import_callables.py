@@ -287,12 +287,21 @@ def write_outcome(outcome: ImportOutcome, out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def lifted(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImportOutcome, Path]:
-    """The LIFTED folder imported, written to ``out``, and the dags folder deleted."""
+    """The LIFTED folder imported (``meta import airflow -o out``, and in Python), and the dags folder deleted."""
     root = tmp_path_factory.mktemp("lifted")
     dags = write_folder(root / "dags", LIFTED)
     outcome = import_dags(dags)
     assert not outcome.refused, [str(r) for r in outcome.refused]
-    write_outcome(outcome, root / "out")
+    env = {**os.environ, "META_HOME": str(root / "home")}
+    cli = [META, "import", "airflow", "--dags-folder", str(dags), "-o", str(root / "out")]
+    written = subprocess.run(cli, capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert written.returncode == 0, written.stderr
+    lifted = [f"{root / 'out' / f.path}" for f in outcome.files]
+    assert written.stdout.splitlines()[: len(lifted)] == lifted  # stdout lists the lifted modules, then the specs
+    write_outcome(outcome, root / "python_out")  # the Python API writes the same files
+    for f in [*outcome.files, *(f"{i.pipeline.id}.yaml" for i in outcome.imported)]:
+        name = getattr(f, "path", f)
+        assert (root / "out" / name).read_text() == (root / "python_out" / name).read_text(), name
     shutil.copy(dags / "common.py", root / "out")  # as the notes say: a module of the dags folder, deployed beside
     shutil.rmtree(dags)
     return outcome, root
