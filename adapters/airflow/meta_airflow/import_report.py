@@ -1,4 +1,4 @@
-"""``python -m meta_airflow.import_report [OUT.md] [--json OUT.json] [--corpus NAME=DIR ...]``: import and report.
+"""``python -m meta_airflow.import_report [OUT.md] [--json OUT.json] [--corpus NAME=DIR ... | --corpus-from J]``.
 
 Airflow's own example DAGs, DAG by DAG: full (every task and field mapped), partial (imported, with notes on what was
 left out or kept as an Airflow-only passthrough) or refused (no neutral form, with the reason); and whether import ->
@@ -6,9 +6,10 @@ compile -> import gives the same pipeline back (the fixed point).
 
 A corpus of real-world repositories (``--corpus NAME=DIR``, each DIR holding one repository's DAG folders, see
 ``dag_folders``; docs/import-report.md names the repositories and how they were ported): counts per repository and
-the most common refusal reasons, never their code. ``--json`` writes the same figures as JSON. The text between
-``<!-- corpus-notes -->`` and ``<!-- /corpus-notes -->`` of an existing OUT.md (the repositories, their commits, the
-before/after figures) is kept when the file is regenerated.
+the most common refusal reasons, never their code; ``--corpus-from FILE`` reads them from a JSON file written by
+``bench/bench_import.py --json`` (or by this report) instead. ``--json`` writes the same figures as JSON. The text
+between ``<!-- corpus-notes -->`` and ``<!-- /corpus-notes -->`` of an existing OUT.md (the repositories, their
+commits, the before/after figures) is kept when the file is regenerated.
 
 ``tally`` and ``dag_folders`` are also what ``bench/bench_import.py`` counts with; they need only ``import_dags``
 and ``meta.ImportOutcome``, so the benchmark can measure an older importer with the same counting.
@@ -168,6 +169,18 @@ class Tally:
             data[key] = dict(getattr(self, key).most_common())
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tally:
+        """A tally written by ``as_json`` (this report's --json, or bench_import's per repository)."""
+        return cls(
+            folders=data["folders"],
+            seconds=data["seconds"],
+            counts=Counter(data["counts"]),
+            reasons=Counter(data["reasons"]),
+            missing_modules=Counter(data["missing_modules"]),
+            file_errors=Counter(data["file_errors"]),
+        )
+
 
 def reason_kind(reason: str) -> str:
     """A refusal reason with its specifics (task ids, names, values) blanked, so alike reasons count together."""
@@ -267,9 +280,20 @@ class project_on_path:
         self.saved = list(sys.path)
         sys.path[:0] = self.paths
         roots = tuple(root + os.sep for root in project_on_path.loaded)
-        for name, module in list(sys.modules.items()):
-            if roots and (getattr(module, "__file__", None) or "").startswith(roots):
-                del sys.modules[name]
+        doomed: set[str] = set()
+        for name, module in list(sys.modules.items()) if roots else []:
+            if name.rpartition(".")[0] in doomed:
+                doomed.add(name)
+                continue
+            # a namespace package (an ``include`` folder without __init__.py) has no __file__, only its __path__
+            try:
+                places = [getattr(module, "__file__", None) or "", *list(getattr(module, "__path__", None) or [])]
+            except Exception:  # a namespace path that cannot be recomputed any more
+                places = []
+            if any(str(place).startswith(roots) for place in places):
+                doomed.add(name)
+        for name in doomed:
+            del sys.modules[name]
         project_on_path.loaded.add(str(self.project))
 
     def __exit__(self, *exc: object) -> None:
@@ -323,9 +347,10 @@ def kept_notes(out: Path | None) -> str:
     return ""
 
 
-def parse_args(argv: list[str]) -> tuple[Path | None, Path | None, dict[str, Path]]:
+def parse_args(argv: list[str]) -> tuple[Path | None, Path | None, dict[str, Path], Path | None]:
     out: Path | None = None
     json_out: Path | None = None
+    corpus_from: Path | None = None
     repos: dict[str, Path] = {}
     args = iter(argv[1:])
     for arg in args:
@@ -334,16 +359,27 @@ def parse_args(argv: list[str]) -> tuple[Path | None, Path | None, dict[str, Pat
         elif arg == "--corpus":
             name, _, folder = next(args).rpartition("=")
             repos[name or Path(folder).name] = Path(folder)
+        elif arg == "--corpus-from":
+            corpus_from = Path(next(args))
         else:
             out = Path(arg)
-    return out, json_out, repos
+    return out, json_out, repos, corpus_from
+
+
+def corpus_from_json(path: Path) -> dict[str, Tally]:
+    """The per-repository tallies of a JSON file: bench_import's ``--json`` (``repositories``) or this report's
+    (``corpus``). The corpus can then be measured in an environment with its providers installed while the
+    example DAGs are reported in the project's own."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    repos = data.get("repositories", data.get("corpus", {}))
+    return {name: Tally.from_json(t) for name, t in repos.items()}
 
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="meta_import_report_"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    out, json_out, repos = parse_args(argv)
-    tallies = import_corpus(repos) if repos else {}
+    out, json_out, repos, corpus_from = parse_args(argv)
+    tallies = import_corpus(repos) if repos else corpus_from_json(corpus_from) if corpus_from else {}
     body, rows = report(example_folders())
     counts = Counter(r.status for r, _ in rows)
     reasons: Counter[str] = Counter()
@@ -404,9 +440,9 @@ def main(argv: list[str]) -> int:
     if tallies:
         head[2:4] = [
             "Generated by `.venv/bin/python -m meta_airflow.import_report docs/import-report.md --json",
-            "docs/import-report.json --corpus NAME=DIR ...` (Airflow 3.3.2, providers-standard 1.21.0; the corpus of",
-            "real-world repositories is described below). Of the example DAGs, every one is mapped fully, partly, or",
-            "refused with a reason.",
+            "docs/import-report.json --corpus-from after.json` (Airflow 3.3.2, providers-standard 1.21.0; the corpus",
+            "of real-world repositories and how it was measured is described below). Of the example DAGs, every one",
+            "is mapped fully, partly, or refused with a reason.",
         ]
         head += [kept_notes(out), corpus_markdown(tallies)]
     text = "\n".join(head) + "\n" + body
