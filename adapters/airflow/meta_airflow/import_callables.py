@@ -488,6 +488,10 @@ class Lift:
                 )
             else:
                 stripped.append(dec)
+        if stripped:  # decorators above a TaskFlow one decorate the TaskFlow object, not the code the task runs
+            lowest = max(node.decorator_list.index(d) for d in stripped)
+            stripped += [d for d in kept if node.decorator_list.index(d) < lowest]
+            kept = [d for d in kept if node.decorator_list.index(d) > lowest]
         return stripped, kept
 
     def airflow_import(self, expr: ast.expr) -> str | None:
@@ -978,6 +982,15 @@ class DagCallables(dict[str, str]):
         if file not in self.states:
             self.states[file] = file.snapshot()
         lift = Lift(file, self.dag.dag_id, tid, self.notes)
+        if target is not func and not lift.decorators(node)[1]:
+            raise ImportRefused(
+                f"task {tid}: its callable {node.name} ({file.where(node)}) is wrapped by a decorator applied outside "
+                f"its def (f = deco(f), or python_callable=deco(f)); meta lifts a def with the decorators written "
+                "above it",
+                task=tid,
+                received=f"python_callable {getattr(func, '__qualname__', func)!s} wrapping {node.name}",
+                expected=f"@deco written above def {node.name}",
+            )
         chain = file.chain(node)
         owner = chain[0] if len(chain) == 1 else None
         if isinstance(owner, ast.ClassDef) and not file.chain(owner) and not inspect.ismethod(func):

@@ -175,6 +175,14 @@ LIFTED = {
             return x * B
 
 
+        def twice(fn):
+            @functools.wraps(fn)
+            def wrapper(*args, **kwargs):
+                return 2 * fn(*args, **kwargs)
+
+            return wrapper
+
+
         @dag(schedule=None)
         def carried():
             base = 5
@@ -187,7 +195,12 @@ LIFTED = {
             def compute(x=base):
                 return fact(x) + cached(2) + LAST + len(p.sep) + len(fastjson.dumps([1])) + sum(ITEMS)
 
-            compute()
+            @task
+            @twice  # below @task: it wraps the code the task runs, so it is kept
+            def doubled():
+                return 21
+
+            compute() >> doubled()
 
 
         carried()
@@ -255,6 +268,28 @@ REFUSED = {
 
                 step()
     """,
+    "wrapped.py": """
+        import functools
+
+        from airflow.providers.standard.operators.python import PythonOperator
+        from airflow.sdk import DAG
+
+
+        def logged(fn):
+            @functools.wraps(fn)
+            def wrapper(*args, **kwargs):
+                return fn(*args, **kwargs)
+
+            return wrapper
+
+
+        def work():
+            return 1
+
+
+        with DAG("wrapped", schedule=None):
+            PythonOperator(task_id="work", python_callable=logged(work))
+    """,
     "uses_the_dag.py": """
         from airflow.sdk import DAG, task
 
@@ -319,7 +354,7 @@ def test_callables_are_referenced_in_a_module_beside_the_specs(lifted: tuple[Imp
         "alpha": {"extract": "factories_tasks:alpha__extract"},  # one name in two @dag functions: distinct names
         "beta": {"extract": "factories_tasks:beta__extract"},
         "block": {"mean": "block_dag_tasks:mean", "heaviest": "block_dag_tasks:heaviest"},
-        "carried": {"compute": "carried_tasks:compute"},
+        "carried": {"compute": "carried_tasks:compute", "doubled": "carried_tasks:doubled"},
         "first": {"extract": "two_dags_tasks:first__extract"},  # one name in two with DAG blocks: distinct names
         "helpers_dag": {"shout": "helpers_dag_tasks:shout"},
         "nested": {
@@ -376,6 +411,7 @@ def test_the_lifted_module_has_what_the_functions_need_and_no_dag(lifted: tuple[
     assert "try:\n    import ujson_that_is_not_installed as fastjson\nexcept ImportError:\n" in carried  # kept whole
     assert "\n@functools.lru_cache\ndef cached(x):\n" in carried and "\nfrom os import path as p\n" in carried
     assert "\ni = 2\n" in carried and "\nLAST = i\n" in carried  # a loop's name: the last value, as a body reads it
+    assert "\n@twice  # below @task: it wraps the code the task runs, so it is kept\ndef doubled():\n" in carried
     assert "\nITEMS = [4]\n" in carried  # changed after its assignment: the value the DAG module ended with
     factories = (root / "out" / "factories_tasks.py").read_text()
     assert "\nalpha__n = 1\n" in factories and "def beta__extract():\n    return beta__n * 10" in factories
@@ -422,7 +458,10 @@ def run_spec(root: Path, pipeline_id: str) -> dict[str, object]:
         ("beta", {"extract": "20"}),
         ("methods", {"name": "'job-a'"}),
         ("helpers_dag", {"shout": "'HELLO'"}),
-        ("carried", {"compute": "134"}),  # 5! + 2 * 2 + 2 (the loop's last value) + len("/") + len("[1]") + 4
+        (
+            "carried",
+            {"compute": "134", "doubled": "42"},
+        ),  # 5! + 2 * 2 + 2 (the loop's last value) + len("/") + len("[1]") + 4
         ("uses_common", {"greet": "'hello'"}),
     ],
 )
@@ -469,6 +508,10 @@ def test_what_cannot_be_lifted_is_refused_with_file_line_and_what_to_do(tmp_path
         f"(bound at lines 4 of {dags / 'loop_defaults.py'}: a loop's functions each got its own value). The lifted "
         "function is defined once and would get the last value only"
     )
+    wrapped = refused["DAG 'wrapped'"]
+    assert wrapped.reason.startswith(
+        f"task work: its callable work ({dags / 'wrapped.py'}:15) is wrapped by a decorator applied outside its def"
+    ), wrapped.reason
     uses = refused["DAG 'uses_the_dag'"]
     assert uses.reason.startswith(
         f"task who: its callable who ({dags / 'uses_the_dag.py'}:6) uses what the DAG file builds: the_dag "
