@@ -303,7 +303,6 @@ class DagFile:
         self.order: list[Any] = []
         self.names: dict[Any, str] = {}
         self.taken: dict[str, Any] = {}
-        self.notes: set[str] = set()
 
     def where(self, node: ast.AST) -> str:
         return f"{self.path}:{getattr(node, 'lineno', '?')}"

@@ -548,3 +548,42 @@ def test_the_lifted_module_never_takes_the_name_of_a_module_of_the_dags_folder(t
         "task extract: its callable etl_tasks:extract is in etl_tasks.py, a module of the dags folder (not the DAG "
         "file): deploy that module beside the specs",
     )
+
+
+def test_a_refused_dag_takes_what_it_lifted_out_of_the_shared_module(tmp_path: Path) -> None:
+    files = {
+        "mixed.py": """
+            from airflow.sdk import DAG, dag, task
+
+            with DAG("good", schedule=None):
+
+                @task
+                def keep():
+                    return 1
+
+                keep()
+
+
+            @dag(schedule=None)
+            def bad():
+                rows = list(range(3))
+
+                @task
+                def first():
+                    return 1
+
+                @task
+                def second():
+                    return len(rows)
+
+                first() >> second()
+
+
+            bad()
+        """,
+    }
+    outcome = import_dags(write_folder(tmp_path / "dags", files))  # "bad" is mapped first: first() is lifted, then
+    assert [r.subject for r in outcome.refused] == ["DAG 'bad'"]  # second() is refused
+    assert callables(outcome) == {"good": {"keep": "mixed_tasks:keep"}}
+    (module,) = outcome.files
+    assert "def keep():" in module.text and "first" not in module.text and "rows" not in module.text
