@@ -155,3 +155,43 @@ def test_any_sequence_with_reruns_ends_in_last_intended_state(pg_schema: str, sc
             load(step_load.options(table, PG_URL))
         expected = step_load.apply(expected)
         assert table_state(PG_URL, table) == expected
+
+
+def test_first_audited_loads_at_once_all_succeed_and_each_is_audited(pg_schema: str) -> None:
+    """Six runs' first loads into a fresh schema at the same moment (a shadow started for several live runs):
+    PostgreSQL's CREATE TABLE IF NOT EXISTS for the audit races; none of the loads may fail for it."""
+    import threading
+
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {pg_schema}.daily (day VARCHAR, n INTEGER)")
+    errors: list[str] = []
+    start = threading.Barrier(6)
+
+    def first_load(i: int) -> None:
+        options = WarehouseLoadOptions.model_validate(
+            {
+                "table": f"{pg_schema}.daily",
+                "mode": "replace_partition",
+                "partition": {"column": "day", "value": f"d{i}"},
+                "source": {"query": f"SELECT 'd{i}' AS day, {i} AS n"},
+                "url": PG_URL,
+                "audit": True,
+            }
+        )
+        start.wait()
+        try:
+            load(options, pipeline_id="p", run_id=f"run_{i}", task_id="daily")
+        except LoadError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=first_load, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with engine.connect() as conn:
+        audited = conn.exec_driver_sql(f"SELECT run_id, inserted FROM {pg_schema}.meta_load_audit ORDER BY run_id")
+        assert [tuple(r) for r in audited] == [(f"run_{i}", 1) for i in range(6)]
+    engine.dispose()
