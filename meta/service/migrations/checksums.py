@@ -68,8 +68,10 @@ def table_exists(engine: sa.Engine, table: str) -> bool:
         return describe(conn, schema, name) is not None
 
 
-def checksum(engine: sa.Engine, table: str, method: str) -> TableChecksum:
-    """The checksum of ``table`` (``schema.table`` or a name the connection resolves, e.g. through its search_path).
+def checksum(engine: sa.Engine, table: str, method: str, partition: tuple[str, Any] | None = None) -> TableChecksum:
+    """The checksum of ``table`` (``schema.table`` or a name the connection resolves, e.g. through its search_path),
+    or of its rows where ``partition`` = (column, value): the slice one run of a ``replace_partition`` load owns, so
+    rows of other runs (the live side's history from before shadowing began) do not count.
     Raises TableMissing when there is no such table."""
     schema, name = split_table(table)
     with engine.connect() as conn:
@@ -81,14 +83,19 @@ def checksum(engine: sa.Engine, table: str, method: str) -> TableChecksum:
         preparer = conn.dialect.identifier_preparer
         qualified = (preparer.quote_schema(schema) + "." if schema else "") + preparer.quote(name)
         cols = ", ".join(preparer.quote(c) for c in columns)
+        where = ""
+        if partition is not None:
+            column, value = partition
+            literal = sa.literal(value).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            where = f" WHERE {preparer.quote(column)} = {literal}"
         if method == POSTGRES_MD5:
             row = _raw(
                 conn,
                 f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
-                f"FROM (SELECT md5(ROW({cols})::text) AS h FROM {qualified}) AS meta_rows",
+                f"FROM (SELECT md5(ROW({cols})::text) AS h FROM {qualified}{where}) AS meta_rows",
             ).one()
             return TableChecksum(int(row[0]), str(row[1]), method, columns)
-        result = _raw(conn, f"SELECT {cols} FROM {qualified}")
+        result = _raw(conn, f"SELECT {cols} FROM {qualified}{where}")
         total = count = 0
         while batch := result.fetchmany(_FETCH):
             for values in batch:

@@ -446,6 +446,10 @@ def _compare_tasks(
     order = {t.id: i for i, t in enumerate(pipeline.tasks)}
     result = []
     for task_id, map_index in sorted(keys, key=lambda k: (order.get(k[0], len(order)), k[0], k[1])):
+        if task_id not in order and (task_id, map_index) not in shadow:
+            # a task of the live DAG the spec does not have (an imported ExternalTaskSensor became depends_on)
+            found.notes.append(f"task {task_id}: on the live side only; the spec has no such task")
+            continue
         compared = TaskComparison(
             task_id, map_index, live.get((task_id, map_index), NOT_RUN), shadow.get((task_id, map_index), NOT_RUN)
         )
@@ -482,6 +486,8 @@ class _Write:
     shadow: _Target
     audit_table: str | None  # only loads have one
     is_load: bool
+    # a replace_partition load: the run's partition (column, value), the slice of the table this run owns
+    partition: tuple[str, Any] | None = None
 
 
 def _writes(pipeline: Pipeline, context: RunContext, settings: Migration, found: _Findings) -> Iterator[_Write]:
@@ -507,7 +513,8 @@ def _writes(pipeline: Pipeline, context: RunContext, settings: Migration, found:
                 found.notes.append(
                     f"load {task.id}: no audit (audit: false), rows inserted/updated/deleted not compared"
                 )
-            yield _Write(task.id, options.table, live, shadow, audit, True)
+            partition = (options.partition.column, options.partition.value) if options.partition else None
+            yield _Write(task.id, options.table, live, shadow, audit, True, partition)
         elif isinstance(action, SqlAction):
             for uri in task.outputs:
                 table = output_table(uri)
@@ -635,11 +642,11 @@ def _counts(counts: LoadCounts | None) -> str:
 
 
 def _compare_tables(writes: Iterable[_Write], engines: _Engines, found: _Findings) -> tuple[TableComparison, ...]:
-    grouped: dict[tuple[str, str, str], list[_Write]] = {}
+    grouped: dict[tuple[str, str, str, tuple[str, Any] | None], list[_Write]] = {}
     for write in writes:
-        grouped.setdefault((write.live.label, write.shadow.label, write.table), []).append(write)
+        grouped.setdefault((write.live.label, write.shadow.label, write.table, write.partition), []).append(write)
     result = []
-    for (live_label, shadow_label, table), group in grouped.items():
+    for (live_label, shadow_label, table, partition), group in grouped.items():
         tasks = tuple(dict.fromkeys(w.task_id for w in group))
         first = group[0]
         if live_label == shadow_label:
@@ -666,7 +673,7 @@ def _compare_tables(writes: Iterable[_Write], engines: _Engines, found: _Finding
         unreadable = False
         for side, engine, label in (("live", live_engine, live_label), ("shadow", shadow_engine, shadow_label)):
             try:
-                sums.append(checksum(engine, table, method))
+                sums.append(checksum(engine, table, method, partition))
             except TableMissing:
                 sums.append(None)
             except (sa.exc.SQLAlchemyError, NotImplementedError) as exc:

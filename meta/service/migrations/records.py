@@ -34,6 +34,7 @@ from meta.service.store.queries import _insert
 SHADOWING, CUTTING_OVER, TARGET_LIVE, ROLLING_BACK = "shadowing", "cutting_over", "target_live", "rolling_back"
 PHASES = (SHADOWING, CUTTING_OVER, TARGET_LIVE, ROLLING_BACK)
 TRIGGERING, TRIGGERED = "triggering", "triggered"
+HANDLED_PREFIX = "meta-handled-"  # run ids of the runs a rollback records on the source (``run_key("handled", ...)``)
 
 
 def run_key(kind: str, pipeline_id: str, when: datetime) -> str:
@@ -100,6 +101,7 @@ def live_runs_to_shadow(session: Session, migration: MigrationRow) -> list[RunRo
             RunRow.logical_date.is_not(None),
             or_(RunRow.logical_date >= since, RunRow.queued_at >= since, RunRow.started_at >= since),
             RunRow.logical_date.not_in(shadowed),
+            RunRow.run_id.not_like(f"{HANDLED_PREFIX}%"),  # a slot the target ran, recorded on the source
         )
         .order_by(RunRow.logical_date)
     )
