@@ -604,7 +604,7 @@ class Lift:
             if b.kind == "assign" and isinstance(value, ast.expr) and literal(value):
                 key = ("const", b.node.lineno, b.node.col_offset)  # type: ignore[attr-defined]
                 new = f.allocate(key, preferred)
-                f.add(key, f"{new} = {ast.get_source_segment(f.text, value)}")
+                f.add(key, f"{new} = {ast.get_source_segment(f.text, value) or ast.unparse(value)}")
                 return new
             if b.kind == "import" and b.alias is not None:
                 return self.import_alias(b, preferred)
