@@ -30,7 +30,7 @@ from meta_airflow.import_report import dag_folders
 
 RUFF_PORT = ["check", "--select", "AIR3", "--fix", "--unsafe-fixes", "--preview", "--exit-zero", "--isolated"]
 RUFF_UNUSED_IMPORTS = ["check", "--select", "F401", "--fix", "--exit-zero", "--isolated"]
-_DAYS_AGO_CALL = re.compile(r"\b(?:airflow\.utils\.dates\.|dates\.)?days_ago\(([^()]*)\)")
+_DAYS_AGO_CALL = re.compile(r"\b(?:[A-Za-z_]\w*\.)*days_ago\(([^()]*)\)")  # dates.days_ago, date_utils.days_ago, ...
 _DAYS_AGO_IMPORT = re.compile(r"^from airflow\.utils\.dates import days_ago\s*$", re.MULTILINE)
 
 

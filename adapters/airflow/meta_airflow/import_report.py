@@ -189,6 +189,7 @@ def reason_kind(reason: str) -> str:
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
     text = re.sub(r"\[[^\]]*\]", "[…]", text)
     text = re.sub(r"\b[\w.]+\.(\w+(?:Operator|Sensor|Decorator\w*|Trigger))\b", r"\1", text)
+    text = re.sub(r"\b(result of|argument|of task) [\w.\-]+", r"\1 …", text)  # the DAG's own task and argument names
     text = re.sub(r"\d+", "N", text)
     text = re.split(r"[;(]", text, maxsplit=1)[0].strip()
     return text[:110]
@@ -421,20 +422,21 @@ def main(argv: list[str]) -> int:
         "",
         "Refusal reasons: " + ", ".join(f"{k}: {v}" for k, v in reasons.most_common()) + ".",
         "",
-        "- *full*: every task and DAG field has a neutral form. Return values flow between tasks: an XComArg",
-        "  argument (`load(transform(extract()))`, `op.output`) becomes `{{ tasks.ID.result }}`, a plain",
-        "  `ti.xcom_pull(task_ids='ID')` in templated text becomes `tasks.ID.result`, and `f.partial(...).expand(...)`",
-        "  of a python task becomes a python task with `kwargs` and `map` (a literal list or a task's result).",
-        "  A result must be JSON of at most 64 KiB: meta checks it when the task runs, on every backend.",
+        "- *full*: every task and DAG field has a neutral form. Callables the DAG file defines (module functions,",
+        "  TaskFlow functions in `with DAG` or nested in `@dag`) are lifted into a module written beside the specs",
+        "  (docs/airflow.md). Return values flow between tasks: an XComArg argument (`load(transform(extract()))`,",
+        "  `op.output`) becomes `{{ tasks.ID.result }}`, a plain `ti.xcom_pull(task_ids='ID')` in templated text",
+        "  becomes `tasks.ID.result`, and `f.partial(...).expand(...)` of a python task becomes a python task with",
+        "  `kwargs` and `map`. A result must be JSON of at most 64 KiB: meta checks it when the task runs.",
         "- *partial*: imported; the notes list what was left out (UI-only param keywords, timetables without a",
         "  neutral form, XComs pushed or pulled by key, `multiple_outputs`' per-key XComs, callables that call",
         "  `ti.xcom_pull`/`xcom_push` themselves) or kept as an `airflow_operator` passthrough that compiles back",
-        "  to Airflow only (other backends refuse it, naming the operator).",
-        "- *refused*: no neutral form: callables defined inside a function (TaskFlow inside `@dag`) or lambdas",
-        "  (meta references callables by `module:function`), operator arguments that are not plain data (an XComArg",
-        "  included: a passthrough takes no results), mapping that is not `expand` of a python task over keyword",
-        "  arguments (`expand_kwargs`, mapped task groups, other operators), XComArgs by key or transformed",
-        "  (`.map()`, `.zip()`, `.concat()`), setup/teardown trigger rules, literal secrets.",
+        "  to Airflow only (sensors among them; other backends refuse it, naming the operator).",
+        "- *refused*: no neutral form: callables that cannot be lifted (lambdas, closures over values that are not",
+        "  constants), operator arguments that are not plain data (objects, callables; an XComArg included: a",
+        "  passthrough takes no results), mapping that is not `expand` of a python task over keyword arguments",
+        "  (`expand_kwargs`, mapped task groups, other operators), XComArgs by key or transformed (`.map()`,",
+        "  `.zip()`, `.concat()`), setup/teardown trigger rules, literal secrets.",
         "",
     ]
     if tallies:

@@ -55,6 +55,9 @@ def test_tally_tells_dags_from_files_and_crashes_from_refusals() -> None:
 def test_reason_kinds_and_module_kinds() -> None:
     assert reason_kind("task load: airflow.providers.x.operators.y.FooOperator arguments ['a', 'b'] are not plain "
                        "data (callables)") == "FooOperator arguments […] are not plain data"  # fmt: skip
+    assert reason_kind("task load: takes the result of hitl_task, which becomes a airflow_operator task") == (
+        "takes the result of …, which becomes a airflow_operator task"
+    )
     assert module_kind("airflow.providers.common.sql.operators.sql") == "airflow.providers.common.sql"
     assert module_kind("airflow.datasets") == "airflow.datasets"
     assert module_kind("pandas.core") == "pandas"
