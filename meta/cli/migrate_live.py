@@ -24,7 +24,7 @@ from meta.spec.errors import MetaError
 def _switch(workspace_path: Path | None, pipeline_id: str, target: str | None, source: str | None) -> Iterator[Any]:
     """The ``Switch`` for ``pipeline_id``: its spec, both sides' observers, a deploy through the target plugins."""
     from meta.cli.service import _plane
-    from meta.cli.workspace_deploy import _target, target_options
+    from meta.cli.workspace_deploy import target_options
     from meta.service.migrations import records
     from meta.service.migrations.switch import Side, Switch
 
@@ -54,7 +54,7 @@ def _switch(workspace_path: Path | None, pipeline_id: str, target: str | None, s
                 click.echo(f"  {deploy_local(observers[backend].home, what)}")
                 return
             target_name, options = target_options(loaded, backend)
-            for line in _target(loaded, target_name).deploy([what], **options):
+            for line in _moving_target(loaded, target_name, backend, pipeline_id).deploy([what], **options):
                 click.echo(f"  {line}")
 
         yield (
@@ -72,6 +72,21 @@ def _switch(workspace_path: Path | None, pipeline_id: str, target: str | None, s
         )
     finally:
         plane.close()
+
+
+def _moving_target(loaded: Any, target_name: str, backend: str, pipeline_id: str) -> Any:
+    """The target, supervised as if the workspace placed the pipeline (and its shadow) on ``backend`` too: its
+    control plane watches and starts them there during the move (depends_on, SLAs), as for a placed pipeline."""
+    from meta.plugins.manager import get_target
+    from meta.plugins.supervision import Supervision
+    from meta.service.migrations.shadow import shadow_id
+
+    placed = Supervision.of(loaded.workspace, str(loaded.path))
+    kind = loaded.workspace.backends[backend].kind
+    moving = (backend, kind, (pipeline_id, shadow_id(pipeline_id)))
+    return get_target(target_name).supervised(
+        Supervision(placed.workspace, (*placed.placements, moving), placed.source)
+    )
 
 
 def deploy_local(home: Path, pipeline: Any) -> Path:
