@@ -50,6 +50,9 @@ CASES = [
         marks=[pytest.mark.airflow, pytest.mark.slow],
     ),
     pytest.param(
+        ["bench.bench_migrate", "--runs", "2"], "ratio shadow / peer (p95):", id="migrate", marks=pytest.mark.slow
+    ),
+    pytest.param(
         ["bench.bench_airflow_parse", "--pipelines", "3", "--tasks", "3", "--repeat", "1"],
         "loader (YAML) vs dag-factory (cpu):",
         id="airflow_parse",
