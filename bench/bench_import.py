@@ -4,7 +4,8 @@
 
 Each DIR is one repository (``meta_airflow.import_report.dag_folders`` finds its DAG folders: every ``dags`` folder,
 else every folder whose files define DAGs; DIR itself when it is one). ``--airflow-examples`` adds Airflow's own
-``airflow/example_dags`` (what the suite runs, no network). Each folder is imported the way ``meta import airflow``
+``airflow/example_dags`` (what the suite runs, no network; also the default without DIR, as ``python -m bench``
+runs it). Each folder is imported the way ``meta import airflow``
 does, with ``meta_airflow.importer.import_dags``, and parsed by the peer, Airflow's ``BundleDagBag`` (which
 ``import_dags`` runs too, then maps every DAG). Both run in this process, alternating which goes first, after one
 untimed warm-up parse of the folder (the libraries a DAG file imports are then loaded for both); the best of
@@ -222,8 +223,8 @@ def main() -> int:
         repos[name or Path(folder).name] = Path(folder).resolve()
     if args.airflow_examples:
         repos["airflow/example_dags"] = airflow_examples()
-    if not repos:
-        ap.error("give at least one DIR or --airflow-examples")
+    if not repos:  # `python -m bench` runs every benchmark without arguments: measure what needs no download
+        repos["airflow/example_dags"] = airflow_examples()
     with contextlib.redirect_stdout(sys.stderr):  # DAG files print; our output is the table below
         import airflow.settings  # noqa: F401 - Airflow configures its logging here; then quiet it for both sides
 
