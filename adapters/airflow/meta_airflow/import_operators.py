@@ -23,7 +23,7 @@ from typing import Any
 from meta import ImportedFile
 from meta_airflow.import_alerts import addresses
 from meta_airflow.import_results import has_xcom, keyword_args, with_references
-from meta_airflow.import_values import ImportRefused, class_path, seconds
+from meta_airflow.import_values import BASE_ARGS, ImportRefused, class_path, init_kwargs, seconds
 
 EMAIL_OPERATORS = frozenset(
     {
@@ -57,10 +57,6 @@ class DagExtras:
     triggers: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, list[str]] = field(default_factory=dict)
     sql_texts: dict[str, dict[str, str]] = field(default_factory=dict)  # folder -> its .sql files by text (a cache)
-
-
-def init_kwargs(op: Any) -> dict[str, Any]:
-    return dict(getattr(op, "_BaseOperator__init_kwargs", {}) or {})
 
 
 def is_a(op: Any, path: str) -> bool:
@@ -301,7 +297,6 @@ def trigger_target(op: Any, notes: list[str]) -> str | None:
 def sensor_arguments_are_plain(op: Any, dag: Any) -> None:
     """A sensor kept as a passthrough: its own arguments must be data; a callable one (python_callable, a date
     function, a check) has no form outside the DAG file. (Callbacks and hooks are BaseOperator's: noted elsewhere.)"""
-    from meta_airflow.import_tasks import BASE_ARGS
 
     inherited = dict(dag.default_args or {})
     found = {

@@ -13,7 +13,7 @@ from typing import Any
 
 from meta import ImportedFile
 from meta_airflow.import_results import with_references
-from meta_airflow.import_values import ImportRefused, jsonable
+from meta_airflow.import_values import ImportRefused, init_kwargs, jsonable
 
 # Template names meta renders in a sql task (meta.semantics.context.RunContext.template_vars).
 META_TEMPLATE_NAMES = frozenset(
@@ -125,7 +125,6 @@ def jinja_notes(tid: str, sql: str, notes: list[str]) -> None:
 
 def sql_action(op: Any, dag: Any, notes: list[str], extras: Any) -> dict[str, Any]:
     """SQLExecuteQueryOperator (or a provider's subclass) -> a ``sql`` task; its connection is ``conn_id``."""
-    from meta_airflow.import_operators import init_kwargs
 
     tid = op.task_id
     given = init_kwargs(op)

@@ -25,9 +25,11 @@ from meta_airflow.import_results import (
     with_references,
 )
 from meta_airflow.import_values import (
+    BASE_ARGS,
     NEUTRAL,
     ImportRefused,
     class_path,
+    init_kwargs,
     jsonable,
     plain_kwargs,
     python_callable_ref,
@@ -45,50 +47,6 @@ AIRFLOW_DEFAULTS: dict[str, Any] = {
     "pool": "default_pool",
     "trigger_rule": "all_success",
 }
-# BaseOperator arguments mapped to meta fields (or deliberately ignored); never copied into passthrough arguments.
-BASE_ARGS = frozenset(
-    {
-        "task_id",
-        "owner",
-        "retries",
-        "retry_delay",
-        "retry_exponential_backoff",
-        "max_retry_delay",
-        "execution_timeout",
-        "pool",
-        "trigger_rule",
-        "max_active_tis_per_dag",
-        "inlets",
-        "outlets",
-        "params",
-        "doc",
-        "doc_md",
-        "dag",
-        "default_args",
-        "task_group",
-        "on_failure_callback",
-        "on_retry_callback",
-        "on_success_callback",
-        "on_execute_callback",
-        "on_skipped_callback",
-        "start_date",
-        "end_date",
-        "depends_on_past",
-        "wait_for_downstream",
-        "email",
-        "email_on_failure",
-        "email_on_retry",
-        "queue",
-        "priority_weight",
-        "weight_rule",
-        "pool_slots",
-        "executor_config",
-        "do_xcom_push",
-        "multiple_outputs",
-        "pre_execute",  # noted (import_alerts.execute_hooks)
-        "post_execute",
-    }
-)
 # Operator settings meta has no field for: importing a non-default value is noted, never silently dropped.
 UNMAPPED_TASK_FIELDS: dict[str, Any] = {
     "depends_on_past": False,
@@ -104,10 +62,6 @@ UNMAPPED_TASK_FIELDS: dict[str, Any] = {
 
 
 # -------------------------------------------------------------------------------------------- tasks
-
-
-def _init_kwargs(op: Any) -> dict[str, Any]:
-    return dict(getattr(op, "_BaseOperator__init_kwargs", {}) or {})
 
 
 def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str]) -> dict[str, Any]:
@@ -129,7 +83,7 @@ def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str])
             notes.append(f"task {tid}: env without append_env replaces the whole environment; meta appends")
         if op.cwd:
             action["cwd"] = op.cwd
-        given = _init_kwargs(op)
+        given = init_kwargs(op)
         if given.get("multiple_outputs"):
             notes.append(
                 f"task {tid}: multiple_outputs=True: meta keeps a shell task's result whole; the per-key XComs are "
@@ -202,7 +156,7 @@ def passthrough(op: Any, notes: list[str], module_names: dict[str, str], dag: An
     dropped: dict[str, str] = {}
     results: dict[str, str] = {}
     inherited = dict(dag.default_args or {})
-    for key, value in sorted(_init_kwargs(op).items()):
+    for key, value in sorted(init_kwargs(op).items()):
         if key in BASE_ARGS or (key in inherited and inherited[key] == value):  # default_args are not its own
             continue
         if has_xcom(value):
@@ -292,7 +246,7 @@ def task_of(
     else:
         special = special_action(op, dag, module_names, notes, extras)
         task["action"] = special if special is not None else action_of(op, dag, module_names, notes)
-        merge(extras.alerts, task_alerts(op, _init_kwargs(op), dict(dag.default_args or {}), notes, module_names))
+        merge(extras.alerts, task_alerts(op, init_kwargs(op), dict(dag.default_args or {}), notes, module_names))
     upstream = [t for t in dag.task_dict if t in op.upstream_task_ids]
     if upstream:
         task["upstream"] = upstream

@@ -128,3 +128,54 @@ def plain_kwargs(kwargs: dict[str, Any], tid: str, what: str = "arguments") -> N
             received=f"{what} " + ", ".join(f"{k}={v!r}"[:100] for k, v in kwargs.items() if not jsonable(v)),
             expected="JSON data (strings, numbers, booleans, lists, mappings) or results of other tasks (XComArgs)",
         )
+
+
+# BaseOperator arguments mapped to meta fields (or deliberately ignored); never copied into passthrough arguments.
+BASE_ARGS = frozenset(
+    {
+        "task_id",
+        "owner",
+        "retries",
+        "retry_delay",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "execution_timeout",
+        "pool",
+        "trigger_rule",
+        "max_active_tis_per_dag",
+        "inlets",
+        "outlets",
+        "params",
+        "doc",
+        "doc_md",
+        "dag",
+        "default_args",
+        "task_group",
+        "on_failure_callback",
+        "on_retry_callback",
+        "on_success_callback",
+        "on_execute_callback",
+        "on_skipped_callback",
+        "start_date",
+        "end_date",
+        "depends_on_past",
+        "wait_for_downstream",
+        "email",
+        "email_on_failure",
+        "email_on_retry",
+        "queue",
+        "priority_weight",
+        "weight_rule",
+        "pool_slots",
+        "executor_config",
+        "do_xcom_push",
+        "multiple_outputs",
+        "pre_execute",  # noted (import_alerts.execute_hooks)
+        "post_execute",
+    }
+)
+
+
+def init_kwargs(op: Any) -> dict[str, Any]:
+    """The arguments the operator was constructed with (what the DAG file wrote, defaults left out)."""
+    return dict(getattr(op, "_BaseOperator__init_kwargs", {}) or {})
