@@ -28,6 +28,7 @@ from meta.service.store.orm import (
     MigrationRunRow,
     MigrationSlotRow,
     RunRow,
+    SlaTrackingRow,
 )
 from meta.service.store.queries import _insert
 
@@ -255,3 +256,10 @@ def track_dependencies_from(session: Session, backend: str, pipeline_id: str, si
     the moment the source was paused, so an upstream ending during the switch is not lost)."""
     statement = _insert(session)(DependencyTrackingRow).values(backend=backend, pipeline_id=pipeline_id, since=since)
     session.execute(statement.on_conflict_do_update(index_elements=["backend", "pipeline_id"], set_={"since": since}))
+
+
+def restart_sla_watch(session: Session, backend: str, pipeline_id: str, since: datetime) -> None:
+    """The SLA engine announces misses of (backend, pipeline) only from ``since`` on: a side taking over is not paged
+    for slots the other side ran (the slots of a switch are judged where they ran)."""
+    statement = _insert(session)(SlaTrackingRow).values(backend=backend, subject=pipeline_id, since=since)
+    session.execute(statement.on_conflict_do_update(index_elements=["backend", "subject"], set_={"since": since}))

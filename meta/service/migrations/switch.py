@@ -142,6 +142,7 @@ class Switch:
         now = self.clock()
         first = owed_from(self.pipeline, handoff, now) if self.pipeline.schedule is not None else None
         with self.store.transaction() as session:
+            records.restart_sla_watch(session, self.target.backend, pid, now)
             records.set_phase(
                 session, pid, [records.CUTTING_OVER], records.TARGET_LIVE, now, handoff_slot=handoff, owed_from=first
             )
@@ -193,6 +194,7 @@ class Switch:
             self._fill_gap(row, handoff)
         now = self.clock()
         with self.store.transaction() as session:
+            records.restart_sla_watch(session, self.source.backend, pid, now)
             records.set_phase(
                 session, pid, [records.ROLLING_BACK], records.SHADOWING, now, handoff_slot=handoff, owed_from=None
             )

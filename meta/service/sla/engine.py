@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from meta.semantics.sla import SlotStatus, evaluate
 from meta.service.due import DueQueue
 from meta.service.lease import Lease
+from meta.service.migrations import routing
 from meta.service.sla import facts as facts_of
 from meta.service.sla import notices, records
 from meta.service.sla.subjects import DATASET_BACKEND, WatchedSubject, watched_subjects
@@ -83,6 +84,7 @@ class SlaEngine:
         self.memory: dict[records.SlotKey, records.SlotMemory] = {}
         self.last_seq = 0
         self.refreshed_at: float | None = None
+        self.routes: dict[str, routing.Route] = {}  # pipelines being migrated: where they are live now
         self.polled_at: dict[str, float] = {}
         self.kinds = {name: backend.kind for name, backend in workspace.backends.items()}
         self._stop = threading.Event()
@@ -120,6 +122,10 @@ class SlaEngine:
             if not was_leading:
                 # another replica led meanwhile: start from what the store says, and judge everything again
                 self.refreshed_at, self.subjects = None, {}
+        with self.store.reading() as session:
+            routes = routing.routes(session)
+        if routes != self.routes:  # a switch (meta migrate cutover/rollback): watch the pipeline where it is live
+            self.routes, self.refreshed_at = routes, None
         if self.refreshed_at is None or time.monotonic() - self.refreshed_at >= self.refresh_every:
             self.refresh(now)
         keys = self._changed() | self._due(now)
@@ -175,7 +181,9 @@ class SlaEngine:
                         session.scalar(select(func.max(AttemptRow.change_seq))) or 0,
                     )
                 )
-        subjects = {s.key: s for s in watched_subjects(self.workspace, self.pipelines, seen, self.team_of)}
+        subjects = {
+            s.key: s for s in watched_subjects(self.workspace, self.pipelines, seen, self.team_of, self._live_on)
+        }
         with self.store.transaction() as session:
             self.since = records.tracking_since(session, list(subjects.values()), now)
         for key in subjects.keys() - self.subjects.keys():
@@ -184,6 +192,11 @@ class SlaEngine:
         self.refreshed_at = time.monotonic()
         cutoff = now - timedelta(days=5)
         self.memory = {k: m for k, m in self.memory.items() if m.deadline is None or m.deadline >= cutoff}
+
+    def _live_on(self, pipeline_id: str) -> list[str]:
+        placed = self.workspace.backends_of(pipeline_id)
+        route = self.routes.get(pipeline_id)
+        return route.backends(placed) if route is not None else placed
 
     def _changed(self) -> set[Key]:
         """Subjects whose runs or task tries changed since the last tick."""

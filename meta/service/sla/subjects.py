@@ -48,8 +48,11 @@ def watched_subjects(
     pipelines: Sequence[Pipeline],
     seen: Iterable[tuple[str, str]],
     team_of: Callable[[str], str | None],
+    live_on: Callable[[str], list[str]] | None = None,
 ) -> list[WatchedSubject]:
-    """Every subject to watch now. ``seen``: (backend, pipeline id) the store knows (observed DAGs and flows)."""
+    """Every subject to watch now. ``seen``: (backend, pipeline id) the store knows (observed DAGs and flows);
+    ``live_on``: where a meta pipeline runs now (default: its placements; a migration moves it, ``routing``)."""
+    live_on = live_on or workspace.backends_of
     kinds = {name: backend.kind for name, backend in workspace.backends.items()}
     out: dict[tuple[str, str], WatchedSubject] = {}
     for pipeline in pipelines:
@@ -63,7 +66,7 @@ def watched_subjects(
             timezone=pipeline.timezone,
             start_date=pipeline.start_date,
         )
-        for backend in workspace.backends_of(pipeline.id):
+        for backend in live_on(pipeline.id):
             kind = kinds.get(backend, "")
             out[(backend, pipeline.id)] = WatchedSubject(
                 backend,
@@ -81,7 +84,7 @@ def watched_subjects(
         seen_by_backend.setdefault(backend, set()).add(pipeline_id)
     for entry in workspace.slas:
         if entry.dataset is not None:
-            subject = _dataset_subject(entry, pipelines, workspace)
+            subject = _dataset_subject(entry, pipelines, live_on)
             out[subject.key] = subject
             continue
         assert entry.pipeline is not None
@@ -106,14 +109,16 @@ def _entry_spec(entry: WatchedSla) -> SlaSpec:
     return SlaSpec(sla=entry.sla, task_limits=dict(entry.tasks), schedule=entry.schedule, timezone=entry.timezone)
 
 
-def _dataset_subject(entry: WatchedSla, pipelines: Sequence[Pipeline], workspace: Workspace) -> WatchedSubject:
+def _dataset_subject(
+    entry: WatchedSla, pipelines: Sequence[Pipeline], live_on: Callable[[str], list[str]]
+) -> WatchedSubject:
     assert entry.dataset is not None
     producers = tuple(
         (backend, pipeline.id, task.id)
         for pipeline in pipelines
         for task in pipeline.tasks
         if entry.dataset in task.outputs
-        for backend in workspace.backends_of(pipeline.id)
+        for backend in live_on(pipeline.id)
     )
     return WatchedSubject(
         DATASET_BACKEND,

@@ -26,6 +26,7 @@ from meta.service.api.auth import Context, Operator, Principal
 from meta.service.api.routers.common import api_router, clean_json, not_found, scrub
 from meta.service.api.schemas import NO_NUL, Problem, Trigger, TriggerRequest
 from meta.service.context import ServiceContext
+from meta.service.migrations import routing
 from meta.service.store import queries
 from meta.service.store.orm import TriggerRow
 
@@ -48,11 +49,18 @@ def derive_key(pipeline_id: str, backend: str, params: dict[str, Any], request_i
 def _backend_for(context: ServiceContext, principal: Principal, pipeline_id: str, asked: str | None) -> str:
     with context.store.reading() as session:
         seen = queries.pipeline(session, pipeline_id, None)
+        route = routing.routes(session).get(pipeline_id)
     team = seen[0].team if seen else context.team_of(pipeline_id)
     if not principal.sees(team):
         raise not_found(f"pipeline {pipeline_id!r}")
-    candidates = context.workspace.backends_of(pipeline_id)
-    candidates += [row.backend for row in seen if row.backend not in candidates]
+    if route is not None:  # being migrated: it runs where the migration made it live (meta migrate)
+        candidates = route.backends(context.workspace.backends_of(pipeline_id) + [r.backend for r in seen])
+        if not candidates:
+            raise HTTPException(409, f"pipeline {pipeline_id!r} is being switched (meta migrate); try again")
+        candidates = list(dict.fromkeys(candidates))
+    else:
+        candidates = context.workspace.backends_of(pipeline_id)
+        candidates += [row.backend for row in seen if row.backend not in candidates]
     if not candidates:
         raise not_found(f"pipeline {pipeline_id!r}: it is placed on no backend of the workspace and was never seen")
     if asked is None:
