@@ -50,35 +50,28 @@ class Verdict:
 
 
 def destination(name: str, given_workspace: Path | None, pipeline_ids: list[str]) -> Destination:
-    """``--to NAME``: a target, else a backend of the workspace file (which then places ``pipeline_ids`` on it)."""
+    """``--to NAME``: a target (checked alone, as ``meta compile --target`` without a workspace; with
+    ``--workspace``, what that workspace places keeps its control plane), else a backend of the workspace file,
+    which then places ``pipeline_ids`` on it. The workspace file is read only when needed: a broken ``meta.yaml``
+    above the working directory does not break a plan for a bare target."""
+    from meta.authoring.workspace import load_workspace
     from meta.plugins.manager import targets
+    from meta.plugins.supervision import Supervision
 
     registered = targets()
+    if name in registered and given_workspace is None:
+        return Destination(name, registered[name])
     found = workspace_path(given_workspace)
-    loaded = None
-    if found is not None and (given_workspace is not None or name not in registered):
-        from meta.authoring.workspace import load_workspace
-
-        loaded = load_workspace(found)
+    loaded = load_workspace(found) if found is not None else None
     if loaded is not None and name in loaded.workspace.backends:
-        from meta.plugins.supervision import Supervision
-
         kind = loaded.workspace.backends[name].kind
         if kind not in registered:
             raise click.UsageError(f"backend {name!r} of {found} is a {kind} backend; no installed plugin moves to it")
         current = Supervision.of(loaded.workspace, str(found))
         placed = Supervision(current.workspace, (*current.placements, (name, kind, tuple(pipeline_ids))), str(found))
         return Destination(name, registered[kind].supervised(placed), name)
-    if name in registered:
-        if loaded is None and found is not None:
-            from meta.authoring.workspace import load_workspace
-
-            loaded = load_workspace(found)
-        if loaded is not None:  # what the workspace already places on this kind of backend keeps its control plane
-            from meta.plugins.supervision import Supervision
-
-            return Destination(name, registered[name].supervised(Supervision.of(loaded.workspace, str(found))))
-        return Destination(name, registered[name])
+    if name in registered and loaded is not None:
+        return Destination(name, registered[name].supervised(Supervision.of(loaded.workspace, str(found))))
     backends = sorted(loaded.workspace.backends) if loaded is not None else []
     raise click.UsageError(
         f"--to {name!r} is neither a target ({', '.join(sorted(registered))}) nor a backend of the workspace file"

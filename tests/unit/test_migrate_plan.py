@@ -208,3 +208,11 @@ def test_a_sensor_moves_to_airflow_with_its_note_and_is_blocked_on_prefect(tmp_p
         "  blocks: prefect cannot express the Airflow operator airflow.providers.standard.sensors.filesystem."
         "FileSensor (pipeline 'wait_for_file', task 'wait'): only the airflow backend runs airflow_operator tasks"
     ) in lines
+
+
+def test_a_bare_target_does_not_read_a_broken_workspace_file(tmp_path: Path) -> None:
+    folder = dags_folder(tmp_path, ["daily.py"])
+    (tmp_path / "meta.yaml").write_text("name: [not, a, name\n")
+    result = plan(tmp_path, str(folder), "--to", "prefect")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["DAG 'daily': moves as is"]
