@@ -28,6 +28,7 @@ pipeline: orders
 schedule: "0 6 * * *"
 start_date: "2026-01-01"
 catchup: true  # every slot after the hand-off is owed (without: only from the newest one at the switch)
+sla: {max_duration: 1h}
 tasks:
   create:
     sql: {conn: warehouse, statement: "CREATE TABLE IF NOT EXISTS orders (day VARCHAR PRIMARY KEY, amount INTEGER)"}
@@ -105,6 +106,11 @@ class Plane:
         self.plane.refresh()
         return int(self.plane.migrations().tick(now))
 
+    def sla_subjects(self) -> set[tuple[str, str]]:
+        engine = self.plane.sla(deliver=False)
+        engine.tick(datetime.now(UTC))
+        return {key for key in engine.subjects if key[1] == "orders"}
+
     def rows(self, table: Any) -> list[Any]:
         with self.plane.store.reading() as session:
             found = list(session.query(table).all())
@@ -166,6 +172,7 @@ def test_shadow_cutover_and_rollback_between_local_backends(workspace: Path) -> 
             ]
         )
 
+        assert plane.sla_subjects() == {("old", "orders")}
         out = meta(workspace, "migrate", "cutover", "orders")
         assert "hand-off slot: 2026-03-03T06:00:00+00:00" in out
         assert (workspace.parent / "new" / "deployed" / "orders.yaml").is_file()
@@ -174,6 +181,10 @@ def test_shadow_cutover_and_rollback_between_local_backends(workspace: Path) -> 
         assert started == 2
         assert plane.tick(at_six(5) + timedelta(minutes=2)) == 0
         wait_ended(new, "orders", 2)
+        # the SLA and `meta trigger` follow it: watched and started where it is live now
+        assert plane.sla_subjects() == {("new", "orders")}
+        assert "orders on new: run by_hand started" in meta(workspace, "trigger", "orders", "--key", "by_hand")
+        wait_ended(new, "orders", 3)
         slots = plane.rows(MigrationSlotRow)
         assert [(s.slot, s.backend, s.state) for s in slots] == [
             (at_six(4), "new", "triggered"),
@@ -185,6 +196,8 @@ def test_shadow_cutover_and_rollback_between_local_backends(workspace: Path) -> 
         assert "hand-off slot back: 2026-03-05T06:00:00+00:00 (2 slot(s) ran on new)" in out
         # rolled back: no slot is started on the new side any more, shadowing resumes
         assert plane.tick(at_six(7)) == 0
+        assert plane.sla_subjects() == {("old", "orders")}
+        assert "orders on old: run back_home started" in meta(workspace, "trigger", "orders", "--key", "back_home")
         with plane.plane.store.reading() as session:
             row = records.get(session, "orders")
             assert row is not None and row.phase == records.SHADOWING
