@@ -175,6 +175,8 @@ class Switchable(Protocol):
 
     def next_native_slot(self, pipeline_id: str) -> datetime | None: ...
 
+    def has_run_at(self, pipeline_id: str, logical_date: datetime) -> bool: ...
+
 
 @dataclass(frozen=True)
 class BackendConnection:

@@ -62,6 +62,8 @@ class MigrationEngine:
             try:
                 if migration.phase == records.SHADOWING:
                     started += self._shadow(migration, now)
+                    if migration.owed_from is not None:
+                        started += self._settle(migration, now)
                 elif migration.phase == records.TARGET_LIVE:
                     started += self._drive(migration, now)
             except Exception:  # one pipeline's trouble (a backend down) must not stop the others
@@ -142,6 +144,43 @@ class MigrationEngine:
                 continue
             log.info("starting %s's slot %s on %s (the control plane schedules it)", pipeline.id, row.slot, row.backend)
             started += self._start_slot(row, now)
+        return started
+
+    def _settle(self, migration: MigrationRow, now: datetime) -> int:
+        """After a rollback: start each slot after the hand-off that the source has no run for, until its own
+        scheduler has planned a run (its ``next_native_slot``); then the source schedules alone.
+
+        Safe against the source's scheduler: a slot is started only once it is due (Prefect creates runs ahead of
+        time, never for a time past; Airflow keeps one run per logical date), and only when the source, asked
+        directly, has no run for it."""
+        pipeline = self.pipelines.get(migration.pipeline_id)
+        source = self.triggerers.get(migration.source_backend)
+        if pipeline is None or source is None or migration.owed_from is None:
+            return 0
+        native = source.next_native_slot(migration.pipeline_id)  # type: ignore[attr-defined]
+        with self.store.reading() as session:
+            newest = records.newest_slot(session, migration.pipeline_id)
+        after = max((d for d in (newest, migration.handoff_slot) if d is not None), default=None)
+        started = 0
+        for slot in owed(pipeline, after, migration.owed_from, now):
+            if native is not None and slot >= native:
+                break
+            if source.has_run_at(migration.pipeline_id, slot):  # type: ignore[attr-defined]
+                continue
+            with self.store.transaction() as session:
+                row = records.claim_slot(
+                    session, migration, migration.source_backend, slot, now, phase=records.SHADOWING
+                )
+            if row is not None:
+                log.info(
+                    "starting %s's slot %s on %s (before its own scheduler resumes)", pipeline.id, slot, row.backend
+                )
+                started += self._start_slot(row, now)
+        if native is not None and (after is None or native > after):
+            with self.store.transaction() as session:  # the source's scheduler took over: nothing more to settle
+                records.set_phase(
+                    session, migration.pipeline_id, [records.SHADOWING], records.SHADOWING, now, owed_from=None
+                )
         return started
 
     def _start_slot(self, row: MigrationSlotRow, now: datetime) -> int:

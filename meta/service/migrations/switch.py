@@ -19,8 +19,9 @@ Rollback (``target_live`` -> ``rolling_back`` -> ``shadowing``):
   2. where the source's scheduler would otherwise run those slots again when resumed (Airflow: the newest slot at
      unpause, or every slot with catchup), each slot the target ran is recorded on the source as handled
      (``mark_handled``: a finished run with a note naming where it ran), while the source is still paused;
-  3. resume the source if it was running before the cutover; slots between the hand-off and the first one its
-     scheduler creates (Prefect creates only future runs) are started on it by the control plane, once;
+  3. resume the source if it was running before the cutover; until its scheduler has a run of its own after the
+     hand-off, the control plane starts each slot it has no run for (Prefect creates only future runs), once
+     (``engine._settle``);
   4. ``shadowing`` again: the pipeline is live on the source, the shadow copy on the target resumes.
 """
 
@@ -34,7 +35,7 @@ from typing import Any
 
 from meta.service.migrations import records
 from meta.service.migrations.shadow import ShadowCopy, shadow_copy, unscheduled
-from meta.service.migrations.slots import owed, owed_from
+from meta.service.migrations.slots import owed_from
 from meta.service.store.db import Store
 from meta.service.store.orm import MigrationRow
 from meta.spec.errors import MetaError
@@ -191,12 +192,21 @@ class Switch:
         else:
             self.echo(f"resuming {pid} on {self.source.backend}")
             source.set_paused(pid, False)
-            self._fill_gap(row, handoff)
         now = self.clock()
+        settle = (
+            not row.source_was_paused
+            and handoff is not None
+            and self.pipeline.schedule is not None
+            and not self.pipeline.depends_on
+            and source.has_scheduler
+        )
+        # Until the source's own scheduler has a run after the hand-off, the control plane starts the slots it
+        # would otherwise lose (Prefect creates runs only in the future): the engine settles them (``_settle``).
+        first = owed_from(self.pipeline, handoff, now) if settle else None
         with self.store.transaction() as session:
             records.restart_sla_watch(session, self.source.backend, pid, now)
             records.set_phase(
-                session, pid, [records.ROLLING_BACK], records.SHADOWING, now, handoff_slot=handoff, owed_from=None
+                session, pid, [records.ROLLING_BACK], records.SHADOWING, now, handoff_slot=handoff, owed_from=first
             )
             records.append_history(
                 session,
@@ -212,27 +222,6 @@ class Switch:
             )
         self.echo(f"{pid} is live on {self.source.backend} again; the shadow copy on {self.target.backend} resumes")
         return self._row()
-
-    def _fill_gap(self, row: MigrationRow, handoff: datetime | None) -> None:
-        """Slots after the hand-off that the resumed source's scheduler will not create (Prefect creates only
-        runs in the future): the control plane starts them on the source, once."""
-        from meta.service.migrations.engine import start_slot
-
-        if self.pipeline.schedule is None or handoff is None or not self.source.observer.has_scheduler:
-            return
-        first_native = self._wait(
-            lambda: self.source.observer.next_native_slot(self.pipeline.id),
-            f"{self.source.backend}'s scheduler to plan {self.pipeline.id}'s next run",
-        )
-        now = self.clock()
-        first = owed_from(self.pipeline, handoff, now)
-        gap = [s for s in owed(self.pipeline, handoff, first, now) if s < first_native]
-        for slot in gap:
-            with self.store.transaction() as session:
-                claimed = records.claim_slot(session, row, self.source.backend, slot, now, phase=records.ROLLING_BACK)
-            if claimed is not None:
-                self.echo(f"starting the slot {_iso(slot)} on {self.source.backend} (between the two schedules)")
-                start_slot(self.store, {self.source.backend: self.source.observer}, claimed, now)
 
     # ------------------------------------------------------------------------------------------ steps
 

@@ -583,6 +583,13 @@ class AirflowObserver:
         runs = response.json().get("dag_runs") or []
         return parse_time(runs[0].get("logical_date")) if runs else None
 
+    def has_run_at(self, pipeline_id: str, logical_date: datetime) -> bool:
+        dag_id = self._dag_of.get(pipeline_id, pipeline_id)
+        at = _iso(logical_date)
+        params = {"logical_date_gte": at, "logical_date_lte": at, "limit": 1}
+        response = self.trigger_http.call("GET", f"/api/v2/dags/{_path(dag_id)}/dagRuns", ok=(200,), params=params)
+        return bool(response.json().get("total_entries"))
+
     def next_native_slot(self, pipeline_id: str) -> datetime | None:
         """Airflow's ``next_dagrun_logical_date``: recomputed by the DAG processor at each parse, also while paused."""
         return parse_time(self._dag(pipeline_id).get("next_dagrun_logical_date"))

@@ -171,6 +171,9 @@ class LocalObserver:
     def next_native_slot(self, pipeline_id: str) -> datetime | None:
         return None
 
+    def has_run_at(self, pipeline_id: str, logical_date: datetime) -> bool:
+        return any(_aware(r["logical_date"]) == logical_date for r in self.history.runs(pipeline_id, limit=1_000_000))
+
     def mark_handled(self, pipeline_id: str, logical_date: datetime, key: str, note: str) -> None:
         """Not needed: the local runner never starts a slot by itself."""
 

@@ -462,6 +462,17 @@ class PrefectObserver:
     def newest_logical_date(self, pipeline_id: str) -> datetime | None:
         return self._edge_run_date(pipeline_id, "EXPECTED_START_TIME_DESC", None)
 
+    def has_run_at(self, pipeline_id: str, logical_date: datetime) -> bool:
+        """A flow run of the deployment expected at ``logical_date`` (meta's flows take it as the logical date)."""
+        at = iso(logical_date)
+        with self._act_lock:
+            deployment = self._deployment_of(self.mapper.flow_name_of(pipeline_id))
+            where = {
+                "deployments": {"id": {"any_": [deployment["id"]]}},
+                "flow_runs": {"expected_start_time": {"after_": at, "before_": at}},
+            }
+            return bool(self._act_http.json("POST", "flow_runs/count", where))
+
     def next_native_slot(self, pipeline_id: str) -> datetime | None:
         """The earliest run Prefect's scheduler created and that has not started yet."""
         return self._edge_run_date(pipeline_id, "EXPECTED_START_TIME_ASC", ["SCHEDULED"])
