@@ -11,6 +11,11 @@
 5. ``meta migrate cutover``: Airflow's DAG is paused, the next upstream success starts the pipeline on Prefect
    (the dependency follows it), once; ``meta migrate rollback``: that slot is recorded on Airflow as handled, the
    DAG resumes and runs the next slot itself. Each slot ran exactly once, on the expected side.
+
+The other direction runs beside it, on the same minute ticks: a pipeline defined in meta, deployed on Prefect with a
+minute schedule, shadowed on Airflow, cut over (the control plane starts its slots on Airflow), rolled back (the
+control plane starts the slots on Prefect until Prefect's own scheduler plans one: the session's Prefect runs no
+scheduler, so every later slot).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import pytest
 import sqlalchemy as sa
 
 from meta.service.store.db import open_store
-from meta.service.store.orm import DependencyWaitRow, MigrationRunRow
+from meta.service.store.orm import DependencyWaitRow, MigrationRunRow, MigrationSlotRow
 from tests.fixtures.airflow_server import airflow_server  # noqa: F401 - a pytest fixture
 from tests.fixtures.control_plane import ServeProcess
 from tests.fixtures.prefect_server import prefect_server  # noqa: F401 - a pytest fixture
@@ -47,6 +52,22 @@ SUFFIX = uuid.uuid4().hex[:6]
 UP, ORDERS = f"mig_up_{SUFFIX}", f"mig_orders_{SUFFIX}"
 SHADOW = f"{ORDERS}__shadow"
 TABLE = f"mig_daily_{SUFFIX}"
+# the other direction: defined in meta, live on Prefect, moved to Airflow
+BACK, BACK_TABLE = f"mig_back_{SUFFIX}", f"mig_back_{SUFFIX}"
+BACK_SPEC = f"""pipeline: {BACK}
+schedule: "* * * * *"
+start_date: "2026-01-01"
+tasks:
+  load:
+    op: warehouse_load
+    with:
+      table: {BACK_TABLE}
+      mode: replace_partition
+      partition: {{column: day, value: "{{{{ ts }}}}"}}
+      source: {{query: "SELECT '{{{{ ts }}}}' AS day, 7 AS amount"}}
+      conn: migrate_live
+      audit: true
+"""
 LOAD_TASK = "publish.daily"
 # Logical dates of the manual runs (Airflow keeps one run per logical date of a DAG): whole minutes in the past.
 BASE = datetime(2026, 6, 1, tzinfo=UTC) + timedelta(minutes=secrets.randbelow(100_000))
@@ -168,17 +189,33 @@ class Move:
         return [r for r in self.airflow_runs(dag) if datetime.fromisoformat(r["logical_date"]) == logical_date]
 
     def prefect_runs(self, flow: str) -> list[dict[str, Any]]:
-        found = httpx.post(
-            f"{self.prefect_server.api_url}/flows/filter", json={"flows": {"name": {"any_": [flow]}}}, timeout=30
-        )
-        flows = found.json()
+        flows = self.prefect_api("flows/filter", {"flows": {"name": {"any_": [flow]}}})
         if not flows:
             return []
-        body = {"flows": {"id": {"any_": [flows[0]["id"]]}}, "limit": 200}
-        return list(httpx.post(f"{self.prefect_server.api_url}/flow_runs/filter", json=body, timeout=30).json())
+        return list(self.prefect_api("flow_runs/filter", {"flows": {"id": {"any_": [flows[0]["id"]]}}, "limit": 200}))
 
     def prefect_run_at(self, flow: str, logical_date: datetime) -> list[dict[str, Any]]:
         return [r for r in self.prefect_runs(flow) if datetime.fromisoformat(r["expected_start_time"]) == logical_date]
+
+    def prefect_api(self, path: str, body: Any) -> Any:
+        for _attempt in range(10):  # the session's Prefect runs on SQLite: 503 (database locked) now and then
+            response = httpx.post(f"{self.prefect_server.api_url}/{path}", json=body, timeout=30)
+            if response.status_code < 500:
+                response.raise_for_status()
+                return response.json()
+            time.sleep(1)
+        raise AssertionError(f"Prefect kept answering {response.status_code} to POST {path}")
+
+    def prefect_run(self, flow: str, logical_date: datetime) -> str:
+        """A run of the flow's deployment for ``logical_date`` (meta's flows take it from the scheduled time)."""
+        flows = self.prefect_api("flows/filter", {"flows": {"name": {"any_": [flow]}}})
+        [deployment] = self.prefect_api("deployments/filter", {"flows": {"id": {"any_": [flows[0]["id"]]}}})
+        # an idempotency key: a retried create after a 503 that did commit starts nothing twice
+        body = {
+            "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": logical_date.isoformat()}},
+            "idempotency_key": f"test-{flow}-{logical_date.isoformat()}",
+        }
+        return str(self.prefect_api(f"deployments/{deployment['id']}/create_flow_run", body)["id"])
 
     def store_rows(self, table: Any, **where: Any) -> list[Any]:
         store = open_store(f"sqlite:///{self.root / 'cp.db'}")
@@ -195,12 +232,12 @@ class Move:
         return dict(json.loads(done.stdout))
 
 
-def warehouse_rows(schema: str) -> list[tuple[Any, ...]]:
+def warehouse_rows(schema: str, table: str = TABLE) -> list[tuple[Any, ...]]:
     engine = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
             return [
-                tuple(r) for r in conn.execute(sa.text(f'SELECT day, amount FROM "{schema}"."{TABLE}" ORDER BY day'))
+                tuple(r) for r in conn.execute(sa.text(f'SELECT day, amount FROM "{schema}"."{table}" ORDER BY day'))
             ]
     finally:
         engine.dispose()
@@ -217,7 +254,8 @@ def move(
     with engine.begin() as conn:
         for schema in (LIVE_SCHEMA, SHADOW_SCHEMA):
             conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            conn.execute(sa.text(f'CREATE TABLE "{schema}"."{TABLE}" (day VARCHAR PRIMARY KEY, amount INTEGER)'))
+            for table in (TABLE, BACK_TABLE):
+                conn.execute(sa.text(f'CREATE TABLE "{schema}"."{table}" (day VARCHAR PRIMARY KEY, amount INTEGER)'))
     # the team's DAGs, live on Airflow
     dag_files = {f"{UP}.py": UPSTREAM_DAG, f"{ORDERS}.py": ORDERS_DAG}
     originals = root / "their_dags"
@@ -235,6 +273,7 @@ def move(
         check=False,
     )
     assert imported.returncode == 0, imported.stdout + imported.stderr
+    (specs / f"{BACK}.yaml").write_text(BACK_SPEC)
     lifted = specs / f"{ORDERS}_tasks.py"
     assert lifted.is_file(), imported.stdout
     # Prefect's process worker imports a flow's callables from its working directory, where deploys put the flows
@@ -259,11 +298,16 @@ def move(
                 url: {prefect_server.api_url}
                 work_pool: {prefect_server.pool}
                 flows_dir: {prefect_server.deploy_dir}
+            placements:
+              - {{backend: pf, pipelines: [{BACK}]}}
             migrations:
               {ORDERS}:
                 to: pf
                 shadow_connections: {{migrate_live: migrate_shadow}}
                 agree_after: 3
+              {BACK}:
+                to: af
+                shadow_connections: {{migrate_live: migrate_shadow}}
             control_plane:
               database: sqlite:///{root / "cp.db"}
               poll_interval: 1s
@@ -281,12 +325,13 @@ def move(
         wait_for(lambda dag=dag: _parsed(client, dag), 180, f"Airflow to parse {dag}")  # type: ignore[misc]
     serve = ServeProcess(workspace, env)
     built = Move(root, workspace, airflow_server, prefect_server, env, serve)
+    built.meta("deploy")  # the meta-defined pipeline, live on Prefect
     serve.start()
     try:
         yield built
     finally:
         serve.stop()
-        for dag in (UP, ORDERS):  # the session's Airflow goes on: stop these DAGs' minute runs
+        for dag in (UP, ORDERS, BACK, f"{BACK}__shadow"):  # the session's Airflow goes on: stop their runs
             try:
                 built.airflow("PATCH", f"/dags/{dag}", params={"update_mask": "is_paused"}, json={"is_paused": True})
             except Exception:
@@ -295,6 +340,7 @@ def move(
         with engine.begin() as conn:
             for schema in (LIVE_SCHEMA, SHADOW_SCHEMA):
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{schema}"."{TABLE}"'))
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{schema}"."{BACK_TABLE}"'))
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{schema}"."meta_load_audit"'))
         engine.dispose()
 
@@ -307,8 +353,8 @@ def _parsed(client: Any, dag: str) -> bool:
         return False
 
 
-def compared(move: Move, logical_date: datetime) -> MigrationRunRow | None:
-    for row in move.store_rows(MigrationRunRow, pipeline_id=ORDERS):
+def compared(move: Move, logical_date: datetime, pipeline_id: str = ORDERS) -> MigrationRunRow | None:
+    for row in move.store_rows(MigrationRunRow, pipeline_id=pipeline_id):
         if row.logical_date == logical_date and row.comparison is not None:
             return row
     return None
@@ -327,10 +373,15 @@ def test_import_shadow_compare_cut_over_and_roll_back(move: Move) -> None:
     # -- shadow: three logical dates, both sides agree --------------------------------------------------------
     shadowed = move.meta("migrate", "shadow", ORDERS, "--from", "af")
     assert f"shadowing on pf as {SHADOW}" in shadowed.stdout
+    assert f"shadowing on af as {BACK}__shadow" in move.meta("migrate", "shadow", BACK).stdout
     dates = [BASE + timedelta(minutes=i) for i in range(3)]
     for logical_date in dates:
         run_both(move, logical_date)
+        move.prefect_run(BACK, logical_date)
     for logical_date in dates:
+        back = wait_for(lambda d=logical_date: compared(move, d, BACK), 300, f"{BACK} {logical_date} compared")  # type: ignore[misc]
+        assert back.comparison["agrees"], (back.comparison.get("differences"), back.comparison.get("errors"))
+        assert len(move.airflow_run_at(f"{BACK}__shadow", logical_date)) == 1
         row = wait_for(lambda d=logical_date: compared(move, d), 300, f"the pair of {logical_date} compared")  # type: ignore[misc]
         assert row.comparison["agrees"], (row.comparison.get("differences"), row.comparison.get("errors"))
         assert len(move.prefect_run_at(SHADOW, logical_date)) == 1  # one shadow run per live run
@@ -358,6 +409,7 @@ def test_import_shadow_compare_cut_over_and_roll_back(move: Move) -> None:
     # -- cut over: the next upstream success starts the pipeline on Prefect, once, and not on Airflow ----------
     cut = move.meta("migrate", "cutover", ORDERS)
     assert "is live on pf" in cut.stdout, cut.stdout
+    assert "is live on af" in move.meta("migrate", "cutover", BACK).stdout
     assert move.airflow("GET", f"/dags/{ORDERS}")["is_paused"] is True
     started = wait_for(lambda: _started_on_prefect(move), 240, "the pipeline started on Prefect by its upstream")
     slot_on_prefect = started.logical_date
@@ -366,10 +418,17 @@ def test_import_shadow_compare_cut_over_and_roll_back(move: Move) -> None:
     wait_for(lambda: _prefect_state(move, ORDERS, slot_on_prefect) == "COMPLETED", 240, "the Prefect slot done")
     assert move.airflow_run_at(ORDERS, slot_on_prefect) == []  # Airflow, paused, did not run it
     assert (slot_on_prefect.isoformat(), 42) in warehouse_rows(LIVE_SCHEMA)  # the live pipeline, on Prefect now
+    # ... and the meta-defined one: the control plane starts its slots on Airflow, none on Prefect
+    back_on_airflow = wait_for(lambda: _driven(move, BACK, "af"), 180, f"{BACK}'s slot started on Airflow")
+    wait_for(lambda: _airflow_state(move, BACK, back_on_airflow) == "success", 240, f"{BACK}'s Airflow slot done")
+    assert move.prefect_run_at(BACK, back_on_airflow) == []
+    assert (back_on_airflow.isoformat(), 7) in warehouse_rows(LIVE_SCHEMA, BACK_TABLE)
 
     # -- roll back: the slot Prefect ran is recorded on Airflow as handled; Airflow runs the next one itself ------
     back = move.meta("migrate", "rollback", ORDERS)
     assert "is live on af again" in back.stdout, back.stdout
+    assert "is live on pf again" in move.meta("migrate", "rollback", BACK).stdout
+    back_handoff = max(s for s in _driven_all(move, BACK, "af"))
     [marker] = move.airflow_run_at(ORDERS, slot_on_prefect)
     assert marker["dag_run_id"].startswith("meta-handled-") and marker["state"] == "success"
     assert "ran on pf" in (marker.get("note") or "")
@@ -392,6 +451,15 @@ def test_import_shadow_compare_cut_over_and_roll_back(move: Move) -> None:
     assert [r["dag_run_id"] for r in move.airflow_run_at(ORDERS, slot_on_prefect)] == [marker["dag_run_id"]]
     status = move.meta("migrate", "status", ORDERS).stdout
     assert "shadowing, live on af" in status and "cutover" in status and "rollback" in status
+    # the meta-defined pipeline is back on Prefect: its next slot runs there once, not on Airflow
+    back_on_prefect = wait_for(
+        lambda: [s for s in _driven_all(move, BACK, "pf") if s > back_handoff], 180, f"{BACK}'s next slot on Prefect"
+    )[0]
+    wait_for(lambda: _prefect_state(move, BACK, back_on_prefect) == "COMPLETED", 240, f"{BACK}'s Prefect slot done")
+    assert len(move.prefect_run_at(BACK, back_on_prefect)) == 1
+    assert move.airflow_run_at(BACK, back_on_prefect) == []
+    assert all(len(move.airflow_run_at(BACK, s)) == 1 for s in _driven_all(move, BACK, "af"))
+    assert all(move.prefect_run_at(BACK, s) == [] for s in _driven_all(move, BACK, "af"))
 
 
 def _started_on_prefect(move: Move) -> DependencyWaitRow | None:
@@ -409,3 +477,14 @@ def _prefect_state(move: Move, flow: str, logical_date: datetime) -> str | None:
 def _airflow_state(move: Move, dag: str, logical_date: datetime) -> str | None:
     runs = move.airflow_run_at(dag, logical_date)
     return str(runs[0]["state"]) if runs else None
+
+
+def _driven_all(move: Move, pipeline_id: str, backend: str) -> list[datetime]:
+    """The slots the control plane started for ``pipeline_id`` on ``backend`` (confirmed)."""
+    rows = move.store_rows(MigrationSlotRow, pipeline_id=pipeline_id, backend=backend)
+    return sorted(r.slot for r in rows if r.state == "triggered")
+
+
+def _driven(move: Move, pipeline_id: str, backend: str) -> datetime | None:
+    found = _driven_all(move, pipeline_id, backend)
+    return found[0] if found else None
