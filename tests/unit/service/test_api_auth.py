@@ -31,6 +31,8 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/slas/history"): "viewer",
     ("GET", "/api/v1/dependencies"): "viewer",
     ("GET", "/api/v1/pipelines/{pipeline_id}/dependencies"): "viewer",
+    ("GET", "/api/v1/migrations"): "viewer",
+    ("GET", "/api/v1/migrations/{pipeline_id}"): "viewer",
     ("GET", "/api/v1/backends"): "viewer",
     ("GET", "/api/v1/stream"): "viewer",
     ("GET", "/api/v1/tokens"): "admin",
