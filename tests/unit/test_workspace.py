@@ -209,7 +209,7 @@ extra: 1
         f"{file}:16:18: control_plane.poll_interval: poll_interval must be between 0.2s and 1h",
         f"{file}:17:11: control_plane.listen: listen needs a port between 1 and 65535, e.g. 127.0.0.1:8765",
         f"{file}:18:1: extra: unknown key; a workspace file has name, specs, backends, placements, teams, "
-        "control_plane, slas",
+        "control_plane, slas, migrations",
     ]
     assert not any("hunter22" in p for p in problems_of(text, tmp_path))
 
