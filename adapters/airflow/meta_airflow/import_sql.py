@@ -123,6 +123,19 @@ def jinja_notes(tid: str, sql: str, notes: list[str]) -> None:
         )
 
 
+def sql_parameters(given: Any, tid: str) -> dict[str, Any]:
+    """A SQL operator's ``parameters`` as the sql task's (results of other tasks as references), or refused."""
+    parameters = with_references(given, tid, "parameters")
+    if not isinstance(parameters, dict) or not jsonable(parameters):
+        raise ImportRefused(
+            f"task {tid}: SQL parameters {given!r} are not a JSON mapping",
+            task=tid,
+            received=f"parameters={given!r}"[:200],
+            expected="a mapping of names to JSON values",
+        )
+    return parameters
+
+
 def sql_action(op: Any, dag: Any, notes: list[str], extras: Any) -> dict[str, Any]:
     """SQLExecuteQueryOperator (or a provider's subclass) -> a ``sql`` task; its connection is ``conn_id``."""
 
@@ -148,15 +161,7 @@ def sql_action(op: Any, dag: Any, notes: list[str], extras: Any) -> dict[str, An
         action["split_statements"] = True
     jinja_notes(tid, statement, notes)
     if op.parameters:
-        parameters = with_references(op.parameters, tid, "parameters")
-        if not isinstance(parameters, dict) or not jsonable(parameters):
-            raise ImportRefused(
-                f"task {tid}: SQL parameters {op.parameters!r} are not a JSON mapping",
-                task=tid,
-                received=f"parameters={op.parameters!r}"[:200],
-                expected="a mapping of names to JSON values",
-            )
-        action["parameters"] = parameters
+        action["parameters"] = sql_parameters(op.parameters, tid)
     for key, default in UNMAPPED_SQL_ARGS.items():
         if key in given and given[key] != default:
             notes.append(f"task {tid}: {key}={given[key]!r:.60} has no field in meta's sql task; not carried over")

@@ -24,6 +24,7 @@ from meta_airflow.import_results import (
     python_notes,
     with_references,
 )
+from meta_airflow.import_sql import sql_parameters
 from meta_airflow.import_values import (
     BASE_ARGS,
     NEUTRAL,
@@ -122,15 +123,7 @@ def action_of(op: Any, dag: Any, module_names: dict[str, str], notes: list[str])
         if op.split_statements:
             action["split_statements"] = True
         if op.parameters:
-            parameters = with_references(op.parameters, tid, "parameters")
-            if not isinstance(parameters, dict) or not jsonable(parameters):
-                raise ImportRefused(
-                    f"task {tid}: SQL parameters {op.parameters!r} are not a JSON mapping",
-                    task=tid,
-                    received=f"parameters={op.parameters!r}"[:200],
-                    expected="a mapping of names to JSON values",
-                )
-            action["parameters"] = parameters
+            action["parameters"] = sql_parameters(op.parameters, tid)
         return action
     meta_op = meta_op_action(op)
     if meta_op is not None:

@@ -98,21 +98,7 @@ class MigrationEngine:
     def _start_shadow(self, row: MigrationRunRow, now: datetime) -> int:
         params = self._live_params(row)
         outcome = self._ask(row.shadow_backend, row.shadow_pipeline, row.trigger_key, params, row.logical_date)
-        with self.store.transaction() as session:
-            found = session.get(MigrationRunRow, row.id)
-            if found is None:
-                return 0
-            found.updated_at = now
-            if isinstance(outcome, _Failed):
-                found.attempts, found.error = found.attempts + 1, outcome
-                return 0
-            found.state, found.shadow_run_id, found.triggered_at, found.error = (
-                records.TRIGGERED,
-                outcome,
-                now,
-                None,
-            )
-        return 1
+        return record_outcome(self.store, MigrationRunRow, row.id, "shadow_run_id", outcome, now)
 
     def _live_params(self, row: MigrationRunRow) -> dict[str, Any]:
         if self.params_of is None:
@@ -262,13 +248,27 @@ def ask(
 def start_slot(store: Store, triggerers: Mapping[str, Triggerable], row: MigrationSlotRow, now: datetime) -> int:
     """Ask the slot's backend for its run (claimed before) and record the run: 1 when it is started."""
     outcome = ask(triggerers, row.backend, row.pipeline_id, row.trigger_key, {}, row.slot)
+    return record_outcome(store, MigrationSlotRow, row.id, "run_id", outcome, now)
+
+
+def record_outcome(
+    store: Store,
+    table: type[MigrationRunRow] | type[MigrationSlotRow],
+    row_id: int,
+    run_field: str,
+    outcome: str,
+    now: datetime,
+) -> int:
+    """A claimed row after its backend was asked: ``triggered`` with the run (1), or still ``triggering`` with the
+    error and one more attempt (0: retried with the same key)."""
     with store.transaction() as session:
-        found = session.get(MigrationSlotRow, row.id)
+        found: MigrationRunRow | MigrationSlotRow | None = session.get(table, row_id)
         if found is None:
             return 0
         found.updated_at = now
         if isinstance(outcome, _Failed):
-            found.attempts, found.error = found.attempts + 1, outcome
+            found.attempts, found.error = found.attempts + 1, str(outcome)
             return 0
-        found.state, found.run_id, found.triggered_at, found.error = records.TRIGGERED, outcome, now, None
+        setattr(found, run_field, outcome)
+        found.state, found.triggered_at, found.error = records.TRIGGERED, now, None
     return 1
