@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from meta.plugins.observers import BackendUnreachable, Triggerable
 from meta.service.migrations import records
@@ -27,6 +27,7 @@ from meta.spec.model import Pipeline
 
 log = logging.getLogger("meta.service.migrations")
 ENDED = ("success", "failed", "skipped", "upstream_failed", "cancelled")
+ClaimRow = TypeVar("ClaimRow", MigrationRunRow, MigrationSlotRow)
 Comparer = Callable[[Any, MigrationRow, MigrationRunRow, RunRow, RunRow], dict[str, Any]]
 
 
@@ -252,17 +253,12 @@ def start_slot(store: Store, triggerers: Mapping[str, Triggerable], row: Migrati
 
 
 def record_outcome(
-    store: Store,
-    table: type[MigrationRunRow] | type[MigrationSlotRow],
-    row_id: int,
-    run_field: str,
-    outcome: str,
-    now: datetime,
+    store: Store, table: type[ClaimRow], row_id: int, run_field: str, outcome: str, now: datetime
 ) -> int:
     """A claimed row after its backend was asked: ``triggered`` with the run (1), or still ``triggering`` with the
     error and one more attempt (0: retried with the same key)."""
     with store.transaction() as session:
-        found: MigrationRunRow | MigrationSlotRow | None = session.get(table, row_id)
+        found = session.get(table, row_id)
         if found is None:
             return 0
         found.updated_at = now
