@@ -167,7 +167,7 @@ def status(workspace_path: Path | None, pipeline_id: str | None) -> None:
         if not rows:
             raise MetaError(f"no migration{' of ' + pipeline_id if pipeline_id else ''} is recorded")
         for row in rows:
-            live = row.target_backend if row.phase == records.TARGET_LIVE else row.source_backend
+            live = records.live_backend(row)
             click.echo(
                 f"{row.pipeline_id}: {row.phase}, live on {live} ({row.source_backend} -> {row.target_backend}), "
                 f"shadow {row.shadow_id}; hand-off slot {_iso(row.handoff_slot)}"

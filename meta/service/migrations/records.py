@@ -53,6 +53,11 @@ def get(session: Session, pipeline_id: str) -> MigrationRow | None:
     return session.get(MigrationRow, pipeline_id)
 
 
+def live_backend(row: MigrationRow) -> str:
+    """The backend the pipeline is live on: the target once cut over, else the source."""
+    return row.target_backend if row.phase == TARGET_LIVE else row.source_backend
+
+
 def every(session: Session) -> list[MigrationRow]:
     return list(session.scalars(select(MigrationRow).order_by(MigrationRow.pipeline_id)))
 

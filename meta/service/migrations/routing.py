@@ -32,17 +32,18 @@ class Route:
         return [b for b in chosen if b not in self.never]
 
 
+def route_of(row: MigrationRow) -> Route:
+    """Where the migration's phase makes its pipeline live."""
+    if row.phase == records.TARGET_LIVE:
+        return Route(only=(row.target_backend,), after_slot=row.handoff_slot)
+    if row.phase in (records.CUTTING_OVER, records.ROLLING_BACK):
+        return Route(only=())
+    return Route(never=(row.target_backend,))
+
+
 def routes(session: Session) -> dict[str, Route]:
     """pipeline id -> its route, for every pipeline being migrated."""
-    out: dict[str, Route] = {}
-    for row in records.every(session):
-        if row.phase == records.TARGET_LIVE:
-            out[row.pipeline_id] = Route(only=(row.target_backend,), after_slot=row.handoff_slot)
-        elif row.phase in (records.CUTTING_OVER, records.ROLLING_BACK):
-            out[row.pipeline_id] = Route(only=())
-        else:
-            out[row.pipeline_id] = Route(never=(row.target_backend,))
-    return out
+    return {row.pipeline_id: route_of(row) for row in records.every(session)}
 
 
 def still_routed(session: Session, pipeline_id: str, backend: str, now: datetime) -> bool:
@@ -50,12 +51,7 @@ def still_routed(session: Session, pipeline_id: str, backend: str, now: datetime
     row = session.get(MigrationRow, pipeline_id)
     if row is None:
         return True
-    if row.phase == records.TARGET_LIVE:
-        wanted = backend == row.target_backend
-    elif row.phase == records.SHADOWING:
-        wanted = backend != row.target_backend
-    else:
-        return False
+    wanted = backend in route_of(row).backends([backend])
     if wanted:  # the UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) a switch's flip also needs
         session.execute(
             update(MigrationRow)

@@ -32,7 +32,7 @@ def list_migrations(principal: Viewer, context: Context) -> list[dict[str, Any]]
                 "phase": r.phase,
                 "source_backend": r.source_backend,
                 "target_backend": r.target_backend,
-                "live_on": r.target_backend if r.phase == records.TARGET_LIVE else r.source_backend,
+                "live_on": records.live_backend(r),
                 "shadow_id": r.shadow_id,
                 "handoff_slot": r.handoff_slot.isoformat() if r.handoff_slot else None,
                 "history": list(r.history or []),
